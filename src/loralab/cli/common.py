@@ -1,0 +1,106 @@
+"""What every command shares: error handling, the console, tables, default run folders."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from loralab.errors import LoralabError
+
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+RUNS_DIR_ENV = "LORALAB_RUNS_DIR"
+
+
+def handle_errors(func: F) -> F:
+    """Turn a user's mistake into one line on stderr and exit code 2; Ctrl-C into 130."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except LoralabError as err:
+            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            raise typer.Exit(err.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("[bold yellow]interrupted[/]", highlight=False)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def runs_dir() -> Path:
+    """Where runs go by default: ``$LORALAB_RUNS_DIR`` or ``./runs``."""
+    return Path(os.environ.get(RUNS_DIR_ENV, "runs"))
+
+
+def default_run_dir(data: str, method: str) -> Path:
+    name = Path(data.rstrip("/")).name.split(".")[0] if data not in ("demo",) else "demo"
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", name.replace("hf:", "")).strip("-") or "data"
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return runs_dir() / f"{name}-{method}-{stamp}"
+
+
+def table(title: str | None, columns: list[str], rows: list[list[Any]], **kwargs: Any) -> Table:
+    result = Table(title=title, title_justify="left", **kwargs)
+    for i, column in enumerate(columns):
+        result.add_column(column, justify="left" if i == 0 else "right")
+    for row in rows:
+        result.add_row(*[fmt(v) for v in row])
+    return result
+
+
+def fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "–"
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:,.1f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return "–" if value is None else str(value)
+
+
+def metrics_table(metrics_by_name: dict[str, dict], title: str | None = None) -> Table:
+    """Rows: accuracy, precision, recall, F1, macro-F1; one column per split or model."""
+    names = list(metrics_by_name)
+    first = next(iter(metrics_by_name.values()))
+    average = "positive class '" + first["positive_label"] + "'" if first.get("positive_label") else "macro"
+    rows = [
+        ["accuracy"] + [m["accuracy"] for m in metrics_by_name.values()],
+        [f"precision ({average})"] + [m["precision"] for m in metrics_by_name.values()],
+        [f"recall ({average})"] + [m["recall"] for m in metrics_by_name.values()],
+        [f"F1 ({average})"] + [m["f1"] for m in metrics_by_name.values()],
+        ["macro-F1"] + [m["macro_f1"] for m in metrics_by_name.values()],
+        ["texts"] + [m["n"] for m in metrics_by_name.values()],
+    ]
+    return table(title, ["metric", *names], rows)
+
+
+def per_class_table(metrics: dict, title: str) -> Table:
+    rows = [
+        [name, v["precision"], v["recall"], v["f1"], v["support"]]
+        for name, v in metrics["per_class"].items()
+    ]
+    return table(title, ["class", "precision", "recall", "F1", "support"], rows)
+
+
+def confusion_table(metrics: dict, title: str) -> Table:
+    labels = metrics["labels"]
+    rows = [[f"true {name}", *row] for name, row in zip(labels, metrics["confusion_matrix"])]
+    return table(title, ["", *[f"pred {n}" for n in labels]], rows)
+
+
+def is_interactive() -> bool:
+    return sys.stderr.isatty()

@@ -1,0 +1,165 @@
+"""``loralab train``, ``loralab evaluate`` and ``loralab predict``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from loralab.cli.common import (
+    confusion_table,
+    console,
+    default_run_dir,
+    fmt,
+    handle_errors,
+    metrics_table,
+    per_class_table,
+    table,
+)
+from loralab.config import DEFAULT_MODEL, TrainConfig
+from loralab.errors import LoralabError
+
+DATA_HELP = "CSV/TSV/JSON/JSONL/Parquet file, folder of train/validation/test files, hf:NAME[:CONFIG] or demo."
+
+
+def _config_file(path: Path | None) -> dict:
+    if path is None:
+        return {}
+    if not path.exists():
+        raise LoralabError(f"{path}: no such config file.")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise LoralabError(f"{path}: not valid JSON (line {err.lineno}: {err.msg}).") from err
+
+
+def print_run_summary(result) -> None:
+    manifest = result.manifest
+    trainable, total = manifest["trainable_parameters"], manifest["total_parameters"]
+    console.print(metrics_table({s: result.metrics[s] for s in ("validation", "test")}, title="Metrics"))
+    if len(result.classifier.labels) > 2:
+        console.print(per_class_table(result.metrics["test"], "Per class (test)"))
+    console.print(confusion_table(result.metrics["test"], "Confusion matrix (test)"))
+    console.print(
+        f"Trainable parameters: {trainable:,} of {total:,} ({trainable / total:.2%}); "
+        f"training {manifest['train_seconds']:.0f} s; "
+        f"inference {result.metrics['test']['inference_texts_per_second']:,.0f} texts/s"
+    )
+    console.print(f"Run saved to [bold]{result.folder}[/] (reload check passed)")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @handle_errors
+    def train(
+        data: str = typer.Argument(..., help=DATA_HELP),
+        method: str = typer.Option("lora", "--method", "-m", help="lora, full or head."),
+        model: str = typer.Option(DEFAULT_MODEL, "--model", help="Hugging Face name or local folder."),
+        text_col: str = typer.Option("text", "--text-col"),
+        label_col: str = typer.Option("label", "--label-col"),
+        subset: int | None = typer.Option(None, "--subset", help="Stratified subset of at most N rows per split."),
+        output_dir: Path | None = typer.Option(None, "--output-dir", "-o", help="Run folder (default: runs/DATA-METHOD-TIME, or under $LORALAB_RUNS_DIR)."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --output-dir."),
+        config_file: Path | None = typer.Option(None, "--config", help="JSON file of settings; flags override it."),
+        lr: float | None = typer.Option(None, "--lr", help="Learning rate (default per method: lora 1e-3, full 5e-5, head 2e-3)."),
+        epochs: int | None = typer.Option(None, "--epochs", help="Epochs (default per method)."),
+        batch_size: int | None = typer.Option(None, "--batch-size"),
+        max_length: int | None = typer.Option(None, "--max-length", help="Truncate texts to this many tokens."),
+        lora_rank: int | None = typer.Option(None, "--lora-rank"),
+        lora_alpha: float | None = typer.Option(None, "--lora-alpha"),
+        lora_dropout: float | None = typer.Option(None, "--lora-dropout"),
+        target_modules: str | None = typer.Option(None, "--target-modules", help="Comma-separated module names or all-linear (default: family preset)."),
+        lora_bias: str | None = typer.Option(None, "--lora-bias", help="none, all or lora_only."),
+        weight_decay: float | None = typer.Option(None, "--weight-decay"),
+        warmup_ratio: float | None = typer.Option(None, "--warmup-ratio"),
+        grad_accum_steps: int | None = typer.Option(None, "--grad-accum-steps"),
+        max_grad_norm: float | None = typer.Option(None, "--max-grad-norm"),
+        patience: int | None = typer.Option(None, "--patience", help="Stop after N epochs without a better validation accuracy."),
+        seed: int | None = typer.Option(None, "--seed"),
+        threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
+    ) -> None:
+        """Train a classifier and save it as a run folder."""
+        from loralab.runs.train import train_run
+
+        settings = _config_file(config_file)
+        settings.update(model=model, method=method)
+        flags = dict(
+            lr=lr, epochs=epochs, batch_size=batch_size, max_length=max_length,
+            lora_rank=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
+            target_modules=target_modules, lora_bias=lora_bias, weight_decay=weight_decay,
+            warmup_ratio=warmup_ratio, grad_accum_steps=grad_accum_steps,
+            max_grad_norm=max_grad_norm, patience=patience, seed=seed, threads=threads,
+        )
+        settings.update({k: v for k, v in flags.items() if v is not None})
+        config = TrainConfig.from_dict(settings)
+        out = output_dir or default_run_dir(data, method)
+        result = train_run(
+            data, config, out, text_col=text_col, label_col=label_col, subset=subset,
+            overwrite=overwrite,
+        )
+        for note in result.splits.notes:
+            console.print(f"[yellow]note:[/] {note}")
+        print_run_summary(result)
+
+    @app.command()
+    @handle_errors
+    def evaluate(
+        run: Path = typer.Argument(..., help="A run folder."),
+        data: str = typer.Argument(..., help=DATA_HELP),
+        split: str = typer.Option("test", "--split", help="train, validation or test."),
+        text_col: str = typer.Option("text", "--text-col"),
+        label_col: str = typer.Option("label", "--label-col"),
+        before: bool = typer.Option(False, "--before", help="Also evaluate the untrained model (same base, fresh head) for a before/after comparison."),
+        output: Path | None = typer.Option(None, "--output", help="Write the metrics as JSON here."),
+    ) -> None:
+        """Evaluate a trained run on any data with the same label set."""
+        from loralab.runs.evaluate import evaluate_run
+
+        results = evaluate_run(run, data, split=split, text_col=text_col, label_col=label_col, before=before)
+        for note in results.pop("_notes", []):
+            console.print(f"[yellow]note:[/] {note}")
+        where = results.pop("_data")
+        console.print(metrics_table(results, title=f"{run} on {where}"))
+        main = results["after" if before else "trained"]
+        if len(main["labels"]) > 2:
+            console.print(per_class_table(main, "Per class"))
+        console.print(confusion_table(main, "Confusion matrix"))
+        if output:
+            from loralab.runs.folder import write_json
+
+            write_json(output, results)
+            console.print(f"Metrics written to {output}")
+
+    @app.command()
+    @handle_errors
+    def predict(
+        run: Path = typer.Argument(..., help="A run folder."),
+        texts: list[str] | None = typer.Argument(None, help="Texts to classify."),
+        input_file: Path | None = typer.Option(None, "--input", "-i", help="CSV/TSV/JSONL/Parquet file to score."),
+        output_file: Path | None = typer.Option(None, "--output", "-o", help="Where to write the scored file (same formats)."),
+        text_col: str = typer.Option("text", "--text-col"),
+        chunk_size: int = typer.Option(4096, "--chunk-size", help="Rows read and scored at a time."),
+        batch_size: int | None = typer.Option(None, "--batch-size"),
+    ) -> None:
+        """Classify texts given on the command line, or a whole file in chunks."""
+        from loralab.runs.predict import predict_file
+        from loralab.runs.train import load_run
+
+        if bool(input_file) != bool(output_file):
+            raise LoralabError("--input and --output go together.")
+        if not texts and not input_file:
+            raise LoralabError("Give texts to classify, or --input FILE --output FILE.")
+        if texts and input_file:
+            raise LoralabError("Give texts or --input, not both.")
+        classifier = load_run(run)
+        if input_file:
+            rows = predict_file(classifier, input_file, output_file, text_col, chunk_size, batch_size)
+            console.print(f"Scored {rows:,} rows into {output_file}")
+            return
+        probs = classifier.predict_proba(texts, batch_size)
+        rows = [[t[:80], classifier.labels[p.argmax()], float(p.max())] for t, p in zip(texts, probs)]
+        console.print(table(None, ["text", "label", "probability"], rows))
+
+
+__all__ = ["register", "fmt"]

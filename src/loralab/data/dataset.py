@@ -1,0 +1,298 @@
+"""Turn a DATA argument into train / validation / test splits of texts and class names.
+
+DATA is a table file, a folder of ``train``/``validation``/``test`` files, ``hf:NAME[:CONFIG]``
+or ``demo``. Labels are class names (strings); ``labels`` is the sorted set of training labels
+and defines ``label2id``. Missing validation or test splits are carved from train with a seeded,
+stratified split, and ``notes`` says so.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from loralab.data.demo import DEMO_DESCRIPTION, read_demo
+from loralab.data.readers import FORMATS, read_table
+from loralab.errors import DataError
+
+SPLIT_NAMES = ("train", "validation", "test")
+_SPLIT_ALIASES = {
+    "train": ("train", "training"),
+    "validation": ("validation", "valid", "val", "dev"),
+    "test": ("test", "eval"),
+}
+
+
+@dataclass
+class LabelledTexts:
+    """Texts with their class names; ``labels`` may be empty for unlabelled input."""
+
+    texts: list[str]
+    labels: list[str]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def label_counts(self) -> dict[str, int]:
+        return dict(sorted(Counter(self.labels).items()))
+
+
+@dataclass
+class DataSplits:
+    train: LabelledTexts
+    validation: LabelledTexts
+    test: LabelledTexts
+    labels: list[str]
+    source: str
+    notes: list[str] = field(default_factory=list)
+    origins: dict[str, str] = field(default_factory=dict)
+
+    def split(self, name: str) -> LabelledTexts:
+        if name not in SPLIT_NAMES:
+            raise DataError(f"Unknown split '{name}'; use one of {', '.join(SPLIT_NAMES)}.")
+        return getattr(self, name)
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.labels)}
+
+    def summary(self) -> dict:
+        return {
+            "source": self.source,
+            "labels": self.labels,
+            "notes": self.notes,
+            "splits": {
+                name: {
+                    "size": len(self.split(name)),
+                    "origin": self.origins.get(name, "file"),
+                    "label_counts": self.split(name).label_counts(),
+                }
+                for name in SPLIT_NAMES
+            },
+        }
+
+
+def sort_labels(labels: set[str]) -> list[str]:
+    """Sorted class names; numerically when every name is an integer ("2" before "10")."""
+    if all(_is_int(x) for x in labels):
+        return sorted(labels, key=int)
+    return sorted(labels)
+
+
+def _is_int(value: str) -> bool:
+    try:
+        int(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _find_split_files(folder: Path) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    files = [p for p in sorted(folder.iterdir()) if p.is_file()]
+    for split, aliases in _SPLIT_ALIASES.items():
+        for path in files:
+            stem = path.name.split(".")[0].lower()
+            if stem in aliases and any(s.lower() in FORMATS for s in path.suffixes):
+                found[split] = path
+                break
+    if "train" not in found:
+        names = ", ".join(p.name for p in files) or "nothing"
+        raise DataError(
+            f"{folder}: no train file found (expected train.csv, train.jsonl, …); "
+            f"the folder holds {names}."
+        )
+    return found
+
+
+def _read_hf(spec: str) -> dict[str, pd.DataFrame]:
+    name, _, config = spec[3:].partition(":")
+    try:
+        import datasets
+    except ImportError as err:
+        raise DataError("hf: data needs the datasets package: pip install 'loralab[hf]'.") from err
+    try:
+        loaded = datasets.load_dataset(name, config or None)
+    except Exception as err:  # datasets raises many types for "not reachable / not cached"
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(
+            f"{spec}: cannot load this 🤗 dataset (not in the local cache and the hub is not "
+            f"reachable, or the name is wrong: {reason})."
+        ) from err
+    frames = {}
+    for split, aliases in _SPLIT_ALIASES.items():
+        for alias in aliases:
+            if alias in loaded:
+                frames[split] = loaded[alias].to_pandas()
+                break
+    if "train" not in frames:
+        raise DataError(f"{spec}: no train split; it has {', '.join(loaded.keys())}.")
+    return frames
+
+
+def read_frames(data: str | Path) -> tuple[dict[str, pd.DataFrame], dict[str, str], str]:
+    """Return raw frames per split, where each came from, and a description of the source."""
+    spec = str(data)
+    if spec == "demo":
+        return {"train": read_demo()}, {"train": "demo"}, DEMO_DESCRIPTION
+    if spec.startswith("hf:"):
+        frames = _read_hf(spec)
+        return frames, {k: spec for k in frames}, spec
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder (DATA is a file, a folder, hf:NAME or demo).")
+    if path.is_dir():
+        files = _find_split_files(path)
+        return {k: read_table(p) for k, p in files.items()}, {k: str(p) for k, p in files.items()}, str(path)
+    return {"train": read_table(path)}, {"train": str(path)}, str(path)
+
+
+def _to_labelled(
+    frame: pd.DataFrame, where: str, text_col: str, label_col: str | None, notes: list[str]
+) -> LabelledTexts:
+    columns = [str(c) for c in frame.columns]
+    for role, col in (("text", text_col), ("label", label_col)):
+        if col is not None and col not in frame.columns:
+            flag = "--text-col" if role == "text" else "--label-col"
+            raise DataError(
+                f"{where}: no {role} column '{col}'; the columns are {', '.join(columns)} "
+                f"(choose one with {flag})."
+            )
+    texts = frame[text_col]
+    bad = texts.isna() | texts.astype(str).str.strip().eq("")
+    if label_col is not None:
+        bad |= frame[label_col].isna()
+    if bad.all():
+        raise DataError(f"{where}: every row has an empty text or label in column '{text_col}'.")
+    if bad.any():
+        rows = [int(i) + 1 for i in frame.index[bad.to_numpy()][:10]]
+        more = "" if bad.sum() <= 10 else ", …"
+        notes.append(
+            f"{where}: dropped {int(bad.sum())} row(s) with an empty text or label "
+            f"(data rows {', '.join(map(str, rows))}{more})."
+        )
+        frame = frame[~bad.to_numpy()]
+    labels = [] if label_col is None else [_label_name(v) for v in frame[label_col].tolist()]
+    return LabelledTexts(texts=[str(t) for t in frame[text_col].tolist()], labels=labels)
+
+
+def _label_name(value: object) -> str:
+    # Integer-valued labels read from JSON/Parquet become "0", "1", not "0.0".
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def stratified_split(
+    part: LabelledTexts, fraction: float, seed: int
+) -> tuple[LabelledTexts, LabelledTexts, bool]:
+    """Split off ``fraction`` of ``part``; stratified when every class has two or more rows."""
+    indices = list(range(len(part)))
+    counts = Counter(part.labels)
+    stratify = part.labels if min(counts.values()) >= 2 else None
+    try:
+        keep, held = train_test_split(
+            indices, test_size=fraction, random_state=seed, stratify=stratify
+        )
+    except ValueError:
+        keep, held = train_test_split(indices, test_size=fraction, random_state=seed)
+        stratify = None
+    pick = lambda idx: LabelledTexts([part.texts[i] for i in idx], [part.labels[i] for i in idx])  # noqa: E731
+    return pick(sorted(keep)), pick(sorted(held)), stratify is not None
+
+
+def stratified_subset(part: LabelledTexts, size: int, seed: int) -> LabelledTexts:
+    if size >= len(part):
+        return part
+    kept, _, _ = stratified_split(part, 1 - size / len(part), seed)
+    return kept
+
+
+def load_data(
+    data: str | Path,
+    text_col: str = "text",
+    label_col: str = "label",
+    *,
+    seed: int = 42,
+    subset: int | None = None,
+    validation_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+) -> DataSplits:
+    """Load DATA into :class:`DataSplits`, validating columns and labels.
+
+    >>> splits = load_data("../shared/data/sst2")  # doctest: +SKIP
+    >>> splits.labels
+    ['negative', 'positive']
+    """
+    frames, where, source = read_frames(data)
+    if str(data) == "demo":
+        text_col, label_col = "text", "label"
+    notes: list[str] = []
+    parts = {k: _to_labelled(f, where[k], text_col, label_col, notes) for k, f in frames.items()}
+    train = parts["train"]
+    labels = sort_labels(set(train.labels))
+    if len(labels) < 2:
+        raise DataError(
+            f"{where['train']}: the training data has a single class ('{labels[0]}') in column "
+            f"'{label_col}'; a classifier needs at least two."
+        )
+    origins = {k: "file" for k in parts}
+    for split, fraction in (("test", test_fraction), ("validation", validation_fraction)):
+        if split in parts:
+            continue
+        share = fraction / (1 - (test_fraction if split == "validation" and "test" not in frames else 0))
+        train, held, stratified = stratified_split(train, min(share, 0.5), seed)
+        parts[split] = held
+        how = "stratified" if stratified else "random (a class is too small to stratify)"
+        origins[split] = f"carved from train ({fraction:.0%}, {how}, seed {seed})"
+        notes.append(f"No {split} split was given: {len(held)} rows were {origins[split]}.")
+    parts["train"] = train
+    for split in ("validation", "test"):
+        unseen = sorted(set(parts[split].labels) - set(labels))
+        if unseen:
+            raise DataError(
+                f"{where.get(split, split)}: label(s) {', '.join(map(repr, unseen))} do not occur "
+                f"in the training data, which has {', '.join(map(repr, labels))}."
+            )
+    if subset is not None:
+        if subset < len(labels):
+            raise DataError(f"--subset {subset} is smaller than the number of classes ({len(labels)}).")
+        for split in SPLIT_NAMES:
+            if len(parts[split]) > subset:
+                parts[split] = stratified_subset(parts[split], subset, seed)
+        notes.append(f"Each split was cut to a stratified subset of at most {subset} rows (seed {seed}).")
+        missing = sorted(set(labels) - set(parts["train"].labels))
+        if missing:
+            raise DataError(f"--subset {subset} leaves no training rows for {', '.join(missing)}.")
+    return DataSplits(
+        train=parts["train"],
+        validation=parts["validation"],
+        test=parts["test"],
+        labels=labels,
+        source=source,
+        notes=notes,
+        origins=origins,
+    )
+
+
+def load_labelled_file(
+    data: str | Path, split: str, text_col: str, label_col: str
+) -> tuple[LabelledTexts, str, list[str]]:
+    """Read one split of DATA for evaluation. A single file is used whole, whatever ``split``;
+    a folder, ``hf:`` or ``demo`` without that split has it carved from train as in training."""
+    frames, where, _ = read_frames(data)
+    if str(data) == "demo":
+        text_col, label_col = "text", "label"
+    notes: list[str] = []
+    single_file = Path(str(data)).expanduser().is_file()
+    if single_file:
+        part = _to_labelled(frames["train"], where["train"], text_col, label_col, notes)
+        return part, where["train"], notes
+    if split in frames:
+        return _to_labelled(frames[split], where[split], text_col, label_col, notes), where[split], notes
+    splits = load_data(data, text_col, label_col)
+    return splits.split(split), f"{where['train']} ({splits.origins[split]})", splits.notes

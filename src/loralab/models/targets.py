@@ -1,0 +1,88 @@
+"""Which linear layers LoRA adapts: presets per model family, ``all-linear``, explicit names.
+
+Names match by dot-bounded suffix of the qualified module name (``value`` matches
+``encoder.layer.0.attention.self.value`` but not ``key_value``) and only ``nn.Linear`` modules
+inside the encoder count; the head is trained whole, never adapted.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from loralab.errors import ModelError
+
+FAMILY_TARGETS: dict[str, list[str]] = {
+    "bert": ["query", "value"],
+    "roberta": ["query", "value"],
+    "xlm-roberta": ["query", "value"],
+    "camembert": ["query", "value"],
+    "electra": ["query", "value"],
+    "albert": ["query", "value"],
+    "distilbert": ["q_lin", "v_lin"],
+    "deberta-v2": ["query_proj", "value_proj"],
+    "deberta": ["in_proj"],
+    "modernbert": ["Wqkv"],
+    "mpnet": ["q", "v"],
+}
+ALL_LINEAR = "all-linear"
+
+
+def linear_modules(model: nn.Module, head_modules: list[str]) -> dict[str, nn.Linear]:
+    """Qualified name → ``nn.Linear`` for every linear layer outside the head."""
+    found = {}
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear) and not any(
+            name == h or name.startswith(h + ".") for h in head_modules
+        ):
+            found[name] = module
+    return found
+
+
+def short_names(names) -> list[str]:
+    return sorted({n.rsplit(".", 1)[-1] for n in names})
+
+
+def matches(qualified: str, target: str) -> bool:
+    return qualified == target or qualified.endswith("." + target)
+
+
+def family_targets(model: nn.Module) -> list[str]:
+    model_type = getattr(getattr(model, "config", None), "model_type", "")
+    if model_type not in FAMILY_TARGETS:
+        raise ModelError(
+            f"No target-module preset for model type '{model_type}'; pass --target-modules "
+            f"(names or {ALL_LINEAR}). Presets exist for {', '.join(sorted(FAMILY_TARGETS))}."
+        )
+    return FAMILY_TARGETS[model_type]
+
+
+def resolve_targets(
+    model: nn.Module, head_modules: list[str], targets: list[str] | None, rank: int | None = None
+) -> list[str]:
+    """Return the qualified names of the linear layers to adapt, or fail with what exists."""
+    linear = linear_modules(model, head_modules)
+    if targets is None:
+        targets = family_targets(model)
+    if targets == [ALL_LINEAR]:
+        chosen = sorted(linear)
+    else:
+        chosen = []
+        for target in targets:
+            hit = [name for name in linear if matches(name, target)]
+            if not hit:
+                raise ModelError(
+                    f"Target module '{target}' matches no linear layer of this model; the linear "
+                    f"layers are named {', '.join(short_names(linear))} (or use {ALL_LINEAR})."
+                )
+            chosen.extend(hit)
+        chosen = sorted(set(chosen), key=list(linear).index)
+    if rank is not None:
+        for name in chosen:
+            layer = linear[name]
+            limit = min(layer.in_features, layer.out_features)
+            if rank > limit:
+                raise ModelError(
+                    f"--lora-rank {rank} is larger than layer {name} allows "
+                    f"({layer.in_features}→{layer.out_features}, at most {limit})."
+                )
+    return chosen

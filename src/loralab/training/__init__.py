@@ -1,0 +1,1 @@
+"""Training: batching and the loop."""

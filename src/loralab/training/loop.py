@@ -1,0 +1,180 @@
+"""The training loop: explicit, on 🤗 Accelerate.
+
+Accelerate owns device placement, mixed precision, gradient accumulation and DDP; the loop
+owns what makes CPU training fast (tokenise once, length-bucketed batches, dynamic padding)
+and the model selection (evaluate every epoch, keep the best, stop early).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from loralab.config import TrainConfig
+from loralab.data import LabelledTexts
+from loralab.evaluation.inference import predict_logits
+from loralab.training.batching import LengthBucketBatches, collate, encode
+
+
+@dataclass
+class TrainResult:
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_validation_accuracy: float | None = None
+    train_seconds: float = 0.0
+    train_tokens: int = 0
+    stopped_early: bool = False
+
+
+def set_seed(seed: int) -> None:
+    from accelerate.utils import set_seed as accelerate_set_seed
+
+    accelerate_set_seed(seed)
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        # Biases and LayerNorm weights are not decayed (standard for transformers).
+        (no_decay if param.ndim < 2 or "LayerNorm" in name or "norm" in name.lower() else decay).append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def train_model(
+    model: nn.Module,
+    tokenizer,
+    train: LabelledTexts,
+    validation: LabelledTexts | None,
+    label2id: dict[str, int],
+    config: TrainConfig,
+    *,
+    lr: float,
+    epochs: int,
+    progress: bool = True,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    """Train ``model`` in place on ``train`` and return per-epoch history.
+
+    With a validation split, every epoch is evaluated, the best epoch's trainable weights are
+    restored at the end, and ``config.patience`` epochs without improvement stop training.
+    """
+    from accelerate import Accelerator
+    from transformers import get_linear_schedule_with_warmup
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    set_seed(config.seed)
+    accelerator = Accelerator(gradient_accumulation_steps=config.grad_accum_steps)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    train_ids = encode(tokenizer, train.texts, config.max_length)
+    train_labels = [label2id[y] for y in train.labels]
+    sampler = LengthBucketBatches([len(x) for x in train_ids], config.batch_size, config.seed)
+    loader = DataLoader(
+        list(range(len(train_ids))),
+        batch_sampler=sampler,
+        collate_fn=lambda idx: collate(
+            [train_ids[i] for i in idx], pad_id, [train_labels[i] for i in idx]
+        ),
+    )
+    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=lr)
+    steps_per_epoch = math.ceil(len(sampler) / config.grad_accum_steps)
+    total_steps = steps_per_epoch * epochs
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(config.warmup_ratio * total_steps), total_steps
+    )
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+
+    result = TrainResult()
+    best_state: dict[str, torch.Tensor] | None = None
+    stale = 0
+    start = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        sampler.set_epoch(epoch - 1)
+        model.train()
+        epoch_start = time.perf_counter()
+        loss_sum, seen, tokens = 0.0, 0, 0
+        bar = tqdm(
+            loader, desc=f"epoch {epoch}/{epochs}", unit="batch", disable=None if progress else True,
+            leave=False, dynamic_ncols=True,
+        )
+        for batch in bar:
+            labels = batch.pop("labels")
+            with accelerator.accumulate(model):
+                logits = model(**batch).logits
+                loss = F.cross_entropy(logits.float(), labels)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and config.max_grad_norm:
+                    accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            loss_sum += loss.item() * len(labels)
+            seen += len(labels)
+            tokens += int(batch["attention_mask"].sum())
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
+        bar.close()
+        seconds = time.perf_counter() - epoch_start
+        result.train_tokens += tokens
+        row = {
+            "epoch": epoch,
+            "train_loss": loss_sum / max(seen, 1),
+            "lr": scheduler.get_last_lr()[0],
+            "epoch_seconds": seconds,
+            "train_texts_per_second": seen / seconds if seconds else float("nan"),
+        }
+        if validation is not None and len(validation):
+            logits = predict_logits(
+                accelerator.unwrap_model(model), tokenizer, validation.texts,
+                config.max_length, config.eval_batch_size,
+            )
+            targets = np.array([label2id[y] for y in validation.labels])
+            row["val_loss"] = float(
+                F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(targets)).item()
+            )
+            row["val_accuracy"] = float((logits.argmax(-1) == targets).mean())
+            if result.best_validation_accuracy is None or row["val_accuracy"] > result.best_validation_accuracy:
+                result.best_validation_accuracy = row["val_accuracy"]
+                result.best_epoch = epoch
+                best_state = trainable_state(accelerator.unwrap_model(model))
+                stale = 0
+            else:
+                stale += 1
+        result.history.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
+        if progress:
+            shown = ", ".join(
+                f"{k} {v:.4f}" for k, v in row.items() if k in ("train_loss", "val_loss", "val_accuracy")
+            )
+            tqdm.write(f"epoch {epoch}/{epochs}: {shown} ({seconds:.0f} s)")
+        if config.patience is not None and stale >= config.patience:
+            result.stopped_early = True
+            break
+    result.train_seconds = time.perf_counter() - start
+    unwrapped = accelerator.unwrap_model(model)
+    if best_state is not None and result.best_epoch != len(result.history):
+        with torch.no_grad():
+            params = dict(unwrapped.named_parameters())
+            for name, value in best_state.items():
+                params[name].copy_(value)
+    unwrapped.eval()
+    return result

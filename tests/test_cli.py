@@ -1,0 +1,162 @@
+"""The command line through Typer's runner: each command, and each bad input's one sentence."""
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from loralab.cli import app
+from tests.conftest import synthetic_frame
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, tiny_bert):
+    root = tmp_path_factory.mktemp("cli")
+    data = root / "data"
+    data.mkdir()
+    synthetic_frame(120, 1).to_csv(data / "train.csv", index=False)
+    synthetic_frame(30, 2).to_csv(data / "validation.csv", index=False)
+    synthetic_frame(30, 3).to_csv(data / "test.csv", index=False)
+    out = root / "run"
+    result = invoke("train", data, "--method", "lora", "--model", tiny_bert, "--epochs", 2, "--lr", 5e-3,
+                    "--output-dir", out, "--lora-rank", 4)
+    assert result.exit_code == 0, result.output
+    assert "Metrics" in result.output and "Trainable parameters" in result.output
+    return out, data
+
+
+def test_train_writes_a_run(trained_run):
+    out, _ = trained_run
+    assert json.loads((out / "manifest.json").read_text())["status"] == "completed"
+    assert json.loads((out / "config.json").read_text())["lora_rank"] == 4
+
+
+def test_predict_texts(trained_run):
+    out, _ = trained_run
+    result = invoke("predict", out, "a good film", "a dull plot")
+    assert result.exit_code == 0, result.output
+    assert "probability" in result.output and ("positive" in result.output or "negative" in result.output)
+
+
+@pytest.mark.parametrize("suffix", ["csv", "jsonl", "parquet"])
+def test_predict_file_streams_in_chunks(trained_run, tmp_path, suffix):
+    from loralab.runs.train import load_run
+
+    out, data = trained_run
+    frame = synthetic_frame(45, 9).rename(columns={"text": "review"})
+    source = tmp_path / f"in.{suffix}"
+    {"csv": lambda: frame.to_csv(source, index=False),
+     "jsonl": lambda: frame.to_json(source, orient="records", lines=True),
+     "parquet": lambda: frame.to_parquet(source)}[suffix]()
+    target = tmp_path / f"out.{suffix}"
+    result = invoke("predict", out, "--input", source, "--output", target, "--text-col", "review", "--chunk-size", 10)
+    assert result.exit_code == 0, result.output
+    scored = {"csv": pd.read_csv, "jsonl": lambda p: pd.read_json(p, lines=True), "parquet": pd.read_parquet}[suffix](target)
+    assert len(scored) == 45 and list(scored.columns[:2]) == ["review", "label"]
+    expected = load_run(out).predict(frame["review"].tolist())
+    assert scored["predicted"].tolist() == expected
+
+
+def test_evaluate_on_other_data_and_before_after(trained_run, tmp_path):
+    out, data = trained_run
+    other = tmp_path / "other.csv"
+    synthetic_frame(40, 11).to_csv(other, index=False)
+    result = invoke("evaluate", out, other, "--before", "--output", tmp_path / "m.json")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert set(metrics) == {"before", "after"} and metrics["after"]["n"] == 40
+
+
+def test_data_inspect(synthetic_dir, tiny_bert):
+    result = invoke("data", "inspect", synthetic_dir, "--model", tiny_bert, "--max-length", 8)
+    assert result.exit_code == 0, result.output
+    assert "160" in result.output and "Token lengths" in result.output and "truncated" in result.output
+
+
+def test_model_inspect(tiny_bert):
+    result = invoke("model", "inspect", "--model", tiny_bert, "--text", "a good film")
+    assert result.exit_code == 0, result.output
+    for fragment in ("Parameters", "[CLS]", "(1, 5, 32)", "query", "lora"):
+        assert fragment in result.output
+
+
+# --- bad input: exit code 2, one sentence, nothing half-written -------------------------
+
+
+def _error(result):
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    return " ".join(result.output.split())
+
+
+def test_missing_data_file(tmp_path):
+    assert "no such file or folder" in _error(invoke("train", tmp_path / "nope.csv"))
+
+
+def test_missing_column_lists_columns(synthetic_dir, tiny_bert):
+    message = _error(invoke("train", synthetic_dir, "--model", tiny_bert, "--text-col", "review"))
+    assert "no text column 'review'; the columns are text, label" in message
+
+
+def test_unknown_method_lists_methods(synthetic_dir):
+    message = _error(invoke("train", synthetic_dir, "--method", "loar"))
+    assert "Unknown method 'loar' (did you mean 'lora'?)" in message and "full" in message
+
+
+def test_rank_zero(synthetic_dir):
+    assert "--lora-rank must be a positive integer" in _error(invoke("train", synthetic_dir, "--lora-rank", 0))
+
+
+def test_rank_larger_than_layer_leaves_nothing(synthetic_dir, tiny_bert, tmp_path):
+    out = tmp_path / "r"
+    message = _error(invoke("train", synthetic_dir, "--model", tiny_bert, "--lora-rank", 64, "--output-dir", out))
+    assert "larger than layer" in message and not out.exists()
+
+
+def test_target_modules_that_match_nothing(synthetic_dir, tiny_bert, tmp_path):
+    out = tmp_path / "r"
+    message = _error(invoke("train", synthetic_dir, "--model", tiny_bert, "--target-modules", "q_lin", "--output-dir", out))
+    assert "'q_lin' matches no linear layer" in message and not out.exists()
+
+
+def test_model_that_cannot_be_loaded_offline(synthetic_dir, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    message = _error(invoke("train", synthetic_dir, "--model", "no-such-org/no-model-xyz"))
+    assert "cannot be loaded" in message
+
+
+def test_existing_run_is_refused(trained_run, tiny_bert):
+    out, data = trained_run
+    message = _error(invoke("train", data, "--model", tiny_bert, "--output-dir", out))
+    assert "already holds a run" in message and "--overwrite" in message
+
+
+def test_unseen_labels_in_evaluation_data(trained_run, tmp_path):
+    out, _ = trained_run
+    path = tmp_path / "three.csv"
+    synthetic_frame(30, classes=3).to_csv(path, index=False)
+    message = _error(invoke("evaluate", out, path))
+    assert "'neutral' were never seen by this model" in message
+
+
+def test_predict_on_a_folder_that_is_not_a_run(tmp_path):
+    assert "not a loralab run folder" in _error(invoke("predict", tmp_path, "text"))
+
+
+def test_single_class_training_data(tmp_path):
+    path = tmp_path / "one.csv"
+    pd.DataFrame({"text": ["a", "b", "c", "d"], "label": ["x"] * 4}).to_csv(path, index=False)
+    assert "single class" in _error(invoke("train", path))
+
+
+def test_unknown_key_in_config_file(tmp_path, synthetic_dir):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"lora_rnak": 4}))
+    assert "lora_rnak" in _error(invoke("train", synthetic_dir, "--config", path))

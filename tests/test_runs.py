@@ -1,0 +1,183 @@
+"""Training, run folders, save → load → predict, on tiny random models."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from loralab.config import TrainConfig
+from loralab.errors import ModelError, RunError
+from loralab.methods import load_saved_classifier
+from loralab.runs.train import load_run, train_run
+
+SAMPLE = ["the film was good", "a dull and boring plot", "okay", "charming acting, weak story"]
+
+
+def config_for(model_dir, method, **kw):
+    defaults = dict(method=method, model=str(model_dir), epochs=2, batch_size=16, lr=5e-3, seed=3)
+    defaults.update(kw)
+    return TrainConfig(**defaults)
+
+
+@pytest.mark.parametrize("method", ["lora", "full", "head"])
+def test_run_folder_is_complete_and_reloads_identically(tiny_bert, synthetic_dir, tmp_path, method):
+    out = tmp_path / f"run-{method}"
+    result = train_run(synthetic_dir, config_for(tiny_bert, method), out, progress=False)
+    for name in ("config.json", "manifest.json", "metrics.json", "history.csv", "model/loralab.json",
+                 "predictions/validation.csv", "predictions/test.csv"):
+        assert (out / name).exists(), name
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "completed"
+    assert manifest["reload_max_difference"] <= 1e-5
+    assert manifest["versions"]["torch"] and manifest["trainable_parameters"] > 0
+    history = list(csv.DictReader(open(out / "history.csv")))
+    assert [int(r["epoch"]) for r in history] == [1, 2] and "val_accuracy" in history[0]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"validation", "test"} and metrics["test"]["positive_label"] == "positive"
+    reloaded = load_run(out)
+    np.testing.assert_array_equal(reloaded.predict_proba(SAMPLE), result.classifier.predict_proba(SAMPLE))
+    assert not list(out.glob("model.tmp*"))
+
+
+def test_lora_adapter_loads_with_plain_peft(tiny_bert, synthetic_dir, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    out = tmp_path / "run"
+    result = train_run(synthetic_dir, config_for(tiny_bert, "lora"), out, progress=False)
+    adapter = json.loads((out / "model" / "adapter_config.json").read_text())
+    assert adapter["modules_to_save"] and "classifier" in adapter["modules_to_save"]
+    base = AutoModelForSequenceClassification.from_pretrained(str(tiny_bert), num_labels=2)
+    model = PeftModel.from_pretrained(base, out / "model").eval()
+    tokenizer = AutoTokenizer.from_pretrained(out / "model")
+    batch = tokenizer(SAMPLE, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        probs = model(**batch).logits.softmax(-1).numpy()
+    np.testing.assert_allclose(probs, result.classifier.predict_proba(SAMPLE), atol=1e-5)
+
+
+def test_lora_freezes_the_encoder_and_trains_the_head(tiny_bert, synthetic_dir, tmp_path):
+    from loralab.models import load_classifier
+
+    result = train_run(synthetic_dir, config_for(tiny_bert, "lora"), tmp_path / "r", progress=False)
+    model = result.classifier.model
+    base = load_classifier(str(tiny_bert), ["negative", "positive"]).model
+    merged_free = dict(base.named_parameters())
+    for name, param in model.base_model.model.named_parameters():
+        if "lora_" in name or "modules_to_save" in name or "original_module" in name:
+            continue
+        assert torch.equal(param, merged_free[name.replace(".base_layer", "")]), name
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n or "modules_to_save" in n for n in trainable)
+    assert result.manifest["trainable_parameters"] == 2 * 2 * 8 * (32 + 32) + 32 * 2 + 2
+
+
+def test_head_tuning_changes_only_the_head(tiny_bert, synthetic_dir, tmp_path):
+    from loralab.models import load_classifier
+
+    result = train_run(synthetic_dir, config_for(tiny_bert, "head"), tmp_path / "r", progress=False)
+    base = dict(load_classifier(str(tiny_bert), ["negative", "positive"]).model.named_parameters())
+    for name, param in result.classifier.model.named_parameters():
+        if not name.startswith("classifier"):
+            assert torch.equal(param, base[name]), name
+    assert result.manifest["trainable_parameters"] == 32 * 2 + 2
+
+
+def test_zero_init_lora_is_a_no_op_before_training(tiny_bert):
+    from loralab.methods import get_method
+
+    config = config_for(tiny_bert, "lora")
+    torch.manual_seed(0)
+    _, lora_model = get_method("lora").build(["a", "b"], config)
+    _, plain = get_method("head").build(["a", "b"], config)
+    ids = torch.tensor([[2, 8, 22, 3]])
+    with torch.inference_mode():
+        torch.testing.assert_close(lora_model.eval()(input_ids=ids).logits, plain.eval()(input_ids=ids).logits)
+
+
+def test_training_learns_the_synthetic_task(tiny_bert, synthetic_dir, tmp_path):
+    config = config_for(tiny_bert, "full", epochs=6, lr=3e-3)
+    result = train_run(synthetic_dir, config, tmp_path / "r", progress=False)
+    assert result.metrics["test"]["accuracy"] >= 0.9
+
+
+def test_same_seed_gives_the_same_run(tiny_bert, synthetic_dir, tmp_path):
+    a = train_run(synthetic_dir, config_for(tiny_bert, "lora"), tmp_path / "a", progress=False)
+    b = train_run(synthetic_dir, config_for(tiny_bert, "lora"), tmp_path / "b", progress=False)
+    np.testing.assert_allclose(a.classifier.predict_proba(SAMPLE), b.classifier.predict_proba(SAMPLE), atol=1e-6)
+
+
+def test_multiclass_uses_macro_metrics(tiny_bert, tmp_path):
+    from tests.conftest import synthetic_frame
+
+    path = tmp_path / "three.csv"
+    synthetic_frame(150, classes=3).rename(columns={"label": "tone"}).to_csv(path, index=False)
+    result = train_run(path, config_for(tiny_bert, "full", lr=3e-3), tmp_path / "r", label_col="tone", progress=False)
+    test = result.metrics["test"]
+    assert test["average"] == "macro" and set(test["per_class"]) == {"negative", "neutral", "positive"}
+    assert len(test["confusion_matrix"]) == 3
+    assert result.classifier.model.config.num_labels == 3
+
+
+def test_output_folder_holding_a_run_is_refused_unless_overwrite(tiny_bert, synthetic_dir, tmp_path):
+    out = tmp_path / "r"
+    train_run(synthetic_dir, config_for(tiny_bert, "head", epochs=1), out, progress=False)
+    with pytest.raises(RunError, match="already holds a run; choose another --output-dir or pass --overwrite"):
+        train_run(synthetic_dir, config_for(tiny_bert, "head", epochs=1), out, progress=False)
+    train_run(synthetic_dir, config_for(tiny_bert, "head", epochs=1), out, overwrite=True, progress=False)
+
+
+def test_unmatched_targets_leave_nothing_behind(tiny_bert, synthetic_dir, tmp_path):
+    out = tmp_path / "r"
+    with pytest.raises(ModelError, match="matches no linear layer"):
+        train_run(synthetic_dir, config_for(tiny_bert, "lora", target_modules=["nope"]), out, progress=False)
+    assert not out.exists()
+
+
+def test_ctrl_c_marks_the_run_interrupted_without_model_files(tiny_bert, synthetic_dir, tmp_path, monkeypatch):
+    import loralab.training.loop as loop
+
+    real = loop.F.cross_entropy
+    calls = {"n": 0}
+
+    def interrupt_later(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 12:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop.F, "cross_entropy", interrupt_later)
+    out = tmp_path / "r"
+    with pytest.raises(KeyboardInterrupt):
+        train_run(synthetic_dir, config_for(tiny_bert, "lora", epochs=3), out, progress=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    assert not (out / "model").exists() and not (out / "model.tmp").exists()
+    with pytest.raises(RunError, match="the run is 'interrupted', not completed"):
+        load_run(out)
+
+
+def test_a_corrupted_save_fails_the_reload_check(tiny_bert, synthetic_dir, tmp_path, monkeypatch):
+    from loralab.methods.finetune import HeadTuning
+
+    real = HeadTuning.save_weights
+
+    def bad_save(self, classifier, folder):
+        real(self, classifier, folder)
+        from safetensors.torch import load_file, save_file
+
+        state = load_file(folder / "head.safetensors")
+        save_file({k: v * 3.0 for k, v in state.items()}, folder / "head.safetensors")
+
+    monkeypatch.setattr(HeadTuning, "save_weights", bad_save)
+    out = tmp_path / "r"
+    with pytest.raises(RunError, match="predicts differently"):
+        train_run(synthetic_dir, config_for(tiny_bert, "head", epochs=1), out, progress=False)
+    assert json.loads((out / "manifest.json").read_text())["status"] == "failed"
+
+
+def test_saved_model_folder_without_info_is_refused(tmp_path):
+    with pytest.raises(RunError, match="not a saved loralab model"):
+        load_saved_classifier(tmp_path)
