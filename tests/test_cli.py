@@ -25,8 +25,22 @@ def trained_run(tmp_path_factory, tiny_bert):
     synthetic_frame(30, 2).to_csv(data / "validation.csv", index=False)
     synthetic_frame(30, 3).to_csv(data / "test.csv", index=False)
     out = root / "run"
-    result = invoke("train", data, "--method", "lora", "--model", tiny_bert, "--epochs", 2, "--lr", 5e-3,
-                    "--output-dir", out, "--lora-rank", 4)
+    result = invoke(
+        "train",
+        data,
+        "--method",
+        "lora",
+        "--model",
+        tiny_bert,
+        "--epochs",
+        2,
+        "--lr",
+        5e-3,
+        "--output-dir",
+        out,
+        "--lora-rank",
+        4,
+    )
     assert result.exit_code == 0, result.output
     assert "Metrics" in result.output and "Trainable parameters" in result.output
     return out, data
@@ -52,13 +66,19 @@ def test_predict_file_streams_in_chunks(trained_run, tmp_path, suffix):
     out, data = trained_run
     frame = synthetic_frame(45, 9).rename(columns={"text": "review"})
     source = tmp_path / f"in.{suffix}"
-    {"csv": lambda: frame.to_csv(source, index=False),
-     "jsonl": lambda: frame.to_json(source, orient="records", lines=True),
-     "parquet": lambda: frame.to_parquet(source)}[suffix]()
+    {
+        "csv": lambda: frame.to_csv(source, index=False),
+        "jsonl": lambda: frame.to_json(source, orient="records", lines=True),
+        "parquet": lambda: frame.to_parquet(source),
+    }[suffix]()
     target = tmp_path / f"out.{suffix}"
-    result = invoke("predict", out, "--input", source, "--output", target, "--text-col", "review", "--chunk-size", 10)
+    result = invoke(
+        "predict", out, "--input", source, "--output", target, "--text-col", "review", "--chunk-size", 10
+    )
     assert result.exit_code == 0, result.output
-    scored = {"csv": pd.read_csv, "jsonl": lambda p: pd.read_json(p, lines=True), "parquet": pd.read_parquet}[suffix](target)
+    scored = {"csv": pd.read_csv, "jsonl": lambda p: pd.read_json(p, lines=True), "parquet": pd.read_parquet}[
+        suffix
+    ](target)
     assert len(scored) == 45 and list(scored.columns[:2]) == ["review", "label"]
     expected = load_run(out).predict(frame["review"].tolist())
     assert scored["predicted"].tolist() == expected
@@ -111,18 +131,24 @@ def test_unknown_method_lists_methods(synthetic_dir):
 
 
 def test_rank_zero(synthetic_dir):
-    assert "--lora-rank must be a positive integer" in _error(invoke("train", synthetic_dir, "--lora-rank", 0))
+    assert "--lora-rank must be a positive integer" in _error(
+        invoke("train", synthetic_dir, "--lora-rank", 0)
+    )
 
 
 def test_rank_larger_than_layer_leaves_nothing(synthetic_dir, tiny_bert, tmp_path):
     out = tmp_path / "r"
-    message = _error(invoke("train", synthetic_dir, "--model", tiny_bert, "--lora-rank", 64, "--output-dir", out))
+    message = _error(
+        invoke("train", synthetic_dir, "--model", tiny_bert, "--lora-rank", 64, "--output-dir", out)
+    )
     assert "larger than layer" in message and not out.exists()
 
 
 def test_target_modules_that_match_nothing(synthetic_dir, tiny_bert, tmp_path):
     out = tmp_path / "r"
-    message = _error(invoke("train", synthetic_dir, "--model", tiny_bert, "--target-modules", "q_lin", "--output-dir", out))
+    message = _error(
+        invoke("train", synthetic_dir, "--model", tiny_bert, "--target-modules", "q_lin", "--output-dir", out)
+    )
     assert "'q_lin' matches no linear layer" in message and not out.exists()
 
 

@@ -49,7 +49,9 @@ def test_missing_splits_are_carved_stratified_and_seeded(tmp_path):
 
 def test_label_map_is_sorted_training_labels_and_numeric_labels_sort_as_numbers(tmp_path):
     path = tmp_path / "d.csv"
-    frame = pd.DataFrame({"text": [f"t{i}" for i in range(60)], "stars": [str([10, 2, 1][i % 3]) for i in range(60)]})
+    frame = pd.DataFrame(
+        {"text": [f"t{i}" for i in range(60)], "stars": [str([10, 2, 1][i % 3]) for i in range(60)]}
+    )
     frame.to_csv(path, index=False)
     splits = load_data(path, label_col="stars")
     assert splits.labels == ["1", "2", "10"]
@@ -112,7 +114,10 @@ def test_non_utf8_file(tmp_path):
 def test_missing_text_column_lists_columns(tmp_path):
     path = tmp_path / "d.csv"
     synthetic_frame(20).rename(columns={"text": "review"}).to_csv(path, index=False)
-    with pytest.raises(DataError, match=r"no text column 'text'; the columns are review, label \(choose one with --text-col\)"):
+    with pytest.raises(
+        DataError,
+        match=r"no text column 'text'; the columns are review, label \(choose one with --text-col\)",
+    ):
         load_data(path)
     assert len(load_data(path, text_col="review").train) > 0
 

@@ -44,7 +44,9 @@ def test_unmatched_target_lists_linear_layers(tiny_bert):
 
 def test_rank_larger_than_a_layer_is_refused(tiny_bert):
     loaded = load_classifier(str(tiny_bert), LABELS)
-    with pytest.raises(ModelError, match="--lora-rank 33 is larger than layer .*query allows \\(32→32, at most 32\\)"):
+    with pytest.raises(
+        ModelError, match="--lora-rank 33 is larger than layer .*query allows \\(32→32, at most 32\\)"
+    ):
         resolve_targets(loaded.model, loaded.head_modules, None, rank=33)
 
 
@@ -56,7 +58,9 @@ def test_names_match_dot_bounded():
 
 def test_missing_model_folder_is_one_sentence(tmp_path):
     with pytest.raises(ModelError, match="no such model folder"):
-        load_classifier(str(tmp_path / "nowhere"), LABELS) if False else load_classifier("./nowhere-model", LABELS)
+        load_classifier(str(tmp_path / "nowhere"), LABELS) if False else load_classifier(
+            "./nowhere-model", LABELS
+        )
 
 
 def test_unknown_hub_name_offline_is_one_sentence(monkeypatch):

@@ -25,8 +25,15 @@ def config_for(model_dir, method, **kw):
 def test_run_folder_is_complete_and_reloads_identically(tiny_bert, synthetic_dir, tmp_path, method):
     out = tmp_path / f"run-{method}"
     result = train_run(synthetic_dir, config_for(tiny_bert, method), out, progress=False)
-    for name in ("config.json", "manifest.json", "metrics.json", "history.csv", "model/loralab.json",
-                 "predictions/validation.csv", "predictions/test.csv"):
+    for name in (
+        "config.json",
+        "manifest.json",
+        "metrics.json",
+        "history.csv",
+        "model/loralab.json",
+        "predictions/validation.csv",
+        "predictions/test.csv",
+    ):
         assert (out / name).exists(), name
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "completed"
@@ -94,7 +101,9 @@ def test_zero_init_lora_is_a_no_op_before_training(tiny_bert):
     _, plain = get_method("head").build(["a", "b"], config)
     ids = torch.tensor([[2, 8, 22, 3]])
     with torch.inference_mode():
-        torch.testing.assert_close(lora_model.eval()(input_ids=ids).logits, plain.eval()(input_ids=ids).logits)
+        torch.testing.assert_close(
+            lora_model.eval()(input_ids=ids).logits, plain.eval()(input_ids=ids).logits
+        )
 
 
 def test_training_learns_the_synthetic_task(tiny_bert, synthetic_dir, tmp_path):
@@ -106,7 +115,9 @@ def test_training_learns_the_synthetic_task(tiny_bert, synthetic_dir, tmp_path):
 def test_same_seed_gives_the_same_run(tiny_bert, synthetic_dir, tmp_path):
     a = train_run(synthetic_dir, config_for(tiny_bert, "lora"), tmp_path / "a", progress=False)
     b = train_run(synthetic_dir, config_for(tiny_bert, "lora"), tmp_path / "b", progress=False)
-    np.testing.assert_allclose(a.classifier.predict_proba(SAMPLE), b.classifier.predict_proba(SAMPLE), atol=1e-6)
+    np.testing.assert_allclose(
+        a.classifier.predict_proba(SAMPLE), b.classifier.predict_proba(SAMPLE), atol=1e-6
+    )
 
 
 def test_multiclass_uses_macro_metrics(tiny_bert, tmp_path):
@@ -114,7 +125,9 @@ def test_multiclass_uses_macro_metrics(tiny_bert, tmp_path):
 
     path = tmp_path / "three.csv"
     synthetic_frame(150, classes=3).rename(columns={"label": "tone"}).to_csv(path, index=False)
-    result = train_run(path, config_for(tiny_bert, "full", lr=3e-3), tmp_path / "r", label_col="tone", progress=False)
+    result = train_run(
+        path, config_for(tiny_bert, "full", lr=3e-3), tmp_path / "r", label_col="tone", progress=False
+    )
     test = result.metrics["test"]
     assert test["average"] == "macro" and set(test["per_class"]) == {"negative", "neutral", "positive"}
     assert len(test["confusion_matrix"]) == 3
@@ -124,7 +137,9 @@ def test_multiclass_uses_macro_metrics(tiny_bert, tmp_path):
 def test_output_folder_holding_a_run_is_refused_unless_overwrite(tiny_bert, synthetic_dir, tmp_path):
     out = tmp_path / "r"
     train_run(synthetic_dir, config_for(tiny_bert, "head", epochs=1), out, progress=False)
-    with pytest.raises(RunError, match="already holds a run; choose another --output-dir or pass --overwrite"):
+    with pytest.raises(
+        RunError, match="already holds a run; choose another --output-dir or pass --overwrite"
+    ):
         train_run(synthetic_dir, config_for(tiny_bert, "head", epochs=1), out, progress=False)
     train_run(synthetic_dir, config_for(tiny_bert, "head", epochs=1), out, overwrite=True, progress=False)
 
@@ -136,7 +151,9 @@ def test_unmatched_targets_leave_nothing_behind(tiny_bert, synthetic_dir, tmp_pa
     assert not out.exists()
 
 
-def test_ctrl_c_marks_the_run_interrupted_without_model_files(tiny_bert, synthetic_dir, tmp_path, monkeypatch):
+def test_ctrl_c_marks_the_run_interrupted_without_model_files(
+    tiny_bert, synthetic_dir, tmp_path, monkeypatch
+):
     import loralab.training.loop as loop
 
     real = loop.F.cross_entropy

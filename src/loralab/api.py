@@ -60,10 +60,18 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     def _config(self) -> TrainConfig:
         return TrainConfig(
-            method=self.method, model=self.model, lr=self.lr, epochs=self.epochs,
-            batch_size=self.batch_size, max_length=self.max_length, lora_rank=self.lora_rank,
-            lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
-            target_modules=self.target_modules, patience=self.patience, seed=self.seed,
+            method=self.method,
+            model=self.model,
+            lr=self.lr,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            max_length=self.max_length,
+            lora_rank=self.lora_rank,
+            lora_alpha=self.lora_alpha,
+            lora_dropout=self.lora_dropout,
+            target_modules=self.target_modules,
+            patience=self.patience,
+            seed=self.seed,
         )
 
     def fit(
@@ -81,7 +89,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         train = LabelledTexts([str(t) for t in texts], [str(y) for y in labels])
         classes = sort_labels(set(train.labels))
         if len(classes) < 2:
-            raise DataError(f"The training labels hold a single class ('{classes[0]}'); a classifier needs two.")
+            raise DataError(
+                f"The training labels hold a single class ('{classes[0]}'); a classifier needs two."
+            )
         if validation is not None:
             held = LabelledTexts([str(t) for t in validation[0]], [str(y) for y in validation[1]])
         elif self.validation_fraction > 0 and len(train) >= 10 * len(classes):
@@ -90,7 +100,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             held = LabelledTexts([], [])
         splits = DataSplits(train, held, LabelledTexts([], []), classes, source="python")
         config = self._config()
-        self.classifier_, self.training_ = get_method(config.method).fit(splits, config, progress=self.progress)
+        self.classifier_, self.training_ = get_method(config.method).fit(
+            splits, config, progress=self.progress
+        )
         self.classes_ = np.array(classes, dtype=object)
         return self
 
@@ -130,10 +142,18 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         classifier = load_saved_classifier(path) if (path / "loralab.json").exists() else load_run(path)
         config = classifier.config
         estimator = cls(
-            method=classifier.method, model=config.model, lr=config.lr, epochs=config.epochs,
-            batch_size=config.batch_size, max_length=config.max_length, lora_rank=config.lora_rank,
-            lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-            target_modules=config.target_modules, patience=config.patience, seed=config.seed,
+            method=classifier.method,
+            model=config.model,
+            lr=config.lr,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            max_length=config.max_length,
+            lora_rank=config.lora_rank,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=config.target_modules,
+            patience=config.patience,
+            seed=config.seed,
         )
         estimator.classifier_ = classifier
         estimator.classes_ = np.array(classifier.labels, dtype=object)

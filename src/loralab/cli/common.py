@@ -90,15 +90,14 @@ def metrics_table(metrics_by_name: dict[str, dict], title: str | None = None) ->
 
 def per_class_table(metrics: dict, title: str) -> Table:
     rows = [
-        [name, v["precision"], v["recall"], v["f1"], v["support"]]
-        for name, v in metrics["per_class"].items()
+        [name, v["precision"], v["recall"], v["f1"], v["support"]] for name, v in metrics["per_class"].items()
     ]
     return table(title, ["class", "precision", "recall", "F1", "support"], rows)
 
 
 def confusion_table(metrics: dict, title: str) -> Table:
     labels = metrics["labels"]
-    rows = [[f"true {name}", *row] for name, row in zip(labels, metrics["confusion_matrix"])]
+    rows = [[f"true {name}", *row] for name, row in zip(labels, metrics["confusion_matrix"], strict=True)]
     return table(title, ["", *[f"pred {n}" for n in labels]], rows)
 
 

@@ -15,12 +15,16 @@ app = typer.Typer(help="Look at a data set.", no_args_is_help=True)
 @app.command("inspect")
 @handle_errors
 def inspect(
-    data: str = typer.Argument(..., help="CSV/TSV/JSON/JSONL/Parquet file, folder of splits, hf:NAME[:CONFIG] or demo."),
+    data: str = typer.Argument(
+        ..., help="CSV/TSV/JSON/JSONL/Parquet file, folder of splits, hf:NAME[:CONFIG] or demo."
+    ),
     text_col: str = typer.Option("text", "--text-col", help="Column holding the texts."),
     label_col: str = typer.Option("label", "--label-col", help="Column holding the class names."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", help="Model whose tokenizer counts tokens."),
     max_length: int = typer.Option(128, "--max-length", help="Token limit to report truncation against."),
-    subset: int | None = typer.Option(None, "--subset", help="Stratified subset of at most N rows per split."),
+    subset: int | None = typer.Option(
+        None, "--subset", help="Stratified subset of at most N rows per split."
+    ),
     samples: int = typer.Option(3, "--samples", help="Sample rows to show."),
     seed: int = typer.Option(42, "--seed", help="Seed for carved splits, subsets and samples."),
 ) -> None:
@@ -43,8 +47,23 @@ def inspect(
     for name, info in report["splits"].items():
         t = info["tokens"]
         if t["n"]:
-            rows.append([name, t["mean"], t["p50"], t["p95"], t["max"], f"{t['truncated']:,} ({t['truncated'] / t['n']:.1%})"])
-    console.print(table(f"Token lengths ({model}, special tokens included)", ["split", "mean", "p50", "p95", "max", f"> {max_length} (truncated)"], rows))
+            rows.append(
+                [
+                    name,
+                    t["mean"],
+                    t["p50"],
+                    t["p95"],
+                    t["max"],
+                    f"{t['truncated']:,} ({t['truncated'] / t['n']:.1%})",
+                ]
+            )
+    console.print(
+        table(
+            f"Token lengths ({model}, special tokens included)",
+            ["split", "mean", "p50", "p95", "max", f"> {max_length} (truncated)"],
+            rows,
+        )
+    )
     rng = random.Random(seed)
     picks = rng.sample(range(len(splits.train)), min(samples, len(splits.train)))
     sample_rows = [[splits.train.labels[i], splits.train.texts[i][:160]] for i in picks]

@@ -19,10 +19,14 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @handle_errors
     def demo(
-        output_dir: Path | None = typer.Option(None, "--output-dir", "-o", help="Run folder (default: runs/demo)."),
+        output_dir: Path | None = typer.Option(
+            None, "--output-dir", "-o", help="Run folder (default: runs/demo)."
+        ),
         subset: int = typer.Option(3000, "--subset", help="Rows per split taken from the demo corpus."),
         epochs: int = typer.Option(2, "--epochs"),
-        overwrite: bool = typer.Option(True, "--overwrite/--no-overwrite", help="Replace an earlier demo run."),
+        overwrite: bool = typer.Option(
+            True, "--overwrite/--no-overwrite", help="Replace an earlier demo run."
+        ),
     ) -> None:
         """Train LoRA on Rotten Tomatoes critics' snippets with the embedded MiniLM, then predict."""
         from loralab.cli.train import print_run_summary
@@ -34,12 +38,19 @@ def register(app: typer.Typer) -> None:
             f"[bold]loralab demo[/]: LoRA (rank 8, query/value) on all-MiniLM-L6-v2, "
             f"{subset:,} training snippets from the Rotten Tomatoes critics corpus, {epochs} epochs."
         )
-        result = train_run("demo", TrainConfig(method="lora", epochs=epochs), out, subset=subset, overwrite=overwrite)
+        result = train_run(
+            "demo", TrainConfig(method="lora", epochs=epochs), out, subset=subset, overwrite=overwrite
+        )
         for note in result.splits.notes:
             console.print(f"[yellow]note:[/] {note}")
         print_run_summary(result)
         probs = result.classifier.predict_proba(DEMO_SENTENCES)
         labels = result.classifier.labels
-        console.print(table("Predictions for new sentences", ["text", "label", "probability"],
-                            [[t, labels[p.argmax()], float(p.max())] for t, p in zip(DEMO_SENTENCES, probs)]))
-        console.print(f"Try: loralab predict {out} \"your sentence\"")
+        console.print(
+            table(
+                "Predictions for new sentences",
+                ["text", "label", "probability"],
+                [[t, labels[p.argmax()], float(p.max())] for t, p in zip(DEMO_SENTENCES, probs, strict=True)],
+            )
+        )
+        console.print(f'Try: loralab predict {out} "your sentence"')

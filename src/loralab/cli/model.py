@@ -14,29 +14,65 @@ app = typer.Typer(help="Look at a model and its tokenizer.", no_args_is_help=Tru
 @handle_errors
 def inspect(
     model: str = typer.Option(DEFAULT_MODEL, "--model", help="Hugging Face name or local folder."),
-    text: str = typer.Option("a charming and often affecting journey.", "--text", help="Text to tokenise and encode."),
-    num_labels: int = typer.Option(2, "--num-labels", help="Classes of the head used for the parameter counts."),
+    text: str = typer.Option(
+        "a charming and often affecting journey.", "--text", help="Text to tokenise and encode."
+    ),
+    num_labels: int = typer.Option(
+        2, "--num-labels", help="Classes of the head used for the parameter counts."
+    ),
     lora_rank: int = typer.Option(8, "--lora-rank"),
-    target_modules: str | None = typer.Option(None, "--target-modules", help="Comma-separated names, or all-linear; default: the family preset."),
+    target_modules: str | None = typer.Option(
+        None, "--target-modules", help="Comma-separated names, or all-linear; default: the family preset."
+    ),
     max_length: int = typer.Option(128, "--max-length"),
 ) -> None:
     """Architecture, parameters per method, tokenisation, hidden-state shapes, LoRA targets."""
     from loralab.models.inspect import inspect_model, parameter_table
 
-    config = TrainConfig(model=model, lora_rank=lora_rank, target_modules=target_modules, max_length=max_length)
+    config = TrainConfig(
+        model=model, lora_rank=lora_rank, target_modules=target_modules, max_length=max_length
+    )
     labels = [str(i) for i in range(num_labels)]
     info = inspect_model(config, text, labels)
     console.print(f"[bold]{model}[/]  ({info['class']})")
-    console.print(table("Architecture", ["setting", "value"], [[k, v] for k, v in info["architecture"].items()]))
+    console.print(
+        table("Architecture", ["setting", "value"], [[k, v] for k, v in info["architecture"].items()])
+    )
     console.print(f"Head modules (trained by every method): {', '.join(info['head_modules'])}")
     if info["newly_initialised"]:
         console.print(f"Newly initialised at load: {', '.join(info['newly_initialised'])}")
-    rows = [[r["method"], r["trainable"], r["total"], f"{r['share']:.2%}"] for r in parameter_table(config, labels)]
-    console.print(table(f"Parameters ({num_labels} classes, LoRA rank {lora_rank})", ["method", "trainable", "total", "share"], rows))
-    console.print(table(f"Tokenisation of {text!r}", ["token", "input_id", "attention_mask"],
-                        [[t, i, m] for t, i, m in zip(info["tokens"], info["input_ids"], info["attention_mask"])]))
-    console.print(f"Hidden states (batch, tokens, hidden): {tuple(info['hidden_state_shape'])}; "
-                  f"[CLS] vector: {tuple(info['cls_shape'])}")
-    console.print(table("Linear layers LoRA can target", ["name", "count"], [[k, v] for k, v in info["linear_modules"].items()]))
+    rows = [
+        [r["method"], r["trainable"], r["total"], f"{r['share']:.2%}"]
+        for r in parameter_table(config, labels)
+    ]
+    console.print(
+        table(
+            f"Parameters ({num_labels} classes, LoRA rank {lora_rank})",
+            ["method", "trainable", "total", "share"],
+            rows,
+        )
+    )
+    console.print(
+        table(
+            f"Tokenisation of {text!r}",
+            ["token", "input_id", "attention_mask"],
+            [
+                [t, i, m]
+                for t, i, m in zip(info["tokens"], info["input_ids"], info["attention_mask"], strict=True)
+            ],
+        )
+    )
+    console.print(
+        f"Hidden states (batch, tokens, hidden): {tuple(info['hidden_state_shape'])}; "
+        f"[CLS] vector: {tuple(info['cls_shape'])}"
+    )
+    console.print(
+        table(
+            "Linear layers LoRA can target",
+            ["name", "count"],
+            [[k, v] for k, v in info["linear_modules"].items()],
+        )
+    )
     preset = info["preset_targets"]
-    console.print(f"Preset for this family: {', '.join(preset) if preset else 'none (pass --target-modules)'}; also: all-linear")
+    shown = ", ".join(preset) if preset else "none (pass --target-modules)"
+    console.print(f"Preset for this family: {shown}; also: all-linear")

@@ -20,7 +20,9 @@ from loralab.cli.common import (
 from loralab.config import DEFAULT_MODEL, TrainConfig
 from loralab.errors import LoralabError
 
-DATA_HELP = "CSV/TSV/JSON/JSONL/Parquet file, folder of train/validation/test files, hf:NAME[:CONFIG] or demo."
+DATA_HELP = (
+    "CSV/TSV/JSON/JSONL/Parquet file, folder of train/validation/test files, hf:NAME[:CONFIG] or demo."
+)
 
 
 def _config_file(path: Path | None) -> dict:
@@ -58,24 +60,43 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option(DEFAULT_MODEL, "--model", help="Hugging Face name or local folder."),
         text_col: str = typer.Option("text", "--text-col"),
         label_col: str = typer.Option("label", "--label-col"),
-        subset: int | None = typer.Option(None, "--subset", help="Stratified subset of at most N rows per split."),
-        output_dir: Path | None = typer.Option(None, "--output-dir", "-o", help="Run folder (default: runs/DATA-METHOD-TIME, or under $LORALAB_RUNS_DIR)."),
+        subset: int | None = typer.Option(
+            None, "--subset", help="Stratified subset of at most N rows per split."
+        ),
+        output_dir: Path | None = typer.Option(
+            None,
+            "--output-dir",
+            "-o",
+            help="Run folder (default: runs/DATA-METHOD-TIME, or under $LORALAB_RUNS_DIR).",
+        ),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --output-dir."),
-        config_file: Path | None = typer.Option(None, "--config", help="JSON file of settings; flags override it."),
-        lr: float | None = typer.Option(None, "--lr", help="Learning rate (default per method: lora 1e-3, full 5e-5, head 2e-3)."),
+        config_file: Path | None = typer.Option(
+            None, "--config", help="JSON file of settings; flags override it."
+        ),
+        lr: float | None = typer.Option(
+            None, "--lr", help="Learning rate (default per method: lora 1e-3, full 5e-5, head 2e-3)."
+        ),
         epochs: int | None = typer.Option(None, "--epochs", help="Epochs (default per method)."),
         batch_size: int | None = typer.Option(None, "--batch-size"),
-        max_length: int | None = typer.Option(None, "--max-length", help="Truncate texts to this many tokens."),
+        max_length: int | None = typer.Option(
+            None, "--max-length", help="Truncate texts to this many tokens."
+        ),
         lora_rank: int | None = typer.Option(None, "--lora-rank"),
         lora_alpha: float | None = typer.Option(None, "--lora-alpha"),
         lora_dropout: float | None = typer.Option(None, "--lora-dropout"),
-        target_modules: str | None = typer.Option(None, "--target-modules", help="Comma-separated module names or all-linear (default: family preset)."),
+        target_modules: str | None = typer.Option(
+            None,
+            "--target-modules",
+            help="Comma-separated module names or all-linear (default: family preset).",
+        ),
         lora_bias: str | None = typer.Option(None, "--lora-bias", help="none, all or lora_only."),
         weight_decay: float | None = typer.Option(None, "--weight-decay"),
         warmup_ratio: float | None = typer.Option(None, "--warmup-ratio"),
         grad_accum_steps: int | None = typer.Option(None, "--grad-accum-steps"),
         max_grad_norm: float | None = typer.Option(None, "--max-grad-norm"),
-        patience: int | None = typer.Option(None, "--patience", help="Stop after N epochs without a better validation accuracy."),
+        patience: int | None = typer.Option(
+            None, "--patience", help="Stop after N epochs without a better validation accuracy."
+        ),
         seed: int | None = typer.Option(None, "--seed"),
         threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
     ) -> None:
@@ -85,17 +106,33 @@ def register(app: typer.Typer) -> None:
         settings = _config_file(config_file)
         settings.update(model=model, method=method)
         flags = dict(
-            lr=lr, epochs=epochs, batch_size=batch_size, max_length=max_length,
-            lora_rank=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-            target_modules=target_modules, lora_bias=lora_bias, weight_decay=weight_decay,
-            warmup_ratio=warmup_ratio, grad_accum_steps=grad_accum_steps,
-            max_grad_norm=max_grad_norm, patience=patience, seed=seed, threads=threads,
+            lr=lr,
+            epochs=epochs,
+            batch_size=batch_size,
+            max_length=max_length,
+            lora_rank=lora_rank,
+            lora_alpha=lora_alpha,
+            lora_dropout=lora_dropout,
+            target_modules=target_modules,
+            lora_bias=lora_bias,
+            weight_decay=weight_decay,
+            warmup_ratio=warmup_ratio,
+            grad_accum_steps=grad_accum_steps,
+            max_grad_norm=max_grad_norm,
+            patience=patience,
+            seed=seed,
+            threads=threads,
         )
         settings.update({k: v for k, v in flags.items() if v is not None})
         config = TrainConfig.from_dict(settings)
         out = output_dir or default_run_dir(data, method)
         result = train_run(
-            data, config, out, text_col=text_col, label_col=label_col, subset=subset,
+            data,
+            config,
+            out,
+            text_col=text_col,
+            label_col=label_col,
+            subset=subset,
             overwrite=overwrite,
         )
         for note in result.splits.notes:
@@ -110,7 +147,11 @@ def register(app: typer.Typer) -> None:
         split: str = typer.Option("test", "--split", help="train, validation or test."),
         text_col: str = typer.Option("text", "--text-col"),
         label_col: str = typer.Option("label", "--label-col"),
-        before: bool = typer.Option(False, "--before", help="Also evaluate the untrained model (same base, fresh head) for a before/after comparison."),
+        before: bool = typer.Option(
+            False,
+            "--before",
+            help="Also evaluate the untrained model (same base, fresh head) for a before/after comparison.",
+        ),
         output: Path | None = typer.Option(None, "--output", help="Write the metrics as JSON here."),
     ) -> None:
         """Evaluate a trained run on any data with the same label set."""
@@ -136,8 +177,12 @@ def register(app: typer.Typer) -> None:
     def predict(
         run: Path = typer.Argument(..., help="A run folder."),
         texts: list[str] | None = typer.Argument(None, help="Texts to classify."),
-        input_file: Path | None = typer.Option(None, "--input", "-i", help="CSV/TSV/JSONL/Parquet file to score."),
-        output_file: Path | None = typer.Option(None, "--output", "-o", help="Where to write the scored file (same formats)."),
+        input_file: Path | None = typer.Option(
+            None, "--input", "-i", help="CSV/TSV/JSONL/Parquet file to score."
+        ),
+        output_file: Path | None = typer.Option(
+            None, "--output", "-o", help="Where to write the scored file (same formats)."
+        ),
         text_col: str = typer.Option("text", "--text-col"),
         chunk_size: int = typer.Option(4096, "--chunk-size", help="Rows read and scored at a time."),
         batch_size: int | None = typer.Option(None, "--batch-size"),
@@ -158,7 +203,9 @@ def register(app: typer.Typer) -> None:
             console.print(f"Scored {rows:,} rows into {output_file}")
             return
         probs = classifier.predict_proba(texts, batch_size)
-        rows = [[t[:80], classifier.labels[p.argmax()], float(p.max())] for t, p in zip(texts, probs)]
+        rows = [
+            [t[:80], classifier.labels[p.argmax()], float(p.max())] for t, p in zip(texts, probs, strict=True)
+        ]
         console.print(table(None, ["text", "label", "probability"], rows))
 
 

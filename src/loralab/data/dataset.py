@@ -103,8 +103,7 @@ def _find_split_files(folder: Path) -> dict[str, Path]:
     if "train" not in found:
         names = ", ".join(p.name for p in files) or "nothing"
         raise DataError(
-            f"{folder}: no train file found (expected train.csv, train.jsonl, …); "
-            f"the folder holds {names}."
+            f"{folder}: no train file found (expected train.csv, train.jsonl, …); the folder holds {names}."
         )
     return found
 
@@ -195,9 +194,7 @@ def stratified_split(
     counts = Counter(part.labels)
     stratify = part.labels if min(counts.values()) >= 2 else None
     try:
-        keep, held = train_test_split(
-            indices, test_size=fraction, random_state=seed, stratify=stratify
-        )
+        keep, held = train_test_split(indices, test_size=fraction, random_state=seed, stratify=stratify)
     except ValueError:
         keep, held = train_test_split(indices, test_size=fraction, random_state=seed)
         stratify = None

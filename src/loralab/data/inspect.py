@@ -27,7 +27,5 @@ def token_length_stats(tokenizer, texts: list[str], max_length: int) -> dict:
 def data_report(splits: DataSplits, tokenizer, max_length: int) -> dict:
     report = splits.summary()
     for name in SPLIT_NAMES:
-        report["splits"][name]["tokens"] = token_length_stats(
-            tokenizer, splits.split(name).texts, max_length
-        )
+        report["splits"][name]["tokens"] = token_length_stats(tokenizer, splits.split(name).texts, max_length)
     return report

@@ -30,9 +30,7 @@ def table_format(path: Path) -> str:
     if suffixes and suffixes[-1] in _COMPRESSION:
         suffixes = suffixes[:-1]
     if not suffixes or suffixes[-1] not in FORMATS:
-        raise DataError(
-            f"{path}: unsupported file type; use one of {', '.join(sorted(FORMATS))}."
-        )
+        raise DataError(f"{path}: unsupported file type; use one of {', '.join(sorted(FORMATS))}.")
     return FORMATS[suffixes[-1]]
 
 
@@ -61,9 +59,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError as err:
         raise DataError(f"{path}: the file is empty.") from err
     except UnicodeDecodeError as err:
-        raise DataError(
-            f"{path}: not valid UTF-8 near byte {err.start}; re-save the file as UTF-8."
-        ) from err
+        raise DataError(f"{path}: not valid UTF-8 near byte {err.start}; re-save the file as UTF-8.") from err
     except (ValueError, pd.errors.ParserError, OSError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DataError(f"{path}: cannot be read as {fmt} ({first}).") from err
@@ -85,7 +81,11 @@ def iter_table_chunks(path: str | Path, chunk_size: int) -> Iterator[pd.DataFram
         if fmt in ("csv", "tsv"):
             sep = "," if fmt == "csv" else "\t"
             yield from pd.read_csv(
-                path, sep=sep, dtype=str, keep_default_na=False, na_values=[""],
+                path,
+                sep=sep,
+                dtype=str,
+                keep_default_na=False,
+                na_values=[""],
                 chunksize=chunk_size,
             )
         elif fmt == "jsonl":
@@ -102,6 +102,4 @@ def iter_table_chunks(path: str | Path, chunk_size: int) -> Iterator[pd.DataFram
     except pd.errors.EmptyDataError as err:
         raise DataError(f"{path}: the file is empty.") from err
     except UnicodeDecodeError as err:
-        raise DataError(
-            f"{path}: not valid UTF-8 near byte {err.start}; re-save the file as UTF-8."
-        ) from err
+        raise DataError(f"{path}: not valid UTF-8 near byte {err.start}; re-save the file as UTF-8.") from err

@@ -7,9 +7,7 @@ from collections.abc import Sequence
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 
-def classification_metrics(
-    true: Sequence[str], predicted: Sequence[str], labels: Sequence[str]
-) -> dict:
+def classification_metrics(true: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> dict:
     """Accuracy, precision, recall and F1, per class and averaged, plus the confusion matrix.
 
     For two classes the headline precision/recall/F1 are those of the positive class, which
@@ -23,9 +21,7 @@ def classification_metrics(
     precision, recall, f1, support = precision_recall_fscore_support(
         true, predicted, labels=labels, zero_division=0
     )
-    macro = precision_recall_fscore_support(
-        true, predicted, labels=labels, average="macro", zero_division=0
-    )
+    macro = precision_recall_fscore_support(true, predicted, labels=labels, average="macro", zero_division=0)
     result: dict = {
         "n": len(true),
         "accuracy": float(accuracy_score(true, predicted)) if len(true) else 0.0,

@@ -63,7 +63,11 @@ class Method(ABC):
 
     @abstractmethod
     def fit(
-        self, splits: DataSplits, config: TrainConfig, *, progress: bool = True,
+        self,
+        splits: DataSplits,
+        config: TrainConfig,
+        *,
+        progress: bool = True,
         on_epoch: Callable[[dict], None] | None = None,
     ) -> tuple[Classifier, dict]:
         """Train on ``splits.train`` (selecting on ``splits.validation``); return the
@@ -112,8 +116,14 @@ class TransformerClassifier(Classifier):
     """An encoder with a classification head, possibly wrapped by PEFT."""
 
     def __init__(
-        self, model: nn.Module, tokenizer, labels: list[str], method: str, config: TrainConfig,
-        head_modules: list[str], owner: NeuralMethod,
+        self,
+        model: nn.Module,
+        tokenizer,
+        labels: list[str],
+        method: str,
+        config: TrainConfig,
+        head_modules: list[str],
+        owner: NeuralMethod,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -125,7 +135,10 @@ class TransformerClassifier(Classifier):
 
     def predict_logits(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         return predict_logits(
-            self.model, self.tokenizer, texts, self.config.max_length,
+            self.model,
+            self.tokenizer,
+            texts,
+            self.config.max_length,
             batch_size or self.config.eval_batch_size,
         )
 
@@ -136,9 +149,7 @@ class TransformerClassifier(Classifier):
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         # PEFT keeps a frozen copy of each fully trained head module ("original_module");
         # it is not part of the model that predicts, so it is not counted.
-        total = sum(
-            p.numel() for n, p in self.model.named_parameters() if ".original_module." not in n
-        )
+        total = sum(p.numel() for n, p in self.model.named_parameters() if ".original_module." not in n)
         return trainable, total
 
     def save(self, folder: Path) -> None:
@@ -179,8 +190,16 @@ class NeuralMethod(Method):
         loaded, model = self.build(splits.labels, config)
         lr, epochs = self.resolved(config)
         result = train_model(
-            model, loaded.tokenizer, splits.train, splits.validation, splits.label2id, config,
-            lr=lr, epochs=epochs, progress=progress, on_epoch=on_epoch,
+            model,
+            loaded.tokenizer,
+            splits.train,
+            splits.validation,
+            splits.label2id,
+            config,
+            lr=lr,
+            epochs=epochs,
+            progress=progress,
+            on_epoch=on_epoch,
         )
         classifier = TransformerClassifier(
             model, loaded.tokenizer, splits.labels, self.name, config, loaded.head_modules, self

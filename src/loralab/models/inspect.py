@@ -14,9 +14,7 @@ from loralab.models.targets import FAMILY_TARGETS, linear_modules
 NEURAL_METHODS = ("full", "head", "lora")
 
 
-def parameter_table(
-    config: TrainConfig, labels: list[str], methods=NEURAL_METHODS
-) -> list[dict]:
+def parameter_table(config: TrainConfig, labels: list[str], methods=NEURAL_METHODS) -> list[dict]:
     """Trainable and total parameters of each method, measured on the prepared model."""
     from loralab.methods import get_method
 
@@ -25,9 +23,7 @@ def parameter_table(
         method = get_method(name)
         loaded, model = method.build(labels, config.replace(method=name))
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        total = sum(
-            p.numel() for n, p in model.named_parameters() if ".original_module." not in n
-        )
+        total = sum(p.numel() for n, p in model.named_parameters() if ".original_module." not in n)
         rows.append({"method": name, "trainable": trainable, "total": total, "share": trainable / total})
     return rows
 
@@ -35,9 +31,17 @@ def parameter_table(
 def architecture(model) -> dict:
     config = model.config
     keys = [
-        "model_type", "num_hidden_layers", "hidden_size", "num_attention_heads",
-        "intermediate_size", "vocab_size", "max_position_embeddings",
-        "n_layers", "dim", "n_heads", "hidden_dim",
+        "model_type",
+        "num_hidden_layers",
+        "hidden_size",
+        "num_attention_heads",
+        "intermediate_size",
+        "vocab_size",
+        "max_position_embeddings",
+        "n_layers",
+        "dim",
+        "n_heads",
+        "hidden_dim",
     ]
     return {k: getattr(config, k) for k in keys if getattr(config, k, None) is not None}
 

@@ -133,7 +133,9 @@ def load_classifier(
         )
     except (OSError, ValueError) as err:
         raise _load_error(name, err) from err
-    missing = set(info.get("missing_keys", ())) | {k[0] if isinstance(k, tuple) else k for k in info.get("mismatched_keys", ())}
+    missing = set(info.get("missing_keys", ())) | {
+        k[0] if isinstance(k, tuple) else k for k in info.get("mismatched_keys", ())
+    }
     tokenizer = load_tokenizer(name, trust_remote_code)
     return LoadedModel(
         model=model,

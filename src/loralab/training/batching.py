@@ -38,9 +38,7 @@ class LengthBucketBatches:
     by length, cut into batches and shuffle the batch order. Epoch ``k`` uses seed ``seed + k``
     so a run is reproducible."""
 
-    def __init__(
-        self, lengths: Sequence[int], batch_size: int, seed: int, pool_batches: int = 50
-    ) -> None:
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, pool_batches: int = 50) -> None:
         self.lengths = list(lengths)
         self.batch_size = batch_size
         self.seed = seed

@@ -90,9 +90,7 @@ def train_model(
     loader = DataLoader(
         list(range(len(train_ids))),
         batch_sampler=sampler,
-        collate_fn=lambda idx: collate(
-            [train_ids[i] for i in idx], pad_id, [train_labels[i] for i in idx]
-        ),
+        collate_fn=lambda idx: collate([train_ids[i] for i in idx], pad_id, [train_labels[i] for i in idx]),
     )
     optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=lr)
     steps_per_epoch = math.ceil(len(sampler) / config.grad_accum_steps)
@@ -113,8 +111,12 @@ def train_model(
         epoch_start = time.perf_counter()
         loss_sum, seen, tokens = 0.0, 0, 0
         bar = tqdm(
-            loader, desc=f"epoch {epoch}/{epochs}", unit="batch", disable=None if progress else True,
-            leave=False, dynamic_ncols=True,
+            loader,
+            desc=f"epoch {epoch}/{epochs}",
+            unit="batch",
+            disable=None if progress else True,
+            leave=False,
+            dynamic_ncols=True,
         )
         for batch in bar:
             labels = batch.pop("labels")
@@ -143,15 +145,21 @@ def train_model(
         }
         if validation is not None and len(validation):
             logits = predict_logits(
-                accelerator.unwrap_model(model), tokenizer, validation.texts,
-                config.max_length, config.eval_batch_size,
+                accelerator.unwrap_model(model),
+                tokenizer,
+                validation.texts,
+                config.max_length,
+                config.eval_batch_size,
             )
             targets = np.array([label2id[y] for y in validation.labels])
             row["val_loss"] = float(
                 F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(targets)).item()
             )
             row["val_accuracy"] = float((logits.argmax(-1) == targets).mean())
-            if result.best_validation_accuracy is None or row["val_accuracy"] > result.best_validation_accuracy:
+            if (
+                result.best_validation_accuracy is None
+                or row["val_accuracy"] > result.best_validation_accuracy
+            ):
                 result.best_validation_accuracy = row["val_accuracy"]
                 result.best_epoch = epoch
                 best_state = trainable_state(accelerator.unwrap_model(model))
