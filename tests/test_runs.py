@@ -198,3 +198,16 @@ def test_a_corrupted_save_fails_the_reload_check(tiny_bert, synthetic_dir, tmp_p
 def test_saved_model_folder_without_info_is_refused(tmp_path):
     with pytest.raises(RunError, match="not a saved loralab model"):
         load_saved_classifier(tmp_path)
+
+
+def test_zero_shot_run_is_the_untrained_model(tiny_bert, synthetic_dir, tmp_path):
+    from loralab.models import load_classifier
+
+    result = train_run(synthetic_dir, config_for(tiny_bert, "zero-shot"), tmp_path / "z", progress=False)
+    assert result.manifest["status"] == "completed" and result.manifest["trainable_parameters"] == 0
+    torch.manual_seed(3)  # the run's seed: the same fresh head
+    fresh = load_classifier(str(tiny_bert), ["negative", "positive"]).model.eval()
+    ids = torch.tensor([[2, 8, 22, 3]])
+    with torch.inference_mode():
+        expected = fresh(input_ids=ids).logits.softmax(-1).numpy()
+    np.testing.assert_allclose(load_run(tmp_path / "z").predict_proba(["a good"]), expected, atol=1e-5)

@@ -47,6 +47,11 @@ class TrainConfig:
     lora_dropout: float = 0.1
     target_modules: list[str] | None = None
     lora_bias: str = "none"
+    # TF-IDF baselines
+    tfidf_ngram_max: int = 2
+    tfidf_max_features: int | None = 50000
+    tfidf_sublinear_tf: bool = True
+    baseline_c: float = 1.0
     # Execution
     threads: int | None = None
     trust_remote_code: bool = False
@@ -71,6 +76,12 @@ class TrainConfig:
                 self.lora_bias in ("none", "all", "lora_only"),
                 f"--lora-bias must be one of none, all, lora_only; got '{self.lora_bias}'.",
             ),
+            (self.tfidf_ngram_max >= 1, f"--tfidf-ngram-max must be ≥ 1, got {self.tfidf_ngram_max}."),
+            (
+                self.tfidf_max_features is None or self.tfidf_max_features >= 1,
+                f"--tfidf-max-features must be ≥ 1, got {self.tfidf_max_features}.",
+            ),
+            (self.baseline_c > 0, f"--baseline-c must be positive, got {self.baseline_c}."),
             (self.threads is None or self.threads >= 1, f"--threads must be ≥ 1, got {self.threads}."),
         ]
         for ok, message in checks:

@@ -56,10 +56,16 @@ def default_run_dir(data: str, method: str) -> Path:
 def table(title: str | None, columns: list[str], rows: list[list[Any]], **kwargs: Any) -> Table:
     result = Table(title=title, title_justify="left", **kwargs)
     for i, column in enumerate(columns):
-        result.add_column(column, justify="left" if i == 0 else "right")
+        # Words read from the left, numbers line up on the right.
+        textual = i == 0 or any(isinstance(row[i], str) and not _numeric(row[i]) for row in rows)
+        result.add_column(column, justify="left" if textual else "right")
     for row in rows:
         result.add_row(*[fmt(v) for v in row])
     return result
+
+
+def _numeric(text: str) -> bool:
+    return bool(re.fullmatch(r"[-+]?[\d,.]+%?( \(.*\))?", text.strip()))
 
 
 def fmt(value: Any) -> str:

@@ -39,12 +39,13 @@ def _config_file(path: Path | None) -> dict:
 def print_run_summary(result) -> None:
     manifest = result.manifest
     trainable, total = manifest["trainable_parameters"], manifest["total_parameters"]
+    share = f" ({trainable / total:.2%})" if total else ""
     console.print(metrics_table({s: result.metrics[s] for s in ("validation", "test")}, title="Metrics"))
     if len(result.classifier.labels) > 2:
         console.print(per_class_table(result.metrics["test"], "Per class (test)"))
     console.print(confusion_table(result.metrics["test"], "Confusion matrix (test)"))
     console.print(
-        f"Trainable parameters: {trainable:,} of {total:,} ({trainable / total:.2%}); "
+        f"Trainable parameters: {trainable:,} of {total:,}{share}; "
         f"training {manifest['train_seconds']:.0f} s; "
         f"inference {result.metrics['test']['inference_texts_per_second']:,.0f} texts/s"
     )
@@ -56,7 +57,9 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     def train(
         data: str = typer.Argument(..., help=DATA_HELP),
-        method: str = typer.Option("lora", "--method", "-m", help="lora, full or head."),
+        method: str = typer.Option(
+            "lora", "--method", "-m", help="lora, full, head, zero-shot, tfidf-logreg or tfidf-nb."
+        ),
         model: str = typer.Option(DEFAULT_MODEL, "--model", help="Hugging Face name or local folder."),
         text_col: str = typer.Option("text", "--text-col"),
         label_col: str = typer.Option("label", "--label-col"),
@@ -99,6 +102,18 @@ def register(app: typer.Typer) -> None:
         ),
         seed: int | None = typer.Option(None, "--seed"),
         threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
+        tfidf_ngram_max: int | None = typer.Option(
+            None, "--tfidf-ngram-max", help="TF-IDF baselines: longest n-gram (2)."
+        ),
+        tfidf_max_features: int | None = typer.Option(
+            None, "--tfidf-max-features", help="TF-IDF baselines: vocabulary size (50000)."
+        ),
+        tfidf_sublinear_tf: bool | None = typer.Option(
+            None, "--tfidf-sublinear-tf/--no-tfidf-sublinear-tf", help="TF-IDF baselines: 1 + log(tf)."
+        ),
+        baseline_c: float | None = typer.Option(
+            None, "--baseline-c", help="Baselines: inverse regularisation strength (1.0)."
+        ),
     ) -> None:
         """Train a classifier and save it as a run folder."""
         from loralab.runs.train import train_run

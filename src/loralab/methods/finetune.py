@@ -84,3 +84,33 @@ class FullFineTuning(NeuralMethod):
         for param in model.parameters():
             param.requires_grad = False
         return model
+
+
+@register
+class ZeroShot(HeadTuning):
+    """The pretrained encoder with its freshly initialised, untrained head (seed 003's "before").
+
+    It answers "what does adaptation buy?": any trained method should beat it by a margin.
+    """
+
+    name = "zero-shot"
+    summary = "no training: the pretrained encoder with an untrained head"
+
+    def fit(self, splits, config, *, progress=True, on_epoch=None):
+        loaded, model = self.build(splits.labels, config)
+        for param in model.parameters():
+            param.requires_grad = False
+        model.eval()
+        classifier = TransformerClassifier(
+            model, loaded.tokenizer, splits.labels, self.name, config, loaded.head_modules, self
+        )
+        facts = {
+            "history": [],
+            "train_seconds": 0.0,
+            "train_tokens": 0,
+            "lr": None,
+            "epochs": 0,
+            "head_modules": loaded.head_modules,
+            "newly_initialised": loaded.newly_initialised,
+        }
+        return classifier, facts

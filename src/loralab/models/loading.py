@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,8 @@ def quiet_transformers() -> None:
     import transformers
 
     transformers.logging.set_verbosity_error()
+    # PEFT still calls a transformers method renamed in v5; the warning is not the user's to act on.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     transformers.logging.disable_progress_bar()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 

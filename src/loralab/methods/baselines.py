@@ -1,0 +1,157 @@
+"""Classic baselines: TF-IDF features with logistic regression or multinomial naive Bayes.
+
+They are scikit-learn estimators, saved without pickle: the vocabulary and settings go to
+JSON and the learned arrays to safetensors, so loading a run never executes code from a file.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import MultinomialNB
+
+from loralab.config import TrainConfig
+from loralab.data import DataSplits
+from loralab.errors import RunError
+from loralab.methods.base import Classifier, Method, register
+
+BASELINE_FILE = "baseline.json"
+ARRAYS_FILE = "baseline.safetensors"
+
+
+def make_vectorizer(config: TrainConfig) -> TfidfVectorizer:
+    return TfidfVectorizer(
+        ngram_range=(1, config.tfidf_ngram_max),
+        max_features=config.tfidf_max_features,
+        sublinear_tf=config.tfidf_sublinear_tf,
+        lowercase=True,
+    )
+
+
+class TfidfClassifier(Classifier):
+    """A fitted TF-IDF vectorizer and a linear model over it."""
+
+    def __init__(
+        self, vectorizer, estimator, labels: list[str], config: TrainConfig, owner: TfidfMethod
+    ) -> None:
+        self.vectorizer = vectorizer
+        self.estimator = estimator
+        self.labels = labels
+        self.method = owner.name
+        self.config = config
+        self.owner = owner
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros((0, len(self.labels)))
+        return self.estimator.predict_proba(self.vectorizer.transform(list(texts)))
+
+    def parameter_counts(self) -> tuple[int, int]:
+        arrays = self.owner_arrays()
+        learned = sum(v.size for k, v in arrays.items() if k != "idf")
+        return learned, learned
+
+    def owner_arrays(self) -> dict[str, np.ndarray]:
+        return self.owner.arrays(self.estimator) | {"idf": self.vectorizer.idf_}
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in self.owner_arrays().items()}
+        save_file(arrays, str(folder / ARRAYS_FILE))
+        vocabulary = {term: int(i) for term, i in self.vectorizer.vocabulary_.items()}
+        (folder / BASELINE_FILE).write_text(json.dumps({"vocabulary": vocabulary}))
+        self._write_info(folder, {})
+
+
+class TfidfMethod(Method):
+    """Shared fit/load; subclasses choose the linear model and which arrays it learns."""
+
+    default_epochs = 0
+    default_lr = 0.0
+
+    def estimator(self, config: TrainConfig):
+        raise NotImplementedError
+
+    def arrays(self, estimator) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def restore(self, config: TrainConfig, arrays: dict[str, np.ndarray], n_classes: int):
+        raise NotImplementedError
+
+    def fit(self, splits: DataSplits, config: TrainConfig, *, progress=True, on_epoch=None):
+        start = time.perf_counter()
+        vectorizer = make_vectorizer(config)
+        features = vectorizer.fit_transform(splits.train.texts)
+        label2id = splits.label2id
+        estimator = self.estimator(config).fit(features, [label2id[y] for y in splits.train.labels])
+        classifier = TfidfClassifier(vectorizer, estimator, splits.labels, config, self)
+        facts = {
+            "history": [],
+            "train_seconds": time.perf_counter() - start,
+            "features": int(features.shape[1]),
+        }
+        return classifier, facts
+
+    def load(self, folder: Path, info: dict) -> Classifier:
+        config = TrainConfig.from_dict(info["config"], strict=False)
+        labels = list(info["labels"])
+        for name in (BASELINE_FILE, ARRAYS_FILE):
+            if not (folder / name).exists():
+                raise RunError(f"{folder}: the saved baseline is incomplete ({name} is missing).")
+        arrays = load_file(str(folder / ARRAYS_FILE))
+        vectorizer = make_vectorizer(config)
+        vectorizer.vocabulary_ = json.loads((folder / BASELINE_FILE).read_text())["vocabulary"]
+        vectorizer.idf_ = arrays.pop("idf")
+        estimator = self.restore(config, arrays, len(labels))
+        estimator.classes_ = np.arange(len(labels))
+        estimator.n_features_in_ = len(vectorizer.vocabulary_)
+        return TfidfClassifier(vectorizer, estimator, labels, config, self)
+
+
+@register
+class TfidfLogReg(TfidfMethod):
+    """Word and bigram TF-IDF with L2-regularised logistic regression (seed 002 task 10)."""
+
+    name = "tfidf-logreg"
+    summary = "TF-IDF n-grams + logistic regression (scikit-learn)"
+
+    def estimator(self, config):
+        return LogisticRegression(C=config.baseline_c, max_iter=2000, random_state=config.seed)
+
+    def arrays(self, estimator):
+        return {"coef": estimator.coef_, "intercept": estimator.intercept_}
+
+    def restore(self, config, arrays, n_classes):
+        estimator = self.estimator(config)
+        estimator.coef_, estimator.intercept_ = arrays["coef"], arrays["intercept"]
+        return estimator
+
+
+@register
+class TfidfNaiveBayes(TfidfMethod):
+    """TF-IDF n-grams with multinomial naive Bayes (seed 002 task 10)."""
+
+    name = "tfidf-nb"
+    summary = "TF-IDF n-grams + multinomial naive Bayes (scikit-learn)"
+
+    def estimator(self, config):
+        return MultinomialNB(alpha=1.0 / config.baseline_c)
+
+    def arrays(self, estimator):
+        return {
+            "feature_log_prob": estimator.feature_log_prob_,
+            "class_log_prior": estimator.class_log_prior_,
+        }
+
+    def restore(self, config, arrays, n_classes):
+        estimator = self.estimator(config)
+        estimator.feature_log_prob_ = arrays["feature_log_prob"]
+        estimator.class_log_prior_ = arrays["class_log_prior"]
+        return estimator
