@@ -24,3 +24,71 @@ def test_vectorizer_settings_are_used(synthetic_dir, tmp_path):
     config = TrainConfig(method="tfidf-logreg", tfidf_ngram_max=1, tfidf_max_features=5)
     result = train_run(synthetic_dir, config, tmp_path / "r", progress=False)
     assert len(result.classifier.vectorizer.vocabulary_) == 5
+
+
+def test_embedding_baselines_share_one_encoder_pass(tiny_bert, synthetic_dir, tmp_path, monkeypatch):
+    import loralab.methods.embedding as embedding
+    import loralab.methods.features as features
+
+    monkeypatch.setenv("LORALAB_CACHE_DIR", str(tmp_path / "cache"))
+    encoded: list[tuple[str, ...]] = []
+    real = features.encode_texts
+
+    def recording(model, texts, *args, **kwargs):
+        encoded.append(tuple(texts))
+        return real(model, texts, *args, **kwargs)
+
+    monkeypatch.setattr(features, "encode_texts", recording)
+    monkeypatch.setattr(embedding, "encode_texts", recording)
+    results = {}
+    for method in ("embed-logreg", "embed-svm", "embed-ridge"):
+        config = TrainConfig(method=method, model=str(tiny_bert), pooling="mean")
+        results[method] = train_run(synthetic_dir, config, tmp_path / method, progress=False)
+    splits = results["embed-logreg"].splits
+    # the training, validation and test texts each went through the encoder once
+    for part in (splits.train, splits.validation, splits.test):
+        assert encoded.count(tuple(part.texts)) == 1
+    for method, result in results.items():
+        reloaded = load_run(tmp_path / method)
+        np.testing.assert_allclose(
+            reloaded.predict_proba(TEXTS), result.classifier.predict_proba(TEXTS), atol=1e-5
+        )
+        probs = reloaded.predict_proba(TEXTS)
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_logreg_probabilities_match_scikit_learn(tiny_bert, synthetic_dir, tmp_path, monkeypatch):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from loralab.methods.features import cached_features
+
+    monkeypatch.setenv("LORALAB_CACHE_DIR", str(tmp_path / "cache"))
+    result = train_run(
+        synthetic_dir,
+        TrainConfig(method="embed-logreg", model=str(tiny_bert)),
+        tmp_path / "r",
+        progress=False,
+    )
+    splits = result.splits
+    features = cached_features(str(tiny_bert), splits.train.texts, "cls", 128)
+    scaler = StandardScaler().fit(features)
+    reference = LogisticRegression(max_iter=3000, random_state=42).fit(
+        scaler.transform(features), [splits.label2id[y] for y in splits.train.labels]
+    )
+    test_features = cached_features(str(tiny_bert), splits.test.texts, "cls", 128)
+    np.testing.assert_allclose(
+        result.classifier.predict_proba(splits.test.texts),
+        reference.predict_proba(scaler.transform(test_features)),
+        atol=1e-4,
+    )
+
+
+def test_unknown_pooling_is_refused(synthetic_dir, tmp_path):
+    from loralab.errors import LoralabError
+
+    with pytest.raises(LoralabError, match="--pooling must be one of cls, mean"):
+        train_run(
+            synthetic_dir, TrainConfig(method="embed-svm", pooling="max"), tmp_path / "r", progress=False
+        )
+    assert not (tmp_path / "r").exists()

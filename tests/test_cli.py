@@ -190,7 +190,9 @@ def test_unknown_key_in_config_file(tmp_path, synthetic_dir):
 
 def test_baseline_through_the_cli(synthetic_dir, tmp_path):
     out = tmp_path / "tfidf"
-    result = invoke("train", synthetic_dir, "--method", "tfidf-nb", "--tfidf-ngram-max", 1, "--output-dir", out)
+    result = invoke(
+        "train", synthetic_dir, "--method", "tfidf-nb", "--tfidf-ngram-max", 1, "--output-dir", out
+    )
     assert result.exit_code == 0, result.output
     result = invoke("predict", out, "good good good")
     assert result.exit_code == 0 and "positive" in result.output

@@ -52,6 +52,7 @@ class TrainConfig:
     tfidf_max_features: int | None = 50000
     tfidf_sublinear_tf: bool = True
     baseline_c: float = 1.0
+    pooling: str = "cls"
     # Execution
     threads: int | None = None
     trust_remote_code: bool = False

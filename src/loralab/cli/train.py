@@ -58,7 +58,10 @@ def register(app: typer.Typer) -> None:
     def train(
         data: str = typer.Argument(..., help=DATA_HELP),
         method: str = typer.Option(
-            "lora", "--method", "-m", help="lora, full, head, zero-shot, tfidf-logreg or tfidf-nb."
+            "lora",
+            "--method",
+            "-m",
+            help="lora, full, head, zero-shot, tfidf-logreg, tfidf-nb, embed-logreg, embed-svm or embed-ridge.",
         ),
         model: str = typer.Option(DEFAULT_MODEL, "--model", help="Hugging Face name or local folder."),
         text_col: str = typer.Option("text", "--text-col"),
@@ -111,6 +114,7 @@ def register(app: typer.Typer) -> None:
         tfidf_sublinear_tf: bool | None = typer.Option(
             None, "--tfidf-sublinear-tf/--no-tfidf-sublinear-tf", help="TF-IDF baselines: 1 + log(tf)."
         ),
+        pooling: str | None = typer.Option(None, "--pooling", help="Embedding baselines: cls or mean (cls)."),
         baseline_c: float | None = typer.Option(
             None, "--baseline-c", help="Baselines: inverse regularisation strength (1.0)."
         ),

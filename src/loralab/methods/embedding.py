@@ -1,0 +1,138 @@
+"""Linear models on frozen encoder features: logistic regression, linear SVM, ridge (seed 000,
+seed 004 e13). Features are standardised first (the linear models need comparable scales) and
+come from the on-disk feature cache, so the three models together cost one encoder pass.
+
+A fitted model is four arrays (scaler mean and scale, coefficients, intercept), saved to
+safetensors; scores become probabilities through a sigmoid (two classes) or a softmax. For the
+SVM and ridge these are monotone scores, not calibrated probabilities.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+from sklearn.linear_model import LogisticRegression, RidgeClassifierCV
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import LinearSVC
+
+from loralab.config import TrainConfig
+from loralab.data import DataSplits
+from loralab.errors import LoralabError, RunError
+from loralab.evaluation.inference import softmax
+from loralab.methods.base import Classifier, Method, register
+from loralab.methods.features import POOLINGS, cached_features, encode_texts
+
+ARRAYS_FILE = "linear.safetensors"
+
+
+def scores_to_probabilities(scores: np.ndarray) -> np.ndarray:
+    if scores.shape[1] == 1:  # binary: one score for the second class
+        positive = 1.0 / (1.0 + np.exp(-scores[:, 0]))
+        return np.stack([1.0 - positive, positive], axis=1)
+    return softmax(scores)
+
+
+class EmbeddingClassifier(Classifier):
+    def __init__(
+        self, arrays: dict[str, np.ndarray], labels, config: TrainConfig, owner: Method, cache: bool
+    ):
+        self.arrays = arrays
+        self.labels = labels
+        self.config = config
+        self.method = owner.name
+        self.owner = owner
+        self.cache = cache  # evaluation of fixed splits reads the feature cache; serving encodes
+
+    def features(self, texts: Sequence[str]) -> np.ndarray:
+        fetch = cached_features if self.cache else encode_texts
+        return fetch(self.config.model, list(texts), self.config.pooling, self.config.max_length)
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros((0, len(self.labels)))
+        a = self.arrays
+        scaled = (self.features(texts) - a["mean"]) / a["scale"]  # (N, H)
+        return scores_to_probabilities(scaled @ a["coef"].T + a["intercept"])
+
+    def parameter_counts(self) -> tuple[int, int]:
+        learned = int(self.arrays["coef"].size + self.arrays["intercept"].size)
+        return learned, learned
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({k: np.ascontiguousarray(v) for k, v in self.arrays.items()}, str(folder / ARRAYS_FILE))
+        self._write_info(folder, {})
+
+
+class EmbeddingMethod(Method):
+    default_epochs = 0
+    default_lr = 0.0
+
+    def estimator(self, config: TrainConfig):
+        raise NotImplementedError
+
+    def check(self, config: TrainConfig) -> None:
+        if config.pooling not in POOLINGS:
+            raise LoralabError(f"--pooling must be one of {', '.join(POOLINGS)}; got '{config.pooling}'.")
+
+    def fit(self, splits: DataSplits, config: TrainConfig, *, progress=True, on_epoch=None):
+        start = time.perf_counter()
+        features = cached_features(config.model, splits.train.texts, config.pooling, config.max_length)
+        encoded = time.perf_counter()
+        scaler = StandardScaler().fit(features)
+        label2id = splits.label2id
+        estimator = self.estimator(config).fit(
+            scaler.transform(features), [label2id[y] for y in splits.train.labels]
+        )
+        arrays = {
+            "mean": scaler.mean_.astype(np.float32),
+            "scale": scaler.scale_.astype(np.float32),
+            "coef": np.atleast_2d(estimator.coef_).astype(np.float32),
+            "intercept": np.atleast_1d(estimator.intercept_).astype(np.float32),
+        }
+        classifier = EmbeddingClassifier(arrays, splits.labels, config, self, cache=True)
+        facts = {
+            "history": [],
+            "train_seconds": time.perf_counter() - start,
+            "feature_seconds": encoded - start,
+        }
+        return classifier, facts
+
+    def load(self, folder: Path, info: dict) -> Classifier:
+        config = TrainConfig.from_dict(info["config"], strict=False)
+        if not (folder / ARRAYS_FILE).exists():
+            raise RunError(f"{folder}: the saved linear model ({ARRAYS_FILE}) is missing.")
+        return EmbeddingClassifier(
+            load_file(str(folder / ARRAYS_FILE)), list(info["labels"]), config, self, cache=False
+        )
+
+
+@register
+class EmbedLogReg(EmbeddingMethod):
+    name = "embed-logreg"
+    summary = "logistic regression on frozen encoder features"
+
+    def estimator(self, config):
+        return LogisticRegression(C=config.baseline_c, max_iter=3000, random_state=config.seed)
+
+
+@register
+class EmbedSVM(EmbeddingMethod):
+    name = "embed-svm"
+    summary = "linear SVM on frozen encoder features (seed 004 e13)"
+
+    def estimator(self, config):
+        return LinearSVC(C=config.baseline_c, max_iter=10000, random_state=config.seed)
+
+
+@register
+class EmbedRidge(EmbeddingMethod):
+    name = "embed-ridge"
+    summary = "ridge classifier with built-in cross-validated alpha on frozen features (seed 000)"
+
+    def estimator(self, config):
+        return RidgeClassifierCV(alphas=np.logspace(-2, 4, 13))

@@ -1,0 +1,94 @@
+"""Frozen encoder features, computed once per (model, pooling, max_length, texts) and cached.
+
+Trying three linear models on the same features costs one encoder pass: the first call
+encodes and writes ``<cache>/<key>.safetensors``; later calls read it. ``ENCODER_PASSES``
+counts the texts actually sent through an encoder in this process, so the saving can be shown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file, save_file
+
+from loralab.models.loading import load_classifier
+from loralab.training.batching import collate, encode, sorted_batches
+
+CACHE_ENV = "LORALAB_CACHE_DIR"
+POOLINGS = ("cls", "mean")
+log = logging.getLogger("loralab.features")
+ENCODER_PASSES = {"texts": 0, "cache_hits": 0}
+_ENCODERS: dict[tuple[str, bool], tuple] = {}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "loralab")) / "features"
+
+
+def feature_key(model: str, pooling: str, max_length: int, texts: Sequence[str]) -> str:
+    digest = hashlib.sha256()
+    for part in (model, pooling, str(max_length), str(len(texts))):
+        digest.update(part.encode() + b"\0")
+    for text in texts:
+        digest.update(text.encode("utf-8", "surrogatepass") + b"\0")
+    return digest.hexdigest()[:32]
+
+
+def _encoder(model: str, trust_remote_code: bool):
+    key = (model, trust_remote_code)
+    if key not in _ENCODERS:
+        loaded = load_classifier(model, ["0", "1"], trust_remote_code=trust_remote_code)
+        base = getattr(loaded.model, loaded.model.base_model_prefix).eval()
+        _ENCODERS[key] = (base, loaded.tokenizer)
+    return _ENCODERS[key]
+
+
+def encode_texts(
+    model: str,
+    texts: Sequence[str],
+    pooling: str,
+    max_length: int,
+    batch_size: int = 128,
+    trust_remote_code: bool = False,
+) -> np.ndarray:
+    """Pooled last hidden states ``(N, H)`` of the frozen encoder, in the order of ``texts``."""
+    base, tokenizer = _encoder(model, trust_remote_code)
+    ids = encode(tokenizer, texts, max_length)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    out = np.zeros((len(texts), base.config.hidden_size), dtype=np.float32)
+    with torch.inference_mode():
+        for batch_idx in sorted_batches([len(x) for x in ids], batch_size):
+            batch = collate([ids[i] for i in batch_idx], pad)
+            hidden = base(**batch).last_hidden_state  # (B, T, H)
+            if pooling == "cls":
+                pooled = hidden[:, 0]
+            else:
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+            out[batch_idx] = pooled.float().numpy()
+    ENCODER_PASSES["texts"] += len(texts)
+    return out
+
+
+def cached_features(
+    model: str, texts: Sequence[str], pooling: str, max_length: int, trust_remote_code: bool = False
+) -> np.ndarray:
+    """Features from the disk cache, or encoded now and cached."""
+    path = cache_dir() / f"{feature_key(model, pooling, max_length, texts)}.safetensors"
+    if path.exists():
+        ENCODER_PASSES["cache_hits"] += len(texts)
+        log.info("features for %d texts read from %s", len(texts), path)
+        return load_file(str(path))["features"]
+    features = encode_texts(model, texts, pooling, max_length, trust_remote_code=trust_remote_code)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    save_file({"features": features}, str(tmp))
+    os.replace(tmp, path)
+    log.info("encoded %d texts; features cached at %s", len(texts), path)
+    return features
