@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
             "lora",
             "--method",
             "-m",
-            help="lora, full, head, zero-shot, tfidf-logreg, tfidf-nb, embed-logreg, embed-svm or embed-ridge.",
+            help="lora, full, head, zero-shot, tfidf-logreg, tfidf-nb, embed-logreg, embed-svm, embed-ridge.",
         ),
         model: str = typer.Option(DEFAULT_MODEL, "--model", help="Hugging Face name or local folder."),
         text_col: str = typer.Option("text", "--text-col"),
