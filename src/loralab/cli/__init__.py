@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from loralab import __version__
-from loralab.cli import data, demo, model, train
+from loralab.cli import compare, data, demo, model, train
 
 app = typer.Typer(
     name="loralab",
@@ -17,6 +17,7 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.add_typer(model.app, name="model")
 train.register(app)
+compare.register(app)
 demo.register(app)
 
 

@@ -1,0 +1,104 @@
+"""``loralab compare``: the method ladder on identical splits, in one table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from loralab.cli.common import console, default_run_dir, handle_errors, table
+from loralab.config import DEFAULT_MODEL, TrainConfig
+
+
+def _pm(row: dict, key: str, digits: int = 4) -> str:
+    value = row.get(key)
+    if value is None:
+        return "–"
+    text = f"{value:.{digits}f}"
+    if row.get("seeds", 1) > 1:
+        text += f" ± {row.get(key + '_std', 0):.{digits}f}"
+    return text
+
+
+def results_table(summary: list[dict], title: str):
+    rows = []
+    for r in summary:
+        share = r.get("trainable_share")
+        trainable = f"{r['trainable_parameters']:,}" + (f" ({share:.2%})" if share is not None else "")
+        rows.append(
+            [
+                r["method"],
+                trainable,
+                _pm(r, "train_seconds", 1),
+                f"{r['inference_texts_per_second']:,.0f}" if r.get("inference_texts_per_second") else "–",
+                _pm(r, "validation_accuracy"),
+                _pm(r, "test_accuracy"),
+                _pm(r, "test_macro_f1"),
+            ]
+        )
+    columns = [
+        "method",
+        "trainable params",
+        "train s",
+        "infer texts/s",
+        "val acc",
+        "test acc",
+        "test macro-F1",
+    ]
+    return table(title, columns, rows)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @handle_errors
+    def compare(
+        data: str = typer.Argument(..., help="Data set (as for train)."),
+        methods: str | None = typer.Option(
+            None,
+            "--methods",
+            help="Comma-separated methods (default: the ladder from TF-IDF to full fine-tuning).",
+        ),
+        seeds: int = typer.Option(
+            1, "--seeds", help="Repeat each neural method with K seeds; report mean ± std."
+        ),
+        model: str = typer.Option(DEFAULT_MODEL, "--model"),
+        text_col: str = typer.Option("text", "--text-col"),
+        label_col: str = typer.Option("label", "--label-col"),
+        subset: int | None = typer.Option(None, "--subset"),
+        output_dir: Path | None = typer.Option(
+            None, "--output-dir", "-o", help="Compare folder (reused to resume)."
+        ),
+        seed: int = typer.Option(42, "--seed"),
+        max_length: int = typer.Option(128, "--max-length"),
+    ) -> None:
+        """Train the method ladder on the same splits and print one table."""
+        from loralab.runs.compare import DEFAULT_LADDER
+        from loralab.runs.compare import compare as run_compare
+
+        chosen = [m.strip() for m in methods.split(",")] if methods else DEFAULT_LADDER
+        if seeds < 1:
+            from loralab.errors import LoralabError
+
+            raise LoralabError(f"--seeds must be ≥ 1, got {seeds}.")
+        out = output_dir or default_run_dir(data, "compare")
+        config = TrainConfig(model=model, seed=seed, max_length=max_length)
+
+        def report(row: dict) -> None:
+            state = "reused" if row["reused"] else "done"
+            console.print(
+                f"{row['method']} (seed {row['seed']}): test accuracy {row['test_accuracy']:.4f} [{state}]"
+            )
+
+        results = run_compare(
+            data,
+            out,
+            methods=chosen,
+            seeds=seeds,
+            base_config=config,
+            text_col=text_col,
+            label_col=label_col,
+            subset=subset,
+            on_run=report,
+        )
+        console.print(results_table(results["summary"], f"{data} (splits {results['fingerprint']})"))
+        console.print(f"Results in {out}/results.csv and results.json")

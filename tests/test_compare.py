@@ -1,0 +1,64 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from loralab.cli import app
+from loralab.config import TrainConfig
+from loralab.errors import LoralabError, RunError
+from loralab.runs.compare import compare
+from tests.conftest import synthetic_frame
+
+FAST = dict(epochs=1, lr=5e-3, batch_size=32)
+
+
+def test_compare_writes_one_table_and_resumes(tiny_bert, synthetic_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("LORALAB_CACHE_DIR", str(tmp_path / "cache"))
+    config = TrainConfig(model=str(tiny_bert), **FAST)
+    methods = ["tfidf-logreg", "embed-logreg", "zero-shot", "head", "lora"]
+    out = tmp_path / "cmp"
+    results = compare(str(synthetic_dir), out, methods=methods, seeds=2, base_config=config, progress=False)
+    summary = {r["method"]: r for r in results["summary"]}
+    assert list(summary) == methods
+    assert summary["lora"]["seeds"] == 2 and summary["tfidf-logreg"]["seeds"] == 1
+    assert summary["zero-shot"]["trainable_parameters"] == 0
+    assert (out / "results.csv").exists() and json.loads((out / "results.json").read_text())["summary"]
+    # A second call reuses every completed run.
+    again = compare(str(synthetic_dir), out, methods=methods, seeds=2, base_config=config, progress=False)
+    assert all(r["reused"] for r in again["runs"])
+    # An interrupted compare (one run lost) redoes only that run.
+    (out / "lora-seed43" / "manifest.json").write_text(json.dumps({"status": "interrupted"}))
+    third = compare(str(synthetic_dir), out, methods=methods, seeds=2, base_config=config, progress=False)
+    redone = [r["run"] for r in third["runs"] if not r["reused"]]
+    assert redone == ["lora-seed43"]
+
+
+def test_compare_folder_of_other_data_is_refused(tiny_bert, synthetic_dir, tmp_path):
+    out = tmp_path / "cmp"
+    compare(str(synthetic_dir), out, methods=["tfidf-nb"], progress=False)
+    other = tmp_path / "other.csv"
+    synthetic_frame(100, 5).to_csv(other, index=False)
+    with pytest.raises(RunError, match="holds a comparison on other data"):
+        compare(str(other), out, methods=["tfidf-nb"], progress=False)
+
+
+def test_unknown_method_is_refused_before_any_work(synthetic_dir, tmp_path):
+    with pytest.raises(LoralabError, match="Unknown method 'lorax'"):
+        compare(str(synthetic_dir), tmp_path / "cmp", methods=["tfidf-nb", "lorax"], progress=False)
+    assert not (tmp_path / "cmp").exists()
+
+
+def test_compare_cli_prints_the_table(synthetic_dir, tmp_path):
+    result = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            str(synthetic_dir),
+            "--methods",
+            "tfidf-logreg,tfidf-nb",
+            "--output-dir",
+            str(tmp_path / "c"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "tfidf-nb" in result.output and "test acc" in result.output
