@@ -62,3 +62,42 @@ def test_compare_cli_prints_the_table(synthetic_dir, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "tfidf-nb" in result.output and "test acc" in result.output
+
+
+def test_report_tables_match_results_and_images_are_embedded(synthetic_dir, tmp_path, tiny_bert):
+    import re
+
+    config = TrainConfig(model=str(tiny_bert), **FAST)
+    out = tmp_path / "cmp"
+    results = compare(
+        str(synthetic_dir), out, methods=["tfidf-logreg", "head"], base_config=config, progress=False
+    )
+    result = CliRunner().invoke(app, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    page = (out / "report.html").read_text()
+    markdown = (out / "report.md").read_text()
+    for row in results["summary"]:
+        assert f"{row['test_accuracy']:.4f}" in page and f"{row['test_accuracy']:.4f}" in markdown
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(images) >= 4  # two scatter plots, training curves, confusion matrices
+    assert "http" not in page.split("<body>")[1].replace("https://", "")  # nothing fetched from elsewhere
+    assert "training_curves.png" in markdown and (out / "training_curves.png").exists()
+
+
+def test_report_of_a_single_run(synthetic_dir, tmp_path, tiny_bert):
+    from loralab.reports.report import write_report
+    from loralab.runs.train import train_run
+
+    run = train_run(
+        synthetic_dir,
+        TrainConfig(model=str(tiny_bert), method="head", **FAST),
+        tmp_path / "r",
+        progress=False,
+    )
+    html_path, _ = write_report(run.folder)
+    assert "confusion matrix of r" in html_path.read_text()
+
+
+def test_report_of_a_folder_that_is_neither(tmp_path):
+    result = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and "neither a run folder" in result.output

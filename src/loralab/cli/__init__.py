@@ -18,6 +18,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(model.app, name="model")
 train.register(app)
 compare.register(app)
+compare.register_report(app)
 demo.register(app)
 
 

@@ -102,3 +102,14 @@ def register(app: typer.Typer) -> None:
         )
         console.print(results_table(results["summary"], f"{data} (splits {results['fingerprint']})"))
         console.print(f"Results in {out}/results.csv and results.json")
+
+
+def register_report(app: typer.Typer) -> None:
+    @app.command()
+    @handle_errors
+    def report(path: Path = typer.Argument(..., help="A run folder or a compare folder.")) -> None:
+        """Write report.html (self-contained, opens offline) and report.md into the folder."""
+        from loralab.reports.report import write_report
+
+        html_path, md_path = write_report(path)
+        console.print(f"Wrote {html_path} and {md_path}")

@@ -1,0 +1,82 @@
+"""Plots for reports, drawn with matplotlib's non-interactive backend and returned as PNG bytes."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def accuracy_scatter(summary: list[dict], x_key: str, x_label: str, log_x: bool) -> bytes:
+    """Test accuracy of each method against ``x_key`` (trainable parameters or train seconds)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for row in summary:
+        x = row.get(x_key)
+        if x is None or (log_x and x <= 0):
+            continue
+        ax.errorbar(
+            x,
+            row["test_accuracy"],
+            yerr=row.get("test_accuracy_std") or None,
+            fmt="o",
+            capsize=3,
+            label=row["method"],
+        )
+        ax.annotate(
+            row["method"], (x, row["test_accuracy"]), textcoords="offset points", xytext=(5, 5), fontsize=8
+        )
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel("test accuracy")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return _png(fig)
+
+
+def training_curves(histories: dict[str, list[dict]]) -> bytes:
+    """Training loss and validation accuracy per epoch, one line per run."""
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for name, rows in histories.items():
+        epochs = [int(r["epoch"]) for r in rows]
+        loss_ax.plot(epochs, [float(r["train_loss"]) for r in rows], marker="o", label=name)
+        if rows and "val_accuracy" in rows[0]:
+            acc_ax.plot(epochs, [float(r["val_accuracy"]) for r in rows], marker="o", label=name)
+    loss_ax.set_xlabel("epoch")
+    loss_ax.set_ylabel("training loss (cross-entropy)")
+    acc_ax.set_xlabel("epoch")
+    acc_ax.set_ylabel("validation accuracy")
+    for ax in (loss_ax, acc_ax):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def confusion(matrix: list[list[int]], labels: list[str], title: str) -> bytes:
+    size = max(3.2, 0.8 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    image = ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title, fontsize=10)
+    peak = max(max(row) for row in matrix) or 1
+    for i, row in enumerate(matrix):
+        for j, value in enumerate(row):
+            ax.text(
+                j, i, str(value), ha="center", va="center", color="white" if value > peak / 2 else "black"
+            )
+    fig.colorbar(image, ax=ax, fraction=0.046, label="texts")
+    return _png(fig)
