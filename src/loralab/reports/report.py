@@ -150,7 +150,10 @@ def compare_report(folder: Path) -> Report:
     report.heading("Results")
     rows = []
     for r in summary:
-        pm = (lambda k: f"{r[k]:.4f} ± {r[k + '_std']:.4f}") if r["seeds"] > 1 else (lambda k: r[k])
+
+        def pm(key: str, row: dict = r):
+            return f"{row[key]:.4f} ± {row[key + '_std']:.4f}" if row["seeds"] > 1 else row[key]
+
         rows.append(
             [
                 r["method"],
@@ -203,7 +206,8 @@ def run_report(folder: Path) -> Report:
     ]
     report.table(["split", "accuracy", "precision", "recall", "F1", "macro-F1", "texts"], rows)
     report.paragraph(
-        f"Trainable parameters: {_fmt(manifest.get('trainable_parameters'))} of {_fmt(manifest.get('total_parameters'))}; "
+        f"Trainable parameters: {_fmt(manifest.get('trainable_parameters'))} of "
+        f"{_fmt(manifest.get('total_parameters'))}; "
         f"training time {_fmt(manifest.get('train_seconds'))} s; status {manifest.get('status')}."
     )
     _data_section(report, manifest.get("data", {}))
@@ -218,9 +222,8 @@ def write_report(path: str | Path) -> tuple[Path, Path]:
         report = compare_report(folder)
     elif (folder / "manifest.json").exists():
         if not (folder / "metrics.json").exists():
-            raise RunError(
-                f"{folder}: the run has no metrics.json (status: {_read_json(folder / 'manifest.json').get('status')})."
-            )
+            status = _read_json(folder / "manifest.json").get("status")
+            raise RunError(f"{folder}: the run has no metrics.json (status: {status}).")
         report = run_report(folder)
     else:
         raise RunError(f"{folder}: neither a run folder (manifest.json) nor a compare folder (compare.json).")
