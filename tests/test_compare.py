@@ -101,3 +101,51 @@ def test_report_of_a_single_run(synthetic_dir, tmp_path, tiny_bert):
 def test_report_of_a_folder_that_is_neither(tmp_path):
     result = CliRunner().invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 2 and "neither a run folder" in result.output
+
+
+def test_learning_curve_uses_nested_subsets_and_is_plotted(synthetic_dir, tmp_path):
+    from loralab.data import load_data
+    from loralab.runs.compare import per_class_subset
+
+    splits = load_data(synthetic_dir)
+    small, large = per_class_subset(splits, 4, 42), per_class_subset(splits, 16, 42)
+    assert small.train.label_counts() == {"negative": 4, "positive": 4}
+    assert set(small.train.texts) <= set(large.train.texts) and small.test == splits.test
+    out = tmp_path / "lc"
+    result = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            str(synthetic_dir),
+            "--methods",
+            "tfidf-logreg,tfidf-nb",
+            "--train-sizes",
+            "4,16,all",
+            "--output-dir",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "results.json").read_text())["summary"]
+    assert [(r["train_size"], r["method"]) for r in summary][:2] == [("4", "tfidf-logreg"), ("4", "tfidf-nb")]
+    assert len(summary) == 6
+    assert CliRunner().invoke(app, ["report", str(out)]).exit_code == 0
+    assert (out / "learning_curves.png").exists()
+
+
+def test_train_sizes_larger_than_the_data_say_what_exists(synthetic_dir, tmp_path):
+    result = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            str(synthetic_dir),
+            "--methods",
+            "tfidf-nb",
+            "--train-sizes",
+            "500",
+            "--output-dir",
+            str(tmp_path / "x"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "more than the training data has (negative 80, positive 80)" in " ".join(result.output.split())

@@ -211,3 +211,36 @@ def test_zero_shot_run_is_the_untrained_model(tiny_bert, synthetic_dir, tmp_path
     with torch.inference_mode():
         expected = fresh(input_ids=ids).logits.softmax(-1).numpy()
     np.testing.assert_allclose(load_run(tmp_path / "z").predict_proba(["a good"]), expected, atol=1e-5)
+
+
+def test_head_tuning_encodes_once_and_matches_training_through_the_encoder(
+    tiny_bert, synthetic_dir, tmp_path
+):
+    from loralab.methods import finetune
+    from loralab.methods.base import NeuralMethod
+
+    calls = {"encoder": 0}
+    real_build = finetune.HeadTuning.build
+
+    def counting_build(self, labels, config):
+        loaded, model = real_build(self, labels, config)
+        model.bert.register_forward_hook(lambda *a: calls.__setitem__("encoder", calls["encoder"] + 1))
+        return loaded, model
+
+    config = config_for(tiny_bert, "head", epochs=8, lr=2e-2, eval_batch_size=64)
+    finetune.HeadTuning.build = counting_build
+    try:
+        cached = train_run(synthetic_dir, config, tmp_path / "cached", progress=False)
+    finally:
+        finetune.HeadTuning.build = real_build
+    # For all 8 epochs: 200 train + validation texts in batches of 64 (4 calls) and one 8-text
+    # probe; then the final evaluation of validation and test, and the reload check (3 calls).
+    assert calls["encoder"] == 4 + 1 + 3
+    # The same head trained through the encoder every epoch reaches the same accuracy.
+    original = finetune.HeadTuning.train
+    finetune.HeadTuning.train = NeuralMethod.train
+    try:
+        through = train_run(synthetic_dir, config, tmp_path / "through", progress=False)
+    finally:
+        finetune.HeadTuning.train = original
+    assert abs(cached.metrics["test"]["accuracy"] - through.metrics["test"]["accuracy"]) <= 0.1

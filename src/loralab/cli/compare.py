@@ -22,12 +22,14 @@ def _pm(row: dict, key: str, digits: int = 4) -> str:
 
 def results_table(summary: list[dict], title: str):
     rows = []
+    sizes = {r.get("train_size") for r in summary}
     for r in summary:
         share = r.get("trainable_share")
         trainable = f"{r['trainable_parameters']:,}" + (f" ({share:.2%})" if share is not None else "")
+        name = r["method"] if len(sizes) <= 1 else f"{r['method']} @ {r['train_size']}/class"
         rows.append(
             [
-                r["method"],
+                name,
                 trainable,
                 _pm(r, "train_seconds", 1),
                 f"{r['inference_texts_per_second']:,.0f}" if r.get("inference_texts_per_second") else "–",
@@ -46,6 +48,23 @@ def results_table(summary: list[dict], title: str):
         "test macro-F1",
     ]
     return table(title, columns, rows)
+
+
+def parse_train_sizes(text: str) -> list[int | None]:
+    from loralab.errors import LoralabError
+
+    sizes: list[int | None] = []
+    for part in text.split(","):
+        part = part.strip()
+        if part == "all":
+            sizes.append(None)
+        elif part.isdigit() and int(part) > 0:
+            sizes.append(int(part))
+        else:
+            raise LoralabError(
+                f"--train-sizes takes positive integers or 'all', separated by commas; got '{part}'."
+            )
+    return sizes
 
 
 def register(app: typer.Typer) -> None:
@@ -70,6 +89,11 @@ def register(app: typer.Typer) -> None:
         ),
         seed: int = typer.Option(42, "--seed"),
         max_length: int = typer.Option(128, "--max-length"),
+        train_sizes: str | None = typer.Option(
+            None,
+            "--train-sizes",
+            help="Learning curve: texts per class, e.g. 8,16,64,256,all (nested subsets).",
+        ),
     ) -> None:
         """Train the method ladder on the same splits and print one table."""
         from loralab.runs.compare import DEFAULT_LADDER
@@ -80,6 +104,7 @@ def register(app: typer.Typer) -> None:
             from loralab.errors import LoralabError
 
             raise LoralabError(f"--seeds must be ≥ 1, got {seeds}.")
+        sizes = parse_train_sizes(train_sizes) if train_sizes else None
         out = output_dir or default_run_dir(data, "compare")
         config = TrainConfig(model=model, seed=seed, max_length=max_length)
 
@@ -98,6 +123,7 @@ def register(app: typer.Typer) -> None:
             text_col=text_col,
             label_col=label_col,
             subset=subset,
+            train_sizes=sizes,
             on_run=report,
         )
         console.print(results_table(results["summary"], f"{data} (splits {results['fingerprint']})"))

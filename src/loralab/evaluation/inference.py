@@ -23,9 +23,20 @@ def predict_logits(
     if len(texts) == 0:
         return np.zeros((0, model.config.num_labels), dtype=np.float32)
     ids = encode(tokenizer, texts, max_length)
-    device = device or next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    out = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
+    return predict_logits_from_ids(model, ids, pad, batch_size, device)
+
+
+def predict_logits_from_ids(
+    model: nn.Module,
+    ids: Sequence[Sequence[int]],
+    pad: int,
+    batch_size: int = 128,
+    device: torch.device | str | None = None,
+) -> np.ndarray:
+    """Logits for token ids that are already encoded, batched longest first."""
+    device = device or next(model.parameters()).device
+    out = np.zeros((len(ids), model.config.num_labels), dtype=np.float32)
     was_training = model.training
     model.eval()
     with torch.inference_mode():

@@ -185,22 +185,9 @@ class NeuralMethod(Method):
         return loaded, self.prepare(loaded, config)
 
     def fit(self, splits, config, *, progress=True, on_epoch=None):
-        from loralab.training.loop import train_model
-
         loaded, model = self.build(splits.labels, config)
         lr, epochs = self.resolved(config)
-        result = train_model(
-            model,
-            loaded.tokenizer,
-            splits.train,
-            splits.validation,
-            splits.label2id,
-            config,
-            lr=lr,
-            epochs=epochs,
-            progress=progress,
-            on_epoch=on_epoch,
-        )
+        result = self.train(loaded, model, splits, config, lr, epochs, progress, on_epoch)
         classifier = TransformerClassifier(
             model, loaded.tokenizer, splits.labels, self.name, config, loaded.head_modules, self
         )
@@ -216,6 +203,33 @@ class NeuralMethod(Method):
             "newly_initialised": loaded.newly_initialised,
         }
         return classifier, facts
+
+    def train(self, loaded, model, splits, config, lr, epochs, progress, on_epoch):
+        """Tokenise once and run the training loop; methods may train differently."""
+        from loralab.training.batching import encode
+        from loralab.training.loop import train_model
+
+        tokenizer = loaded.tokenizer
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        label2id = splits.label2id
+        validation = None
+        if len(splits.validation):
+            validation = (
+                encode(tokenizer, splits.validation.texts, config.max_length),
+                [label2id[y] for y in splits.validation.labels],
+            )
+        return train_model(
+            model,
+            encode(tokenizer, splits.train.texts, config.max_length),
+            [label2id[y] for y in splits.train.labels],
+            validation,
+            pad,
+            config,
+            lr=lr,
+            epochs=epochs,
+            progress=progress,
+            on_epoch=on_epoch,
+        )
 
     def load(self, folder: Path, info: dict) -> Classifier:
         config = TrainConfig.from_dict(info["config"], strict=False)

@@ -33,6 +33,39 @@ class HeadTuning(NeuralMethod):
             param.requires_grad = _in_head(name, loaded.head_modules)
         return loaded.model
 
+    def train(self, loaded, model, splits, config, lr, epochs, progress, on_epoch):
+        """Encode train and validation texts once, then train the head on the cached outputs."""
+        from loralab.methods.frozen import cache_encoder_outputs, swapped_encoder
+        from loralab.training.loop import train_model
+
+        texts = splits.train.texts + splits.validation.texts
+        stand_in = cache_encoder_outputs(
+            model, loaded.tokenizer, texts, config.max_length, config.eval_batch_size, progress
+        )
+        if stand_in is None:  # this head reads more than the first token: train through the encoder
+            return super().train(loaded, model, splits, config, lr, epochs, progress, on_epoch)
+        label2id = splits.label2id
+        n_train = len(splits.train)
+        validation = None
+        if len(splits.validation):
+            validation = (
+                [[n_train + i] for i in range(len(splits.validation))],
+                [label2id[y] for y in splits.validation.labels],
+            )
+        with swapped_encoder(model, stand_in):
+            return train_model(
+                model,
+                [[i] for i in range(n_train)],
+                [label2id[y] for y in splits.train.labels],
+                validation,
+                0,
+                config,
+                lr=lr,
+                epochs=epochs,
+                progress=progress,
+                on_epoch=on_epoch,
+            )
+
     def save_weights(self, classifier: TransformerClassifier, folder: Path) -> None:
         state = {
             n: p.detach().contiguous()

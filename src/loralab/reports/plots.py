@@ -80,3 +80,31 @@ def confusion(matrix: list[list[int]], labels: list[str], title: str) -> bytes:
             )
     fig.colorbar(image, ax=ax, fraction=0.046, label="texts")
     return _png(fig)
+
+
+def learning_curves(summary: list[dict]) -> bytes:
+    """Test accuracy against training texts per class, one line per method, ± std as a band."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    sizes = sorted({r["train_size"] for r in summary if r["train_size"] != "all"}, key=int)
+    full = max([int(s) for s in sizes], default=1) * 2
+    position = {s: int(s) for s in sizes} | {"all": full}
+    for method in dict.fromkeys(r["method"] for r in summary):
+        rows = sorted((r for r in summary if r["method"] == method), key=lambda r: position[r["train_size"]])
+        xs = [position[r["train_size"]] for r in rows]
+        ys = [r["test_accuracy"] for r in rows]
+        spread = [r.get("test_accuracy_std") or 0.0 for r in rows]
+        ax.plot(xs, ys, marker="o", label=method)
+        ax.fill_between(
+            xs,
+            [y - s for y, s in zip(ys, spread, strict=True)],
+            [y + s for y, s in zip(ys, spread, strict=True)],
+            alpha=0.2,
+        )
+    ax.set_xscale("log")
+    ticks = [position[s] for s in sizes] + ([full] if any(r["train_size"] == "all" for r in summary) else [])
+    ax.set_xticks(ticks, [str(t) if t != full else "all" for t in ticks])
+    ax.set_xlabel("training texts per class (log scale)")
+    ax.set_ylabel("test accuracy")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)

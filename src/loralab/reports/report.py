@@ -140,6 +140,10 @@ def _run_details(report: Report, runs: dict[str, Path]) -> None:
         report.code(json.dumps(details, indent=2))
 
 
+def _size_key(size) -> float:
+    return float("inf") if size in (None, "all") else float(size)
+
+
 def compare_report(folder: Path) -> Report:
     results = _read_json(folder / "results.json")
     if not results:
@@ -154,9 +158,10 @@ def compare_report(folder: Path) -> Report:
         def pm(key: str, row: dict = r):
             return f"{row[key]:.4f} ± {row[key + '_std']:.4f}" if row["seeds"] > 1 else row[key]
 
+        several_sizes = len({x.get("train_size") for x in summary}) > 1
         rows.append(
             [
-                r["method"],
+                f"{r['method']} @ {r['train_size']}/class" if several_sizes else r["method"],
                 r["trainable_parameters"],
                 r.get("trainable_share"),
                 r["train_seconds"],
@@ -179,6 +184,15 @@ def compare_report(folder: Path) -> Report:
         ],
         rows,
     )
+    if len({r.get("train_size") for r in summary}) > 1:
+        report.image(
+            "learning_curves.png", plots.learning_curves(summary), "test accuracy against training set size"
+        )
+        summary = [
+            r
+            for r in summary
+            if r.get("train_size") == max((r.get("train_size") for r in summary), key=_size_key)
+        ]
     report.image(
         "accuracy_vs_parameters.png",
         plots.accuracy_scatter(summary, "trainable_parameters", "trainable parameters (log scale)", True),

@@ -20,9 +20,8 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from loralab.config import TrainConfig
-from loralab.data import LabelledTexts
-from loralab.evaluation.inference import predict_logits
-from loralab.training.batching import LengthBucketBatches, collate, encode
+from loralab.evaluation.inference import predict_logits_from_ids
+from loralab.training.batching import LengthBucketBatches, collate
 
 
 @dataclass
@@ -60,10 +59,10 @@ def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def train_model(
     model: nn.Module,
-    tokenizer,
-    train: LabelledTexts,
-    validation: LabelledTexts | None,
-    label2id: dict[str, int],
+    train_ids: list[list[int]],
+    train_labels: list[int],
+    validation: tuple[list[list[int]], list[int]] | None,
+    pad_id: int,
     config: TrainConfig,
     *,
     lr: float,
@@ -71,7 +70,7 @@ def train_model(
     progress: bool = True,
     on_epoch: Callable[[dict], None] | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place on ``train`` and return per-epoch history.
+    """Train ``model`` in place on token ids with class ids, and return per-epoch history.
 
     With a validation split, every epoch is evaluated, the best epoch's trainable weights are
     restored at the end, and ``config.patience`` epochs without improvement stop training.
@@ -83,9 +82,6 @@ def train_model(
         torch.set_num_threads(config.threads)
     set_seed(config.seed)
     accelerator = Accelerator(gradient_accumulation_steps=config.grad_accum_steps)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    train_ids = encode(tokenizer, train.texts, config.max_length)
-    train_labels = [label2id[y] for y in train.labels]
     sampler = LengthBucketBatches([len(x) for x in train_ids], config.batch_size, config.seed)
     loader = DataLoader(
         list(range(len(train_ids))),
@@ -143,15 +139,11 @@ def train_model(
             "epoch_seconds": seconds,
             "train_texts_per_second": seen / seconds if seconds else float("nan"),
         }
-        if validation is not None and len(validation):
-            logits = predict_logits(
-                accelerator.unwrap_model(model),
-                tokenizer,
-                validation.texts,
-                config.max_length,
-                config.eval_batch_size,
+        if validation is not None and len(validation[0]):
+            logits = predict_logits_from_ids(
+                accelerator.unwrap_model(model), validation[0], pad_id, config.eval_batch_size
             )
-            targets = np.array([label2id[y] for y in validation.labels])
+            targets = np.array(validation[1])
             row["val_loss"] = float(
                 F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(targets)).item()
             )
