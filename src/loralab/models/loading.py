@@ -53,7 +53,7 @@ def resolve_model(name: str) -> str:
     """Map a model name to something ``from_pretrained`` accepts, preferring local files."""
     if name in EMBEDDED_ALIASES:
         # The embedded model is on disk; never ask the hub about it.
-        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         return str(embedded_model_path())
     path = Path(name).expanduser()
     if path.exists():
