@@ -32,7 +32,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         *,
         lr: float | None = None,
         epochs: int | None = None,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         max_length: int = 128,
         lora_rank: int = 8,
         lora_alpha: float = 16.0,

@@ -21,8 +21,8 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 class TrainConfig:
     """Everything that decides how a classifier is trained.
 
-    ``lr`` and ``epochs`` left as ``None`` take the method's own defaults (LoRA and head
-    tuning want a much higher learning rate than full fine-tuning).
+    ``lr``, ``epochs`` and ``batch_size`` left as ``None`` take the method's own defaults
+    (LoRA and head tuning want a much higher learning rate than full fine-tuning).
 
     >>> TrainConfig(method="lora", lora_rank=4).lora_rank
     4
@@ -33,7 +33,7 @@ class TrainConfig:
     max_length: int = 128
     epochs: int | None = None
     lr: float | None = None
-    batch_size: int = 32
+    batch_size: int | None = None
     eval_batch_size: int = 128
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
@@ -65,7 +65,10 @@ class TrainConfig:
             (self.max_length >= 8, f"--max-length must be at least 8, got {self.max_length}."),
             (self.epochs is None or self.epochs >= 1, f"--epochs must be ≥ 1, got {self.epochs}."),
             (self.lr is None or self.lr > 0, f"--lr must be positive, got {self.lr}."),
-            (self.batch_size >= 1, f"--batch-size must be ≥ 1, got {self.batch_size}."),
+            (
+                self.batch_size is None or self.batch_size >= 1,
+                f"--batch-size must be ≥ 1, got {self.batch_size}.",
+            ),
             (self.eval_batch_size >= 1, f"--eval-batch-size must be ≥ 1, got {self.eval_batch_size}."),
             (0 <= self.warmup_ratio < 1, f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}."),
             (self.grad_accum_steps >= 1, f"--grad-accum-steps must be ≥ 1, got {self.grad_accum_steps}."),

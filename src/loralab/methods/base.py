@@ -60,6 +60,7 @@ class Method(ABC):
     summary: ClassVar[str]
     default_lr: ClassVar[float] = 1e-3
     default_epochs: ClassVar[int] = 3
+    default_batch_size: ClassVar[int] = 32
 
     @abstractmethod
     def fit(
@@ -176,8 +177,13 @@ class NeuralMethod(Method):
     def base(self, labels: list[str], config: TrainConfig) -> LoadedModel:
         return load_classifier(config.model, labels, trust_remote_code=config.trust_remote_code)
 
-    def resolved(self, config: TrainConfig) -> tuple[float, int]:
-        return config.lr or self.default_lr, config.epochs or self.default_epochs
+    def resolved(self, config: TrainConfig) -> tuple[float, int, int]:
+        """Learning rate, epochs and batch size: the config's, or this method's defaults."""
+        return (
+            config.lr or self.default_lr,
+            config.epochs or self.default_epochs,
+            config.batch_size or self.default_batch_size,
+        )
 
     def build(self, labels: list[str], config: TrainConfig) -> tuple[LoadedModel, nn.Module]:
         torch.manual_seed(config.seed)  # the new head's initialisation is part of the run
@@ -186,8 +192,10 @@ class NeuralMethod(Method):
 
     def fit(self, splits, config, *, progress=True, on_epoch=None):
         loaded, model = self.build(splits.labels, config)
-        lr, epochs = self.resolved(config)
-        result = self.train(loaded, model, splits, config, lr, epochs, progress, on_epoch)
+        lr, epochs, batch_size = self.resolved(config)
+        result = self.train(
+            loaded, model, splits, config.replace(batch_size=batch_size), lr, epochs, progress, on_epoch
+        )
         classifier = TransformerClassifier(
             model, loaded.tokenizer, splits.labels, self.name, config, loaded.head_modules, self
         )
@@ -199,6 +207,7 @@ class NeuralMethod(Method):
             "train_tokens": result.train_tokens,
             "lr": lr,
             "epochs": epochs,
+            "batch_size": batch_size,
             "head_modules": loaded.head_modules,
             "newly_initialised": loaded.newly_initialised,
         }
