@@ -47,6 +47,7 @@ class TrainConfig:
     lora_dropout: float = 0.1
     target_modules: list[str] | None = None
     lora_bias: str = "none"
+    lora_init: str = "normal"
     # TF-IDF baselines
     tfidf_ngram_max: int = 2
     tfidf_max_features: int | None = 50000
@@ -86,6 +87,10 @@ class TrainConfig:
                 f"--tfidf-max-features must be ≥ 1, got {self.tfidf_max_features}.",
             ),
             (self.baseline_c > 0, f"--baseline-c must be positive, got {self.baseline_c}."),
+            (
+                self.lora_init in ("normal", "kaiming"),
+                f"--lora-init must be normal or kaiming; got '{self.lora_init}'.",
+            ),
             (self.threads is None or self.threads >= 1, f"--threads must be ≥ 1, got {self.threads}."),
         ]
         for ok, message in checks:

@@ -111,7 +111,8 @@ def register(app: typer.Typer) -> None:
         def report(row: dict) -> None:
             state = "reused" if row["reused"] else "done"
             console.print(
-                f"{row['method']} (seed {row['seed']}): test accuracy {row['test_accuracy']:.4f} [{state}]"
+                f"{row['method']} (seed {row['seed']}): test accuracy {row['test_accuracy']:.4f} ({state})",
+                markup=False,
             )
 
         results = run_compare(

@@ -1,3 +1,3 @@
-"""LoRA backends: PEFT (default)."""
+"""LoRA backends: PEFT (``lora``, the default) and loralab's own layer (``lora-scratch``)."""
 
-from loralab.methods.lora import peft_backend  # noqa: F401  (registers "lora")
+from loralab.methods.lora import peft_backend, scratch  # noqa: F401  (register the methods)

@@ -31,6 +31,8 @@ def lora_config(loaded: LoadedModel, config: TrainConfig):
         target_modules=targets,
         bias=config.lora_bias,
         modules_to_save=list(loaded.head_modules),
+        # loralab's "normal" init is PEFT's "gaussian" (A ~ N(0, 1/rank²)); "kaiming" is PEFT's default.
+        init_lora_weights="gaussian" if config.lora_init == "normal" else True,
     )
 
 

@@ -1,0 +1,87 @@
+"""``lora-scratch``: LoRA through loralab's own layer instead of PEFT.
+
+Same targets, head handling and hyperparameters as the PEFT backend, and the same numbers
+for the same initial values (a test holds the two to 1e-5); this backend is the one the
+low-rank analysis reads, since every adapter is a plain module with ``delta_weight()``.
+The adapter and the head are saved together in ``adapter.safetensors``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from loralab.config import TrainConfig
+from loralab.errors import RunError
+from loralab.methods.base import NeuralMethod, TransformerClassifier, register
+from loralab.methods.lora.layer import LoRALinear
+from loralab.models.loading import LoadedModel
+from loralab.models.surgery import replace
+from loralab.models.targets import linear_modules, resolve_targets
+
+ADAPTER_FILE = "adapter.safetensors"
+
+
+def _in(name: str, modules: list[str]) -> bool:
+    return any(name == m or name.startswith(m + ".") for m in modules)
+
+
+def inject_lora(model: nn.Module, head_modules: list[str], config: TrainConfig) -> dict[str, LoRALinear]:
+    """Freeze ``model``, wrap the target layers in :class:`LoRALinear`, make the head (and the
+    biases ``config.lora_bias`` asks for) trainable; return the adapters by qualified name."""
+    targets = resolve_targets(model, head_modules, config.target_modules, config.lora_rank)
+    layers = linear_modules(model, head_modules)
+    for param in model.parameters():
+        param.requires_grad = False
+    adapters = {
+        name: LoRALinear(
+            layers[name], config.lora_rank, config.lora_alpha, config.lora_dropout, init=config.lora_init
+        )
+        for name in targets
+    }
+    replace(model, adapters)
+    for name, param in model.named_parameters():
+        trainable = _in(name, head_modules) or ".lora_" in name
+        if config.lora_bias == "all" and name.endswith(".bias"):
+            trainable = True
+        if config.lora_bias == "lora_only" and name.endswith(".base_layer.bias"):
+            trainable = True
+        param.requires_grad = trainable
+    return adapters
+
+
+@register
+class ScratchLora(NeuralMethod):
+    """LoRA adapters from loralab's own layer (seed 002), encoder frozen, head trains."""
+
+    name = "lora-scratch"
+    summary = "LoRA with loralab's own layer (same numbers as PEFT; read by the low-rank analysis)"
+    default_lr = 1e-3
+    default_epochs = 3
+
+    def prepare(self, loaded: LoadedModel, config: TrainConfig) -> nn.Module:
+        inject_lora(loaded.model, loaded.head_modules, config)
+        return loaded.model
+
+    def save_weights(self, classifier: TransformerClassifier, folder: Path) -> None:
+        state = {
+            n: p.detach().contiguous() for n, p in classifier.model.named_parameters() if p.requires_grad
+        }
+        save_file(state, str(folder / ADAPTER_FILE))
+
+    def load_weights(self, labels: list[str], folder: Path, config: TrainConfig) -> nn.Module:
+        path = folder / ADAPTER_FILE
+        if not path.exists():
+            raise RunError(f"{folder}: the saved adapter {ADAPTER_FILE} is missing.")
+        loaded = self.base(labels, config)
+        inject_lora(loaded.model, loaded.head_modules, config)
+        state = load_file(str(path))
+        params = dict(loaded.model.named_parameters())
+        absent = sorted(set(state) - set(params))
+        if absent:
+            raise RunError(f"{path}: weights {', '.join(absent[:3])} do not fit model {config.model}.")
+        for name, value in state.items():
+            params[name].data.copy_(value)
+        return loaded.model

@@ -1,0 +1,153 @@
+"""LoRA from scratch: the layer's invariants, layer surgery, and parity with PEFT."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from loralab.config import TrainConfig
+from loralab.methods import get_method
+from loralab.methods.lora.layer import LoRALinear
+from loralab.models.surgery import extract, num_trainable_parameters, replace
+from loralab.runs.train import load_run, train_run
+
+LABELS = ["negative", "positive"]
+IDS = torch.tensor([[2, 8, 22, 20, 3, 0], [2, 9, 11, 3, 0, 0]])
+MASK = (IDS != 0).long()
+
+
+def test_zero_initialised_adapter_is_a_no_op():
+    base = nn.Linear(16, 8)
+    layer = LoRALinear(base, rank=4, alpha=8)
+    x = torch.randn(3, 16)
+    torch.testing.assert_close(layer(x), base(x))
+
+
+@pytest.mark.parametrize("init", ["normal", "kaiming"])
+def test_merge_and_unmerge_keep_the_outputs(init):
+    base = nn.Linear(16, 8)
+    original = base.weight.detach().clone()
+    layer = LoRALinear(base, rank=4, alpha=8, init=init)
+    nn.init.normal_(layer.lora_B)
+    x = torch.randn(5, 16)
+    unmerged = layer(x)
+    torch.testing.assert_close(layer.delta_weight(), layer.lora_B @ layer.lora_A * 2.0)
+    layer.merge()
+    torch.testing.assert_close(layer(x), unmerged, atol=1e-5, rtol=1e-5)
+    layer.unmerge()
+    torch.testing.assert_close(base.weight, original, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(layer(x), unmerged)
+
+
+def test_safe_merge_refuses_non_finite_weights():
+    layer = LoRALinear(nn.Linear(4, 4), rank=2, alpha=4)
+    with torch.no_grad():
+        layer.lora_B.fill_(float("inf"))
+    before = layer.base_layer.weight.detach().clone()
+    with pytest.raises(ValueError, match="non-finite"):
+        layer.merge()
+    assert torch.equal(layer.base_layer.weight, before) and not layer.merged
+
+
+def test_rank_larger_than_the_layer_is_refused():
+    with pytest.raises(ValueError, match="rank 5 does not fit a 4→8 layer"):
+        LoRALinear(nn.Linear(4, 8), rank=5, alpha=1)
+
+
+def test_extract_and_replace_are_inverses(tiny_models):
+    from loralab.models import load_classifier
+
+    model = load_classifier(str(tiny_models["distilbert"]), LABELS).model.eval()
+    with torch.inference_mode():
+        before = model(input_ids=IDS, attention_mask=MASK).logits
+    layers = extract(model, ["q_lin", "v_lin"])
+    assert sorted(layers) == sorted(
+        f"distilbert.transformer.layer.{i}.attention.{p}" for i in range(2) for p in ("q_lin", "v_lin")
+    )
+    clones = {name: nn.Linear(layer.in_features, layer.out_features) for name, layer in layers.items()}
+    replace(model, clones)
+    with torch.inference_mode():
+        changed = model(input_ids=IDS, attention_mask=MASK).logits
+    replace(model, layers)
+    with torch.inference_mode():
+        restored = model(input_ids=IDS, attention_mask=MASK).logits
+    assert not torch.allclose(before, changed)
+    torch.testing.assert_close(restored, before)
+
+
+def test_seed_002_counts_on_default_distilbert(tmp_path_factory):
+    from transformers import DistilBertConfig
+
+    from loralab.models import load_classifier
+    from loralab.models.inspect import parameter_table
+    from tests.conftest import build_base_model
+
+    folder = build_base_model(tmp_path_factory.mktemp("distilbert"), config=DistilBertConfig())
+    model = load_classifier(str(folder), LABELS).model
+    layers = extract(model, ["q_lin", "v_lin"])
+    assert sum(num_trainable_parameters(layer) for layer in layers.values()) == 7_087_104
+    config = TrainConfig(model=str(folder), target_modules=["q_lin", "v_lin"])
+    for rank, expected in ((12, 813_314), (6, 702_722)):
+        rows = parameter_table(
+            config.replace(lora_rank=rank, lora_alpha=2 * rank), LABELS, methods=("lora-scratch", "lora")
+        )
+        assert [r["trainable"] for r in rows] == [expected, expected]
+
+
+@pytest.mark.parametrize("family", ["bert", "distilbert", "roberta"])
+def test_same_adapter_values_give_the_same_logits_as_peft(tiny_models, family):
+    config = TrainConfig(model=str(tiny_models[family]), lora_rank=4, lora_alpha=8, lora_dropout=0.0)
+    torch.manual_seed(0)
+    _, peft_model = get_method("lora").build(LABELS, config)
+    torch.manual_seed(0)
+    _, scratch_model = get_method("lora-scratch").build(LABELS, config)
+    scratch_params = dict(scratch_model.named_parameters())
+    peft_trainable = {n: p for n, p in peft_model.named_parameters() if p.requires_grad}
+    assert sum(p.numel() for p in peft_trainable.values()) == num_trainable_parameters(scratch_model)
+    with torch.no_grad():
+        for name, param in peft_trainable.items():
+            param.normal_()  # non-zero B so the adapters matter
+            plain = (
+                name.removeprefix("base_model.model.").replace(".default", "").replace(".modules_to_save", "")
+            )
+            plain = plain.replace("lora_A.weight", "lora_A").replace("lora_B.weight", "lora_B")
+            scratch_params[plain].copy_(param)
+    peft_model.eval()
+    scratch_model.eval()
+    with torch.inference_mode():
+        expected = peft_model(input_ids=IDS, attention_mask=MASK).logits
+        got = scratch_model(input_ids=IDS, attention_mask=MASK).logits
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_scratch_and_peft_train_to_the_same_accuracy(tiny_bert, synthetic_dir, tmp_path):
+    common = dict(model=str(tiny_bert), epochs=8, lr=2e-2, batch_size=16, lora_dropout=0.0, seed=5)
+    peft = train_run(synthetic_dir, TrainConfig(method="lora", **common), tmp_path / "peft", progress=False)
+    scratch = train_run(
+        synthetic_dir, TrainConfig(method="lora-scratch", **common), tmp_path / "s", progress=False
+    )
+    # Same data order, same head initialisation, A drawn from the same distribution.
+    peft_acc, scratch_acc = peft.metrics["test"]["accuracy"], scratch.metrics["test"]["accuracy"]
+    assert peft_acc >= 0.75 and scratch_acc >= 0.75 and abs(peft_acc - scratch_acc) <= 0.15
+    losses = [
+        float(open(run.folder / "history.csv").read().splitlines()[1].split(",")[1])
+        for run in (peft, scratch)
+    ]
+    assert abs(losses[0] - losses[1]) < 0.01
+    assert peft.manifest["trainable_parameters"] == scratch.manifest["trainable_parameters"]
+    texts = ["the film was good", "a dull plot"]
+    np.testing.assert_array_equal(
+        load_run(tmp_path / "s").predict_proba(texts), scratch.classifier.predict_proba(texts)
+    )
+
+
+def test_bias_options(tiny_bert):
+    for bias, extra in (("none", 0), ("lora_only", 4 * 32), ("all", None)):
+        config = TrainConfig(model=str(tiny_bert), lora_rank=2, lora_bias=bias)
+        _, model = get_method("lora-scratch").build(LABELS, config)
+        trainable_biases = [n for n, p in model.named_parameters() if p.requires_grad and n.endswith("bias")]
+        adapter_biases = sum(model.get_parameter(n).numel() for n in trainable_biases if "base_layer" in n)
+        if extra is not None:
+            assert adapter_biases == extra
+        else:
+            assert len(trainable_biases) > 4
