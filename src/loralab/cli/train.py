@@ -49,6 +49,13 @@ def print_run_summary(result) -> None:
         f"training {manifest['train_seconds']:.0f} s; "
         f"inference {result.metrics['test']['inference_texts_per_second']:,.0f} texts/s"
     )
+    features = manifest.get("features")
+    if features:
+        how = "read from the feature cache" if features["source"] == "cache" else "encoded (and cached)"
+        console.print(
+            f"Training features ({features['pooling']} pooling): {features['texts']:,} texts {how} "
+            f"in {features['seconds']:.1f} s"
+        )
     console.print(f"Run saved to [bold]{result.folder}[/] (reload check passed)")
 
 

@@ -80,9 +80,13 @@ class EmbeddingMethod(Method):
             raise LoralabError(f"--pooling must be one of {', '.join(POOLINGS)}; got '{config.pooling}'.")
 
     def fit(self, splits: DataSplits, config: TrainConfig, *, progress=True, on_epoch=None):
+        from loralab.methods.features import ENCODER_PASSES
+
         start = time.perf_counter()
+        passes_before = ENCODER_PASSES["texts"]
         features = cached_features(config.model, splits.train.texts, config.pooling, config.max_length)
         encoded = time.perf_counter()
+        from_cache = ENCODER_PASSES["texts"] == passes_before
         scaler = StandardScaler().fit(features)
         label2id = splits.label2id
         estimator = self.estimator(config).fit(
@@ -98,7 +102,12 @@ class EmbeddingMethod(Method):
         facts = {
             "history": [],
             "train_seconds": time.perf_counter() - start,
-            "feature_seconds": encoded - start,
+            "features": {
+                "texts": len(splits.train),
+                "source": "cache" if from_cache else "encoder",
+                "seconds": encoded - start,
+                "pooling": config.pooling,
+            },
         }
         return classifier, facts
 
