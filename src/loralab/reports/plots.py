@@ -18,9 +18,17 @@ def _png(fig) -> bytes:
     return buffer.getvalue()
 
 
+def method_colours(summary: list[dict]) -> dict[str, tuple]:
+    """One colour per method, the same in every plot of a report."""
+    palette = plt.get_cmap("tab10")
+    methods = list(dict.fromkeys(r["method"] for r in summary))
+    return {m: palette(i % 10) for i, m in enumerate(methods)}
+
+
 def accuracy_scatter(summary: list[dict], x_key: str, x_label: str, log_x: bool) -> bytes:
     """Test accuracy of each method against ``x_key`` (trainable parameters or train seconds)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    colours = method_colours(summary)
     for row in summary:
         x = row.get(x_key)
         if x is None or (log_x and x <= 0):
@@ -32,6 +40,7 @@ def accuracy_scatter(summary: list[dict], x_key: str, x_label: str, log_x: bool)
             fmt="o",
             capsize=3,
             label=row["method"],
+            color=colours[row["method"]],
         )
         ax.annotate(
             row["method"], (x, row["test_accuracy"]), textcoords="offset points", xytext=(5, 5), fontsize=8

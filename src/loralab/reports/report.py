@@ -140,6 +140,12 @@ def _run_details(report: Report, runs: dict[str, Path]) -> None:
         report.code(json.dumps(details, indent=2))
 
 
+def _share(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.2%}" if value >= 0.001 or value == 0 else f"{value * 100:.2g}%"
+
+
 def _size_key(size) -> float:
     return float("inf") if size in (None, "all") else float(size)
 
@@ -163,9 +169,9 @@ def compare_report(folder: Path) -> Report:
             [
                 f"{r['method']} @ {r['train_size']}/class" if several_sizes else r["method"],
                 r["trainable_parameters"],
-                r.get("trainable_share"),
-                r["train_seconds"],
-                r.get("inference_texts_per_second"),
+                _share(r.get("trainable_share")),
+                f"{r['train_seconds']:.1f}",
+                "–" if not r.get("inference_texts_per_second") else f"{r['inference_texts_per_second']:,.0f}",
                 pm("validation_accuracy"),
                 pm("test_accuracy"),
                 pm("test_macro_f1"),
