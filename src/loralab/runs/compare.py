@@ -1,0 +1,172 @@
+"""Compare methods on identical splits: one run folder per (method, seed), then one table.
+
+A compare folder holds ``compare.json`` (the data set, its split fingerprint and the methods),
+one run folder per method and seed, and ``results.csv`` / ``results.json``. Completed runs are
+reused, so an interrupted compare resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from loralab.config import TrainConfig
+from loralab.data import DataSplits, LabelledTexts, load_data
+from loralab.errors import DataError, RunError
+from loralab.methods import get_method
+from loralab.runs.folder import RunFolder, write_csv, write_json
+from loralab.runs.train import train_run
+
+DEFAULT_LADDER = ["tfidf-logreg", "tfidf-nb", "embed-logreg", "zero-shot", "head", "lora", "full"]
+NEURAL = {"head", "lora", "full"}
+COMPARE_FILE = "compare.json"
+
+
+def splits_fingerprint(splits: DataSplits) -> str:
+    digest = hashlib.sha256()
+    for name in ("train", "validation", "test"):
+        part = splits.split(name)
+        for text, label in zip(part.texts, part.labels, strict=True):
+            digest.update(f"{name}\0{text}\0{label}\n".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:16]
+
+
+def _check_folder(folder: Path, data: str, fingerprint: str) -> None:
+    path = folder / COMPARE_FILE
+    if path.exists():
+        previous = json.loads(path.read_text())
+        if previous.get("fingerprint") != fingerprint:
+            raise RunError(
+                f"{folder}: holds a comparison on other data ({previous.get('data')}, splits "
+                f"{previous.get('fingerprint')}); this data's splits are {fingerprint}. Choose another folder."
+            )
+
+
+def per_class_subset(splits: DataSplits, per_class: int | None, seed: int) -> DataSplits:
+    """Training set cut to ``per_class`` texts of each class. Subsets are nested: the texts kept
+    for 8 per class are among those kept for 16, so a learning curve adds data, never swaps it."""
+    if per_class is None:
+        return splits
+    counts = splits.train.label_counts()
+    short = {label: n for label, n in counts.items() if n < per_class}
+    if short:
+        have = ", ".join(f"{k} {v:,}" for k, v in counts.items())
+        raise DataError(f"--train-sizes {per_class} per class is more than the training data has ({have}).")
+    order = np.random.default_rng(seed).permutation(len(splits.train))
+    taken: dict[str, int] = dict.fromkeys(counts, 0)
+    keep = []
+    for index in order:
+        label = splits.train.labels[index]
+        if taken[label] < per_class:
+            taken[label] += 1
+            keep.append(int(index))
+    keep.sort()
+    train = LabelledTexts([splits.train.texts[i] for i in keep], [splits.train.labels[i] for i in keep])
+    return replace(splits, train=train)
+
+
+def _summarise(rows: list[dict]) -> list[dict]:
+    """One row per (train size, method): mean (and std over seeds) of each measured value."""
+    table = []
+    for size, method in dict.fromkeys((r["train_size"], r["method"]) for r in rows):
+        mine = [r for r in rows if r["method"] == method and r["train_size"] == size]
+        summary = {"method": method, "train_size": size, "seeds": len(mine)}
+        for key in ("trainable_parameters", "total_parameters", "trainable_share"):
+            summary[key] = mine[0][key]
+        for key in ("train_seconds", "inference_texts_per_second", "validation_accuracy", "test_accuracy", "test_macro_f1"):
+            values = [r[key] for r in mine if r[key] is not None]
+            summary[key] = statistics.fmean(values) if values else None
+            summary[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        table.append(summary)
+    return table
+
+
+def run_row(folder: Path, method: str, seed: int, train_size: str, root: Path) -> dict:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    metrics = json.loads((folder / "metrics.json").read_text())
+    return {
+        "method": method,
+        "seed": seed,
+        "train_size": train_size,
+        "run": str(folder.relative_to(root)),
+        "trainable_parameters": manifest.get("trainable_parameters"),
+        "total_parameters": manifest.get("total_parameters"),
+        "trainable_share": manifest.get("trainable_share"),
+        "train_seconds": manifest.get("train_seconds"),
+        "inference_texts_per_second": metrics["test"].get("inference_texts_per_second"),
+        "validation_accuracy": metrics["validation"]["accuracy"],
+        "test_accuracy": metrics["test"]["accuracy"],
+        "test_macro_f1": metrics["test"]["macro_f1"],
+    }
+
+
+def compare(
+    data: str,
+    output_dir: str | Path,
+    *,
+    methods: list[str] | None = None,
+    seeds: int = 1,
+    base_config: TrainConfig | None = None,
+    text_col: str = "text",
+    label_col: str = "label",
+    subset: int | None = None,
+    train_sizes: list[int | None] | None = None,
+    progress: bool = True,
+    on_run=None,
+) -> dict:
+    """Run every method (neural ones with ``seeds`` seeds) on the same splits; return the results.
+
+    ``train_sizes`` (texts per class; ``None`` for all) repeats the ladder on nested stratified
+    subsets of the training split for a learning curve; validation and test stay the same.
+    """
+    methods = methods or list(DEFAULT_LADDER)
+    for name in methods:
+        get_method(name)  # unknown names fail before any work
+    base_config = base_config or TrainConfig()
+    splits = load_data(data, text_col, label_col, seed=base_config.seed, subset=subset)
+    fingerprint = splits_fingerprint(splits)
+    sizes = train_sizes or [None]
+    subsets = {size: per_class_subset(splits, size, base_config.seed) for size in sizes}
+    folder = Path(output_dir)
+    _check_folder(folder, data, fingerprint)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(
+        folder / COMPARE_FILE,
+        {"data": str(data), "fingerprint": fingerprint, "methods": methods, "seeds": seeds,
+         "train_sizes": [("all" if s is None else s) for s in sizes], "data_summary": splits.summary()},
+    )
+    plan = [
+        (size, method, base_config.seed + k)
+        for size in sizes
+        for method in methods
+        for k in range(seeds if method in NEURAL else 1)
+    ]
+    rows = []
+    for size, method, seed in plan:
+        size_name = "all" if size is None else str(size)
+        run_dir = folder / (f"{method}-seed{seed}" if method in NEURAL else method)
+        if train_sizes:
+            run_dir = folder / f"per-class-{size_name}" / run_dir.name
+        config = base_config.replace(method=method, seed=seed)
+        run = RunFolder(run_dir)
+        reused = (
+            run.exists()
+            and run.read_manifest().get("status") == "completed"
+            and json.loads((run_dir / "config.json").read_text()) == config.to_dict()
+        )
+        if not reused:
+            train_run(subsets[size], config, run_dir, overwrite=True, progress=progress)
+        row = run_row(run_dir, method, seed, size_name, folder)
+        row["reused"] = reused
+        rows.append(row)
+        if on_run:
+            on_run(row)
+    results = {"data": str(data), "fingerprint": fingerprint, "runs": rows, "summary": _summarise(rows)}
+    write_json(folder / "results.json", results)
+    write_csv(folder / "results.csv", results["summary"])
+    return results

@@ -1,0 +1,168 @@
+"""Train one run end to end: data → method → training → evaluation → a checked run folder."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from loralab.config import TrainConfig
+from loralab.data import DataSplits, LabelledTexts, load_data
+from loralab.errors import LoralabError, RunError
+from loralab.evaluation.metrics import classification_metrics
+from loralab.methods import Classifier, get_method, load_saved_classifier
+from loralab.runs.folder import RunFolder, write_csv, write_json
+
+# Texts used to check that the saved run predicts exactly like the model in memory.
+RELOAD_CHECK_TEXTS = 32
+RELOAD_TOLERANCE = 1e-5
+
+
+@dataclass
+class RunResult:
+    folder: Path
+    classifier: Classifier
+    metrics: dict
+    manifest: dict
+    splits: DataSplits
+
+
+def evaluate_classifier(
+    classifier: Classifier, part: LabelledTexts, batch_size: int | None = None
+) -> tuple[dict, np.ndarray, float]:
+    """Metrics, probabilities and inference texts/s of ``classifier`` on ``part``."""
+    start = time.perf_counter()
+    probs = classifier.predict_proba(part.texts, batch_size)
+    seconds = time.perf_counter() - start
+    predicted = [classifier.labels[i] for i in probs.argmax(axis=-1)]
+    metrics = classification_metrics(part.labels, predicted, classifier.labels)
+    metrics["inference_seconds"] = seconds
+    metrics["inference_texts_per_second"] = len(part) / seconds if seconds else float("nan")
+    return metrics, probs, seconds
+
+
+def predictions_frame(texts: list[str], probs: np.ndarray, labels: list[str], true=None) -> pd.DataFrame:
+    frame = pd.DataFrame({"text": texts})
+    if true is not None:
+        frame["label"] = true
+    frame["predicted"] = [labels[i] for i in probs.argmax(axis=-1)]
+    frame["probability"] = probs.max(axis=-1)
+    for i, name in enumerate(labels):
+        frame[f"p_{name}"] = probs[:, i]
+    return frame
+
+
+def check_reload(classifier: Classifier, model_dir: Path, texts: list[str]) -> float:
+    """Reload the saved model and return the largest probability difference on ``texts``."""
+    reloaded = load_saved_classifier(model_dir)
+    sample = texts[:RELOAD_CHECK_TEXTS]
+    difference = float(np.abs(classifier.predict_proba(sample) - reloaded.predict_proba(sample)).max())
+    if difference > RELOAD_TOLERANCE:
+        raise RunError(
+            f"{model_dir}: the saved model predicts differently from the trained one "
+            f"(max probability difference {difference:.2e}); the run is not usable."
+        )
+    return difference
+
+
+def train_run(
+    data: str | Path | DataSplits,
+    config: TrainConfig,
+    output_dir: str | Path,
+    *,
+    text_col: str = "text",
+    label_col: str = "label",
+    subset: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> RunResult:
+    """Train ``config.method`` on DATA and write a complete, reload-checked run folder."""
+    method = get_method(config.method)
+    method.check(config)
+    splits = data if isinstance(data, DataSplits) else load_data(
+        data, text_col, label_col, seed=config.seed, subset=subset
+    )
+    folder = RunFolder(output_dir)
+    folder.create(overwrite)
+    folder.start(
+        config.to_dict(),
+        {
+            "method": config.method,
+            "data": splits.summary(),
+            "columns": {"text": text_col, "label": label_col},
+        },
+    )
+    write_csv_rows: list[dict] = []
+
+    def on_epoch(row: dict) -> None:
+        write_csv_rows.append(row)
+        write_csv(folder.path / "history.csv", write_csv_rows)
+
+    training_started = False
+    try:
+        classifier, facts = method.fit(splits, config, progress=progress, on_epoch=on_epoch)
+        training_started = True
+        trainable, total = classifier.parameter_counts()
+        folder.update(
+            trainable_parameters=trainable,
+            total_parameters=total,
+            trainable_share=trainable / total if total else None,
+            train_seconds=facts.get("train_seconds"),
+            train_tokens=facts.get("train_tokens"),
+            resolved={"lr": facts.get("lr"), "epochs": facts.get("epochs"), "batch_size": facts.get("batch_size")},
+            head_modules=facts.get("head_modules"),
+            newly_initialised=facts.get("newly_initialised"),
+            best_epoch=facts.get("best_epoch"),
+            stopped_early=facts.get("stopped_early"),
+            features=facts.get("features"),
+        )
+        metrics: dict = {}
+        (folder.path / "predictions").mkdir(exist_ok=True)
+        for split in ("validation", "test"):
+            part = splits.split(split)
+            split_metrics, probs, _ = evaluate_classifier(classifier, part)
+            metrics[split] = split_metrics
+            predictions_frame(part.texts, probs, classifier.labels, part.labels).to_csv(
+                folder.path / "predictions" / f"{split}.csv", index=False
+            )
+        write_json(folder.path / "metrics.json", metrics)
+        folder.save_model(classifier)
+        difference = check_reload(classifier, folder.model_dir, splits.validation.texts or splits.train.texts)
+        folder.finish("completed", reload_max_difference=difference)
+    except KeyboardInterrupt:
+        shutil.rmtree(folder.path / "model.tmp", ignore_errors=True)
+        folder.finish("interrupted")
+        raise
+    except LoralabError as err:
+        shutil.rmtree(folder.path / "model.tmp", ignore_errors=True)
+        if not training_started and not write_csv_rows:
+            # A user mistake found before any work (model name, target modules, rank):
+            # leave nothing behind.
+            shutil.rmtree(folder.path, ignore_errors=True)
+        else:
+            folder.finish("failed", error=str(err))
+        raise
+    except BaseException as err:
+        shutil.rmtree(folder.path / "model.tmp", ignore_errors=True)
+        folder.finish("failed", error=f"{type(err).__name__}: {err}")
+        raise
+    if facts.get("history"):
+        write_csv(folder.path / "history.csv", facts["history"])
+    return RunResult(folder.path, classifier, metrics, folder.manifest, splits)
+
+
+def load_run(run_dir: str | Path) -> Classifier:
+    """Load the classifier of a completed run folder."""
+    folder = RunFolder(run_dir)
+    manifest = folder.read_manifest()
+    if manifest.get("status") != "completed":
+        raise RunError(
+            f"{folder.path}: the run is '{manifest.get('status')}', not completed; it has no usable model."
+        )
+    if not folder.model_dir.exists():
+        raise RunError(f"{folder.path}: the run has no model/ folder.")
+    return load_saved_classifier(folder.model_dir)
