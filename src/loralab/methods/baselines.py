@@ -95,7 +95,7 @@ class TfidfMethod(Method):
         facts = {
             "history": [],
             "train_seconds": time.perf_counter() - start,
-            "features": int(features.shape[1]),
+            "vocabulary_size": int(features.shape[1]),
         }
         return classifier, facts
 

@@ -121,7 +121,7 @@ def _run_details(report: Report, runs: dict[str, Path]) -> None:
         test = _read_json(path / "metrics.json").get("test")
         if test:
             report.image(
-                f"confusion_{name}.png",
+                f"confusion_{name.replace('/', '_')}.png",
                 plots.confusion(test["confusion_matrix"], test["labels"], name),
                 f"confusion matrix of {name}",
             )

@@ -43,7 +43,8 @@ def _check_folder(folder: Path, data: str, fingerprint: str) -> None:
         if previous.get("fingerprint") != fingerprint:
             raise RunError(
                 f"{folder}: holds a comparison on other data ({previous.get('data')}, splits "
-                f"{previous.get('fingerprint')}); this data's splits are {fingerprint}. Choose another folder."
+                f"{previous.get('fingerprint')}); this data's splits are {fingerprint}. "
+                "Choose another folder."
             )
 
 
@@ -78,7 +79,13 @@ def _summarise(rows: list[dict]) -> list[dict]:
         summary = {"method": method, "train_size": size, "seeds": len(mine)}
         for key in ("trainable_parameters", "total_parameters", "trainable_share"):
             summary[key] = mine[0][key]
-        for key in ("train_seconds", "inference_texts_per_second", "validation_accuracy", "test_accuracy", "test_macro_f1"):
+        for key in (
+            "train_seconds",
+            "inference_texts_per_second",
+            "validation_accuracy",
+            "test_accuracy",
+            "test_macro_f1",
+        ):
             values = [r[key] for r in mine if r[key] is not None]
             summary[key] = statistics.fmean(values) if values else None
             summary[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -137,8 +144,14 @@ def compare(
     folder.mkdir(parents=True, exist_ok=True)
     write_json(
         folder / COMPARE_FILE,
-        {"data": str(data), "fingerprint": fingerprint, "methods": methods, "seeds": seeds,
-         "train_sizes": [("all" if s is None else s) for s in sizes], "data_summary": splits.summary()},
+        {
+            "data": str(data),
+            "fingerprint": fingerprint,
+            "methods": methods,
+            "seeds": seeds,
+            "train_sizes": [("all" if s is None else s) for s in sizes],
+            "data_summary": splits.summary(),
+        },
     )
     plan = [
         (size, method, base_config.seed + k)

@@ -32,8 +32,13 @@ def check_labels(part: LabelledTexts, known: list[str], where: str) -> None:
 
 
 def evaluate_run(
-    run: str | Path, data: str, *, split: str = "test", text_col: str = "text",
-    label_col: str = "label", before: bool = False,
+    run: str | Path,
+    data: str,
+    *,
+    split: str = "test",
+    text_col: str = "text",
+    label_col: str = "label",
+    before: bool = False,
 ) -> dict:
     classifier = load_run(run)
     part, where, notes = load_labelled_file(data, split, text_col, label_col)

@@ -18,7 +18,9 @@ from loralab.runs.train import predictions_frame
 
 def _append(frame: pd.DataFrame, path: Path, fmt: str, first: bool, writer_state: dict) -> None:
     if fmt in ("csv", "tsv"):
-        frame.to_csv(path, mode="w" if first else "a", header=first, index=False, sep="," if fmt == "csv" else "\t")
+        frame.to_csv(
+            path, mode="w" if first else "a", header=first, index=False, sep="," if fmt == "csv" else "\t"
+        )
     elif fmt == "jsonl":
         text = frame.to_json(orient="records", lines=True, force_ascii=False)
         with open(path, "w" if first else "a", encoding="utf-8") as handle:
@@ -36,8 +38,12 @@ def _append(frame: pd.DataFrame, path: Path, fmt: str, first: bool, writer_state
 
 
 def predict_file(
-    classifier: Classifier, input_path: Path, output_path: Path, text_col: str = "text",
-    chunk_size: int = 4096, batch_size: int | None = None,
+    classifier: Classifier,
+    input_path: Path,
+    output_path: Path,
+    text_col: str = "text",
+    chunk_size: int = 4096,
+    batch_size: int | None = None,
 ) -> int:
     """Append label, probability and per-class probabilities to every row of ``input_path``.
 
@@ -45,9 +51,13 @@ def predict_file(
     """
     out_fmt = table_format(output_path)
     if out_fmt == "json":
-        raise DataError(f"{output_path}: write .jsonl rather than a single JSON array, so files of any size stream.")
+        raise DataError(
+            f"{output_path}: write .jsonl rather than a single JSON array, so files of any size stream."
+        )
     output_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{output_path.name}.", suffix=output_path.suffix, dir=output_path.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{output_path.name}.", suffix=output_path.suffix, dir=output_path.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     rows, state = 0, {}

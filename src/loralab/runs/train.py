@@ -83,8 +83,10 @@ def train_run(
     """Train ``config.method`` on DATA and write a complete, reload-checked run folder."""
     method = get_method(config.method)
     method.check(config)
-    splits = data if isinstance(data, DataSplits) else load_data(
-        data, text_col, label_col, seed=config.seed, subset=subset
+    splits = (
+        data
+        if isinstance(data, DataSplits)
+        else load_data(data, text_col, label_col, seed=config.seed, subset=subset)
     )
     folder = RunFolder(output_dir)
     folder.create(overwrite)
@@ -113,7 +115,11 @@ def train_run(
             trainable_share=trainable / total if total else None,
             train_seconds=facts.get("train_seconds"),
             train_tokens=facts.get("train_tokens"),
-            resolved={"lr": facts.get("lr"), "epochs": facts.get("epochs"), "batch_size": facts.get("batch_size")},
+            resolved={
+                "lr": facts.get("lr"),
+                "epochs": facts.get("epochs"),
+                "batch_size": facts.get("batch_size"),
+            },
             head_modules=facts.get("head_modules"),
             newly_initialised=facts.get("newly_initialised"),
             best_epoch=facts.get("best_epoch"),
