@@ -149,3 +149,51 @@ def test_train_sizes_larger_than_the_data_say_what_exists(synthetic_dir, tmp_pat
     )
     assert result.exit_code == 2
     assert "more than the training data has (negative 80, positive 80)" in " ".join(result.output.split())
+
+
+def test_multiclass_compare_with_another_label_column(tmp_path):
+    path = tmp_path / "tones.csv"
+    synthetic_frame(240, 4, classes=3).rename(columns={"label": "tone"}).to_csv(path, index=False)
+    out = tmp_path / "cmp"
+    result = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            str(path),
+            "--label-col",
+            "tone",
+            "--methods",
+            "tfidf-logreg,tfidf-nb",
+            "--output-dir",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "tfidf-nb" / "metrics.json").read_text())
+    assert metrics["test"]["average"] == "macro" and set(metrics["test"]["per_class"]) == {
+        "negative",
+        "neutral",
+        "positive",
+    }
+
+
+def test_predict_on_a_compare_folder_names_its_runs(synthetic_dir, tmp_path):
+    out = tmp_path / "cmp"
+    compare(str(synthetic_dir), out, methods=["tfidf-nb"], progress=False)
+    result = CliRunner().invoke(app, ["predict", str(out), "good"])
+    assert (
+        result.exit_code == 2
+        and "is a compare folder, not a run; pass one of its runs (tfidf-nb)" in result.output
+    )
+
+
+def test_model_files_of_another_kind_are_refused(synthetic_dir, tmp_path):
+    from loralab.runs.train import load_run, train_run
+
+    run = train_run(synthetic_dir, TrainConfig(method="tfidf-nb"), tmp_path / "r", progress=False)
+    info_path = run.folder / "model" / "loralab.json"
+    info = json.loads(info_path.read_text())
+    info["method"] = "embed-logreg"
+    info_path.write_text(json.dumps(info))
+    with pytest.raises(RunError, match="the saved linear model .* is missing"):
+        load_run(run.folder)

@@ -164,6 +164,11 @@ def train_run(
 def load_run(run_dir: str | Path) -> Classifier:
     """Load the classifier of a completed run folder."""
     folder = RunFolder(run_dir)
+    if (folder.path / "compare.json").exists():
+        runs = sorted(str(p.parent.relative_to(folder.path)) for p in folder.path.rglob("manifest.json"))
+        raise RunError(
+            f"{folder.path}: is a compare folder, not a run; pass one of its runs ({', '.join(runs[:8])})."
+        )
     manifest = folder.read_manifest()
     if manifest.get("status") != "completed":
         raise RunError(
