@@ -94,9 +94,13 @@ def test_seed_002_counts_on_default_distilbert(tmp_path_factory):
         assert [r["trainable"] for r in rows] == [expected, expected]
 
 
-@pytest.mark.parametrize("family", ["bert", "distilbert", "roberta"])
-def test_same_adapter_values_give_the_same_logits_as_peft(tiny_models, family):
-    config = TrainConfig(model=str(tiny_models[family]), lora_rank=4, lora_alpha=8, lora_dropout=0.0)
+@pytest.mark.parametrize(
+    "family, rslora", [("bert", False), ("distilbert", False), ("roberta", False), ("bert", True)]
+)
+def test_same_adapter_values_give_the_same_logits_as_peft(tiny_models, family, rslora):
+    config = TrainConfig(
+        model=str(tiny_models[family]), lora_rank=4, lora_alpha=8, lora_dropout=0.0, use_rslora=rslora
+    )
     torch.manual_seed(0)
     _, peft_model = get_method("lora").build(LABELS, config)
     torch.manual_seed(0)
@@ -151,3 +155,39 @@ def test_bias_options(tiny_bert):
             assert adapter_biases == extra
         else:
             assert len(trainable_biases) > 4
+
+
+def test_rslora_scales_by_the_square_root_of_the_rank():
+    layer = LoRALinear(nn.Linear(32, 32), rank=16, alpha=8, use_rslora=True)
+    assert layer.scaling == pytest.approx(2.0)
+
+
+def test_loraplus_gives_the_b_matrices_a_higher_learning_rate(tiny_bert):
+    from loralab.training.loop import param_groups
+
+    config = TrainConfig(model=str(tiny_bert), lora_rank=2)
+    _, model = get_method("lora-scratch").build(LABELS, config)
+    groups = param_groups(model, 0.01, lr=1e-3, loraplus_lr_ratio=16)
+    by_lr = {}
+    for group in groups:
+        by_lr.setdefault(group["lr"], set()).update(id(p) for p in group["params"])
+    b_params = {id(p) for n, p in model.named_parameters() if "lora_B" in n}
+    assert by_lr[0.016] == b_params
+    assert all(lr == 1e-3 for lr in by_lr if lr != 0.016)
+
+
+def test_dora_trains_and_reloads_through_peft(tiny_bert, synthetic_dir, tmp_path):
+    config = TrainConfig(method="lora", model=str(tiny_bert), use_dora=True, epochs=1, lr=5e-3)
+    result = train_run(synthetic_dir, config, tmp_path / "dora", progress=False)
+    assert result.manifest["reload_max_difference"] <= 1e-5
+    names = [n for n, _ in result.classifier.model.named_parameters()]
+    assert any("lora_magnitude_vector" in n for n in names)
+
+
+def test_dora_is_refused_by_the_scratch_backend(synthetic_dir, tmp_path):
+    from loralab.errors import LoralabError
+
+    with pytest.raises(LoralabError, match="--use-dora is available with --method lora"):
+        train_run(
+            synthetic_dir, TrainConfig(method="lora-scratch", use_dora=True), tmp_path / "x", progress=False
+        )

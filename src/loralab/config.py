@@ -48,6 +48,9 @@ class TrainConfig:
     target_modules: list[str] | None = None
     lora_bias: str = "none"
     lora_init: str = "normal"
+    use_rslora: bool = False
+    use_dora: bool = False
+    loraplus_lr_ratio: float | None = None
     # TF-IDF baselines
     tfidf_ngram_max: int = 2
     tfidf_max_features: int | None = 50000
@@ -90,6 +93,10 @@ class TrainConfig:
             (
                 self.lora_init in ("normal", "kaiming"),
                 f"--lora-init must be normal or kaiming; got '{self.lora_init}'.",
+            ),
+            (
+                self.loraplus_lr_ratio is None or self.loraplus_lr_ratio > 0,
+                f"--loraplus-lr-ratio must be positive, got {self.loraplus_lr_ratio}.",
             ),
             (self.threads is None or self.threads >= 1, f"--threads must be ≥ 1, got {self.threads}."),
         ]

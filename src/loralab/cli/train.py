@@ -103,6 +103,20 @@ def register(app: typer.Typer) -> None:
             help="Comma-separated module names or all-linear (default: family preset).",
         ),
         lora_bias: str | None = typer.Option(None, "--lora-bias", help="none, all or lora_only."),
+        lora_init: str | None = typer.Option(
+            None, "--lora-init", help="normal (A ~ N(0, 1/rank²)) or kaiming."
+        ),
+        use_rslora: bool | None = typer.Option(
+            None, "--use-rslora/--no-rslora", help="Scale by alpha/sqrt(rank) (rsLoRA)."
+        ),
+        use_dora: bool | None = typer.Option(
+            None, "--use-dora/--no-dora", help="DoRA: magnitude and direction (PEFT)."
+        ),
+        loraplus_lr_ratio: float | None = typer.Option(
+            None,
+            "--loraplus-lr-ratio",
+            help="LoRA+: learning rate of the B matrices = ratio × --lr (e.g. 16).",
+        ),
         weight_decay: float | None = typer.Option(None, "--weight-decay"),
         warmup_ratio: float | None = typer.Option(None, "--warmup-ratio"),
         grad_accum_steps: int | None = typer.Option(None, "--grad-accum-steps"),
@@ -141,6 +155,10 @@ def register(app: typer.Typer) -> None:
             lora_dropout=lora_dropout,
             target_modules=target_modules,
             lora_bias=lora_bias,
+            lora_init=lora_init,
+            use_rslora=use_rslora,
+            use_dora=use_dora,
+            loraplus_lr_ratio=loraplus_lr_ratio,
             weight_decay=weight_decay,
             warmup_ratio=warmup_ratio,
             grad_accum_steps=grad_accum_steps,

@@ -40,16 +40,25 @@ def set_seed(seed: int) -> None:
     accelerate_set_seed(seed)
 
 
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    decay, no_decay = [], []
+def param_groups(
+    model: nn.Module, weight_decay: float, lr: float, loraplus_lr_ratio: float | None = None
+) -> list[dict]:
+    """AdamW groups: biases and norm weights are not decayed (standard for transformers);
+    with LoRA+ (Hayou et al., 2024) the B matrices learn ``loraplus_lr_ratio`` times faster."""
+    groups: dict[tuple[bool, bool], list] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        # Biases and LayerNorm weights are not decayed (standard for transformers).
-        (no_decay if param.ndim < 2 or "LayerNorm" in name or "norm" in name.lower() else decay).append(param)
+        no_decay = param.ndim < 2 or "LayerNorm" in name or "norm" in name.lower()
+        is_b = loraplus_lr_ratio is not None and "lora_B" in name
+        groups.setdefault((no_decay, is_b), []).append(param)
     return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {
+            "params": params,
+            "weight_decay": 0.0 if no_decay else weight_decay,
+            "lr": lr * (loraplus_lr_ratio if is_b else 1.0),
+        }
+        for (no_decay, is_b), params in groups.items()
     ]
 
 
@@ -88,7 +97,9 @@ def train_model(
         batch_sampler=sampler,
         collate_fn=lambda idx: collate([train_ids[i] for i in idx], pad_id, [train_labels[i] for i in idx]),
     )
-    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=lr)
+    optimizer = torch.optim.AdamW(
+        param_groups(model, config.weight_decay, lr, config.loraplus_lr_ratio), lr=lr
+    )
     steps_per_epoch = math.ceil(len(sampler) / config.grad_accum_steps)
     total_steps = steps_per_epoch * epochs
     scheduler = get_linear_schedule_with_warmup(

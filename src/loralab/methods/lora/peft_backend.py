@@ -33,6 +33,8 @@ def lora_config(loaded: LoadedModel, config: TrainConfig):
         modules_to_save=list(loaded.head_modules),
         # loralab's "normal" init is PEFT's "gaussian" (A ~ N(0, 1/rank²)); "kaiming" is PEFT's default.
         init_lora_weights="gaussian" if config.lora_init == "normal" else True,
+        use_rslora=config.use_rslora,
+        use_dora=config.use_dora,
     )
 
 

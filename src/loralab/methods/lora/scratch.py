@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from loralab.config import TrainConfig
-from loralab.errors import RunError
+from loralab.errors import LoralabError, RunError
 from loralab.methods.base import NeuralMethod, TransformerClassifier, register
 from loralab.methods.lora.layer import LoRALinear
 from loralab.models.loading import LoadedModel
@@ -37,7 +37,12 @@ def inject_lora(model: nn.Module, head_modules: list[str], config: TrainConfig) 
         param.requires_grad = False
     adapters = {
         name: LoRALinear(
-            layers[name], config.lora_rank, config.lora_alpha, config.lora_dropout, init=config.lora_init
+            layers[name],
+            config.lora_rank,
+            config.lora_alpha,
+            config.lora_dropout,
+            init=config.lora_init,
+            use_rslora=config.use_rslora,
         )
         for name in targets
     }
@@ -60,6 +65,10 @@ class ScratchLora(NeuralMethod):
     summary = "LoRA with loralab's own layer (same numbers as PEFT; read by the low-rank analysis)"
     default_lr = 1e-3
     default_epochs = 3
+
+    def check(self, config: TrainConfig) -> None:
+        if config.use_dora:
+            raise LoralabError("--use-dora is available with --method lora (PEFT), not lora-scratch.")
 
     def prepare(self, loaded: LoadedModel, config: TrainConfig) -> nn.Module:
         inject_lora(loaded.model, loaded.head_modules, config)
