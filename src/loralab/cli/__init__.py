@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from loralab import __version__
-from loralab.cli import compare, data, demo, model, train
+from loralab.cli import compare, data, demo, lowrank, model, train
 
 app = typer.Typer(
     name="loralab",
@@ -19,6 +19,7 @@ app.add_typer(model.app, name="model")
 train.register(app)
 compare.register(app)
 compare.register_report(app)
+lowrank.register(app)
 demo.register(app)
 
 

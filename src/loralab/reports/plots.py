@@ -117,3 +117,20 @@ def learning_curves(summary: list[dict]) -> bytes:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return _png(fig)
+
+
+def lowrank_curve(study: dict) -> bytes:
+    """Accuracy of the two low-rank versions against rank, with the fine-tuned reference."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for version, label in ((1, "version 1: rank-r W"), (2, "version 2: W0 + rank-r ΔW")):
+        rows = sorted((r for r in study["rows"] if r["version"] == version), key=lambda r: r["rank"])
+        ax.plot([r["rank"] for r in rows], [r["accuracy"] for r in rows], marker="o", label=label)
+    ax.axhline(study["fine_tuned_accuracy"], color="grey", linestyle="--", label="fully fine-tuned")
+    if study.get("head_accuracy") is not None:
+        ax.axhline(study["head_accuracy"], color="black", linestyle=":", label="head-tuned")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("rank r of the approximation (log scale)")
+    ax.set_ylabel("accuracy")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)

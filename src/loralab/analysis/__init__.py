@@ -1,0 +1,1 @@
+"""Analysis: low-rank tools as pure tensor functions, and the study that applies them to runs."""
