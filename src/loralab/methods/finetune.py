@@ -113,6 +113,9 @@ class FullFineTuning(NeuralMethod):
     def load_weights(self, labels: list[str], folder: Path, config: TrainConfig) -> nn.Module:
         from transformers import AutoModelForSequenceClassification
 
+        from loralab.models.loading import quiet_transformers
+
+        quiet_transformers()
         model = AutoModelForSequenceClassification.from_pretrained(
             folder, trust_remote_code=config.trust_remote_code
         )
