@@ -33,6 +33,7 @@ def test_study_on_a_fully_fine_tuned_run(tiny_bert, synthetic_dir, tmp_path):
     # At full rank both versions are the fine-tuned model itself.
     assert by[(1, 32)] == by[(2, 32)] == study["fine_tuned_accuracy"]
     assert {r for _, r in by} == {32, 16, 8, 4, 2, 1}
+    assert study["replace_test"]["restored"] == study["fine_tuned_accuracy"]
 
 
 def test_study_refuses_other_methods(tiny_bert, synthetic_dir, tmp_path):

@@ -89,7 +89,24 @@ def lowrank_study(
         with torch.no_grad():
             for name, layer in tuned_layers.items():
                 layer.weight.copy_(originals[name])
+    # Seed 002's replace test: random clones of the targeted layers should break the model, and
+    # putting the originals back should restore it exactly.
+    from torch import nn
+
+    from loralab.models.surgery import replace
+
+    torch.manual_seed(0)
+    clones = {}
+    for name, layer in tuned_layers.items():
+        clone = nn.Linear(layer.in_features, layer.out_features)
+        nn.init.normal_(clone.weight, mean=0.0, std=0.01)
+        clones[name] = clone
+    replace(classifier.model, clones)
+    replaced = evaluate_classifier(classifier, part)[0]["accuracy"]
+    replace(classifier.model, tuned_layers)
+    restored = evaluate_classifier(classifier, part)[0]["accuracy"]
     return {
+        "replace_test": {"random_clones": replaced, "restored": restored},
         "run": str(run_dir),
         "data": where,
         "layers": list(tuned_layers),

@@ -52,6 +52,12 @@ def register(app: typer.Typer) -> None:
             f"Fully fine-tuned: {study['fine_tuned_accuracy']:.4f}"
             + (f"; head-tuned: {study['head_accuracy']:.4f}" if "head_accuracy" in study else "")
         )
+        swap = study["replace_test"]
+        console.print(
+            f"Replace test: random clones of the {len(study['layers'])} layers → "
+            f"{swap['random_clones']:.4f}; "
+            f"originals put back → {swap['restored']:.4f}"
+        )
         write_json(run / "lowrank.json", study)
         (run / "lowrank.png").write_bytes(lowrank_curve(study))
         console.print(f"Wrote {run / 'lowrank.json'} and {run / 'lowrank.png'}")
