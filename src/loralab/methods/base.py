@@ -103,6 +103,23 @@ def get_method(name: str) -> Method:
     return _REGISTRY[name]
 
 
+def load_weights_file(model: nn.Module, path: Path, what: str, model_name: str) -> nn.Module:
+    """Copy the tensors of a safetensors file into ``model``'s parameters of the same names."""
+    from safetensors.torch import load_file
+
+    if not path.exists():
+        raise RunError(f"{path.parent}: the saved {what} {path.name} is missing.")
+    state = load_file(str(path))
+    params = dict(model.named_parameters())
+    absent = sorted(set(state) - set(params))
+    if absent:
+        raise RunError(f"{path}: weights {', '.join(absent[:3])} do not fit model {model_name}.")
+    with torch.no_grad():
+        for name, value in state.items():
+            params[name].copy_(value)
+    return model
+
+
 def load_saved_classifier(folder: str | Path) -> Classifier:
     """Load a classifier from a ``model/`` folder written by :meth:`Classifier.save`."""
     folder = Path(folder)

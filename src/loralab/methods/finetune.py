@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from loralab.config import TrainConfig
 from loralab.errors import RunError
-from loralab.methods.base import NeuralMethod, TransformerClassifier, register
+from loralab.methods.base import NeuralMethod, TransformerClassifier, load_weights_file, register
 from loralab.models.loading import LoadedModel
 
 HEAD_FILE = "head.safetensors"
@@ -75,17 +75,10 @@ class HeadTuning(NeuralMethod):
         save_file(state, str(folder / HEAD_FILE))
 
     def load_weights(self, labels: list[str], folder: Path, config: TrainConfig) -> nn.Module:
-        path = folder / HEAD_FILE
-        if not path.exists():
+        if not (folder / HEAD_FILE).exists():
             raise RunError(f"{folder}: the saved head {HEAD_FILE} is missing.")
-        state = load_file(str(path))
         loaded = self.base(labels, config)
-        params = dict(loaded.model.named_parameters())
-        absent = sorted(set(state) - set(params))
-        if absent:
-            raise RunError(f"{path}: weights {', '.join(absent[:3])} do not fit model {config.model}.")
-        for name, value in state.items():
-            params[name].data.copy_(value)
+        load_weights_file(loaded.model, folder / HEAD_FILE, "head", config.model)
         for param in loaded.model.parameters():
             param.requires_grad = False
         return loaded.model

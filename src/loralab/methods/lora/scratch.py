@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from loralab.config import TrainConfig
 from loralab.errors import LoralabError, RunError
-from loralab.methods.base import NeuralMethod, TransformerClassifier, register
+from loralab.methods.base import NeuralMethod, TransformerClassifier, load_weights_file, register
 from loralab.methods.lora.layer import LoRALinear
 from loralab.models.loading import LoadedModel
 from loralab.models.surgery import replace
@@ -81,16 +81,8 @@ class ScratchLora(NeuralMethod):
         save_file(state, str(folder / ADAPTER_FILE))
 
     def load_weights(self, labels: list[str], folder: Path, config: TrainConfig) -> nn.Module:
-        path = folder / ADAPTER_FILE
-        if not path.exists():
+        if not (folder / ADAPTER_FILE).exists():
             raise RunError(f"{folder}: the saved adapter {ADAPTER_FILE} is missing.")
         loaded = self.base(labels, config)
         inject_lora(loaded.model, loaded.head_modules, config)
-        state = load_file(str(path))
-        params = dict(loaded.model.named_parameters())
-        absent = sorted(set(state) - set(params))
-        if absent:
-            raise RunError(f"{path}: weights {', '.join(absent[:3])} do not fit model {config.model}.")
-        for name, value in state.items():
-            params[name].data.copy_(value)
-        return loaded.model
+        return load_weights_file(loaded.model, folder / ADAPTER_FILE, "adapter", config.model)
