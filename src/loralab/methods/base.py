@@ -22,7 +22,7 @@ from loralab.config import TrainConfig
 from loralab.data import DataSplits
 from loralab.errors import LoralabError, RunError, closest
 from loralab.evaluation.inference import predict_logits, softmax
-from loralab.models.loading import LoadedModel, load_classifier
+from loralab.models.loading import LoadedModel, count_parameters, load_classifier
 
 MODEL_INFO = "loralab.json"
 
@@ -103,12 +103,10 @@ def get_method(name: str) -> Method:
     return _REGISTRY[name]
 
 
-def load_weights_file(model: nn.Module, path: Path, what: str, model_name: str) -> nn.Module:
+def load_weights_file(model: nn.Module, path: Path, model_name: str) -> nn.Module:
     """Copy the tensors of a safetensors file into ``model``'s parameters of the same names."""
     from safetensors.torch import load_file
 
-    if not path.exists():
-        raise RunError(f"{path.parent}: the saved {what} {path.name} is missing.")
     state = load_file(str(path))
     params = dict(model.named_parameters())
     absent = sorted(set(state) - set(params))
@@ -164,11 +162,7 @@ class TransformerClassifier(Classifier):
         return softmax(self.predict_logits(texts, batch_size))
 
     def parameter_counts(self) -> tuple[int, int]:
-        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
-        # PEFT keeps a frozen copy of each fully trained head module ("original_module");
-        # it is not part of the model that predicts, so it is not counted.
-        total = sum(p.numel() for n, p in self.model.named_parameters() if ".original_module." not in n)
-        return trainable, total
+        return count_parameters(self.model)
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)

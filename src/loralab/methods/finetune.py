@@ -78,7 +78,7 @@ class HeadTuning(NeuralMethod):
         if not (folder / HEAD_FILE).exists():
             raise RunError(f"{folder}: the saved head {HEAD_FILE} is missing.")
         loaded = self.base(labels, config)
-        load_weights_file(loaded.model, folder / HEAD_FILE, "head", config.model)
+        load_weights_file(loaded.model, folder / HEAD_FILE, config.model)
         for param in loaded.model.parameters():
             param.requires_grad = False
         return loaded.model

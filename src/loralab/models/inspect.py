@@ -8,7 +8,7 @@ from collections import Counter
 import torch
 
 from loralab.config import TrainConfig
-from loralab.models.loading import load_classifier
+from loralab.models.loading import count_parameters, load_classifier
 from loralab.models.targets import FAMILY_TARGETS, linear_modules
 
 NEURAL_METHODS = ("full", "head", "lora")
@@ -22,8 +22,7 @@ def parameter_table(config: TrainConfig, labels: list[str], methods=NEURAL_METHO
     for name in methods:
         method = get_method(name)
         loaded, model = method.build(labels, config.replace(method=name))
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        total = sum(p.numel() for n, p in model.named_parameters() if ".original_module." not in n)
+        trainable, total = count_parameters(model)
         rows.append({"method": name, "trainable": trainable, "total": total, "share": trainable / total})
     return rows
 

@@ -149,7 +149,10 @@ def load_classifier(
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
-    """Return (trainable, total) parameter counts."""
+    """Return (trainable, total) parameter counts.
+
+    PEFT keeps a frozen copy of each fully trained head module ("original_module"); it is not
+    part of the model that predicts, so it is not counted."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+    total = sum(p.numel() for n, p in model.named_parameters() if ".original_module." not in n)
     return trainable, total

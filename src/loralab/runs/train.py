@@ -156,8 +156,6 @@ def train_run(
         shutil.rmtree(folder.path / "model.tmp", ignore_errors=True)
         folder.finish("failed", error=f"{type(err).__name__}: {err}")
         raise
-    if facts.get("history"):
-        write_csv(folder.path / "history.csv", facts["history"])
     return RunResult(folder.path, classifier, metrics, folder.manifest, splits)
 
 

@@ -85,4 +85,4 @@ class ScratchLora(NeuralMethod):
             raise RunError(f"{folder}: the saved adapter {ADAPTER_FILE} is missing.")
         loaded = self.base(labels, config)
         inject_lora(loaded.model, loaded.head_modules, config)
-        return load_weights_file(loaded.model, folder / ADAPTER_FILE, "adapter", config.model)
+        return load_weights_file(loaded.model, folder / ADAPTER_FILE, config.model)
