@@ -191,3 +191,87 @@ def test_dora_is_refused_by_the_scratch_backend(synthetic_dir, tmp_path):
         train_run(
             synthetic_dir, TrainConfig(method="lora-scratch", use_dora=True), tmp_path / "x", progress=False
         )
+
+
+def test_merging_twice_or_unmerging_an_unmerged_layer_is_refused():
+    layer = LoRALinear(nn.Linear(8, 8), rank=2, alpha=4)
+    with pytest.raises(ValueError, match="not merged"):
+        layer.unmerge()
+    layer.merge()
+    with pytest.raises(ValueError, match="already merged"):
+        layer.merge()
+
+
+def test_pissa_starts_from_the_principal_directions_and_leaves_the_layer_unchanged():
+    torch.manual_seed(0)
+    base = nn.Linear(12, 10)
+    original = base.weight.detach().clone()
+    x = torch.randn(4, 12)
+    expected = base(x)
+    layer = LoRALinear(base, rank=3, alpha=6, init="pissa")
+    torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
+    u, s, vh = torch.linalg.svd(original)
+    top = (u[:, :3] * s[:3]) @ vh[:3]
+    torch.testing.assert_close(layer.delta_weight(), top, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(layer.base_layer.weight, original - top, atol=1e-5, rtol=1e-5)
+    # After training, the plain-LoRA form applied to the original weight gives the same layer.
+    with torch.no_grad():
+        layer.lora_A.add_(torch.randn_like(layer.lora_A) * 0.1)
+        layer.lora_B.add_(torch.randn_like(layer.lora_B) * 0.1)
+    a, b = layer.plain_lora()
+    assert a.shape == (6, 12) and b.shape == (10, 6)
+    plain = nn.functional.linear(x, original + layer.scaling * (b @ a), base.bias)
+    torch.testing.assert_close(plain, layer(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["lora", "lora-scratch"])
+def test_pissa_runs_are_saved_as_plain_lora_of_the_unmodified_base(
+    method, tiny_bert, synthetic_dir, tmp_path
+):
+    config = TrainConfig(
+        method=method, model=str(tiny_bert), lora_init="pissa", lora_rank=4, epochs=1, lr=5e-3
+    )
+    result = train_run(synthetic_dir, config, tmp_path / "pissa", progress=False)
+    assert result.manifest["reload_max_difference"] <= 1e-5
+    if method == "lora":
+        import json
+
+        from peft import PeftModel
+        from transformers import AutoModelForSequenceClassification
+
+        folder = tmp_path / "pissa" / "model"
+        saved = json.loads((folder / "adapter_config.json").read_text())
+        assert saved["r"] == 8 and saved["init_lora_weights"] is True
+        base = AutoModelForSequenceClassification.from_pretrained(str(tiny_bert), num_labels=2)
+        plain = PeftModel.from_pretrained(base, folder).eval()
+        tokens = result.classifier.tokenizer(
+            ["the film was good", "a dull plot"], return_tensors="pt", padding=True
+        )
+        with torch.inference_mode():
+            probs = plain(**tokens).logits.softmax(-1).numpy()
+        np.testing.assert_allclose(
+            probs, result.classifier.predict_proba(["the film was good", "a dull plot"]), atol=1e-5
+        )
+
+
+def test_pissa_and_dora_together_are_refused():
+    from loralab.errors import LoralabError
+
+    with pytest.raises(LoralabError, match="pissa and --use-dora cannot be combined"):
+        TrainConfig(lora_init="pissa", use_dora=True)
+
+
+def test_an_adapter_file_of_the_wrong_shape_names_the_tensor(tiny_bert, synthetic_dir, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from loralab.errors import RunError
+
+    config = TrainConfig(method="lora-scratch", model=str(tiny_bert), lora_rank=2, epochs=1)
+    train_run(synthetic_dir, config, tmp_path / "run", progress=False)
+    path = tmp_path / "run" / "model" / "adapter.safetensors"
+    state = load_file(str(path))
+    name = sorted(k for k in state if k.endswith("lora_A"))[0]
+    state[name] = torch.zeros(3, state[name].shape[1])
+    save_file(state, str(path))
+    with pytest.raises(RunError, match=rf"tensor {name} has shape \(3, 32\)"):
+        load_run(tmp_path / "run")

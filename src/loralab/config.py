@@ -91,8 +91,13 @@ class TrainConfig:
             ),
             (self.baseline_c > 0, f"--baseline-c must be positive, got {self.baseline_c}."),
             (
-                self.lora_init in ("normal", "kaiming"),
-                f"--lora-init must be normal or kaiming; got '{self.lora_init}'.",
+                self.lora_init in ("normal", "kaiming", "pissa"),
+                f"--lora-init must be normal, kaiming or pissa; got '{self.lora_init}'.",
+            ),
+            (
+                not (self.lora_init == "pissa" and self.use_dora),
+                "--lora-init pissa and --use-dora cannot be combined: DoRA's magnitude is taken from "
+                "the full weight, which PiSSA replaces by its residual.",
             ),
             (
                 self.loraplus_lr_ratio is None or self.loraplus_lr_ratio > 0,

@@ -104,7 +104,9 @@ def register(app: typer.Typer) -> None:
         ),
         lora_bias: str | None = typer.Option(None, "--lora-bias", help="none, all or lora_only."),
         lora_init: str | None = typer.Option(
-            None, "--lora-init", help="normal (A ~ N(0, 1/rank²)) or kaiming."
+            None,
+            "--lora-init",
+            help="normal (A ~ N(0, 1/rank²)), kaiming, or pissa (principal singular vectors of W).",
         ),
         use_rslora: bool | None = typer.Option(
             None, "--use-rslora/--no-rslora", help="Scale by alpha/sqrt(rank) (rsLoRA)."

@@ -112,6 +112,12 @@ def load_weights_file(model: nn.Module, path: Path, model_name: str) -> nn.Modul
     absent = sorted(set(state) - set(params))
     if absent:
         raise RunError(f"{path}: weights {', '.join(absent[:3])} do not fit model {model_name}.")
+    for name, value in state.items():
+        if tuple(value.shape) != tuple(params[name].shape):
+            raise RunError(
+                f"{path}: tensor {name} has shape {tuple(value.shape)} but model {model_name} "
+                f"expects {tuple(params[name].shape)}."
+            )
     with torch.no_grad():
         for name, value in state.items():
             params[name].copy_(value)

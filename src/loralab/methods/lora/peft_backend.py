@@ -19,6 +19,10 @@ from loralab.models.loading import LoadedModel
 from loralab.models.targets import resolve_targets
 
 
+PEFT_INITS = {"normal": "gaussian", "kaiming": True, "pissa": "pissa"}
+PISSA_INITIAL = "loralab_pissa_initial"
+
+
 def lora_config(loaded: LoadedModel, config: TrainConfig):
     from peft import LoraConfig, TaskType
 
@@ -32,7 +36,7 @@ def lora_config(loaded: LoadedModel, config: TrainConfig):
         bias=config.lora_bias,
         modules_to_save=list(loaded.head_modules),
         # loralab's "normal" init is PEFT's "gaussian" (A ~ N(0, 1/rank²)); "kaiming" is PEFT's default.
-        init_lora_weights="gaussian" if config.lora_init == "normal" else True,
+        init_lora_weights=PEFT_INITS[config.lora_init],
         use_rslora=config.use_rslora,
         use_dora=config.use_dora,
     )
@@ -55,6 +59,11 @@ class PeftLora(NeuralMethod):
         # Record the model's public name, not the local folder it was read from, so the
         # adapter points at the same base model on any machine.
         model.peft_config["default"].base_model_name_or_path = config.model
+        if config.lora_init == "pissa":
+            from peft import get_peft_model_state_dict
+
+            initial = get_peft_model_state_dict(model)
+            setattr(model, PISSA_INITIAL, {k: v.clone() for k, v in initial.items() if ".lora_" in k})
         return model
 
     def save_weights(self, classifier: TransformerClassifier, folder: Path) -> None:
@@ -65,6 +74,9 @@ class PeftLora(NeuralMethod):
             # it never does here (embeddings are frozen), and the lookup may be offline.
             warnings.simplefilter("ignore", UserWarning)
             classifier.model.save_pretrained(folder, save_embedding_layers=False)
+        initial = getattr(classifier.model, PISSA_INITIAL, None)
+        if initial is not None:
+            save_pissa_as_lora(folder, initial)
 
     def load_weights(self, labels: list[str], folder: Path, config: TrainConfig) -> nn.Module:
         from peft import PeftModel
@@ -73,3 +85,31 @@ class PeftLora(NeuralMethod):
             raise RunError(f"{folder}: the saved adapter (adapter_config.json) is missing.")
         loaded = self.base(labels, config)
         return PeftModel.from_pretrained(loaded.model, folder)
+
+
+def save_pissa_as_lora(folder: Path, initial: dict) -> None:
+    """Rewrite a saved PiSSA adapter as plain LoRA on the unmodified base model.
+
+    The trained update relative to W0 is ``s·(B A − B0 A0) = s·[B | −B0] [A ; A0]``, a rank-2r
+    LoRA with the same scaling. PEFT's own conversion (``save_pretrained(...,
+    path_initial_model_for_weight_conversion=…)``) keeps only the LoRA matrices and so drops
+    the classification head (``modules_to_save``); this one keeps every other tensor as saved.
+    """
+    import json
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    weights, config_path = folder / "adapter_model.safetensors", folder / "adapter_config.json"
+    state = load_file(str(weights))
+    for key, value in state.items():
+        if ".lora_A." in key:
+            state[key] = torch.cat([value, initial[key]], dim=0)
+        elif ".lora_B." in key:
+            state[key] = torch.cat([value, -initial[key]], dim=1)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(weights), metadata={"format": "pt"})
+    config = json.loads(config_path.read_text())
+    config["lora_alpha"] *= 2**0.5 if config.get("use_rslora") else 2
+    config["r"] *= 2
+    config["init_lora_weights"] = True
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True))

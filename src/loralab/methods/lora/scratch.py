@@ -8,6 +8,7 @@ The adapter and the head are saved together in ``adapter.safetensors``.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from safetensors.torch import save_file
@@ -75,14 +76,27 @@ class ScratchLora(NeuralMethod):
         return loaded.model
 
     def save_weights(self, classifier: TransformerClassifier, folder: Path) -> None:
-        state = {
-            n: p.detach().contiguous() for n, p in classifier.model.named_parameters() if p.requires_grad
-        }
-        save_file(state, str(folder / ADAPTER_FILE))
+        model = classifier.model
+        state = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+        for name, module in model.named_modules():
+            if isinstance(module, LoRALinear):
+                state[f"{name}.lora_A"], state[f"{name}.lora_B"] = module.plain_lora()
+        save_file({n: t.contiguous() for n, t in state.items()}, str(folder / ADAPTER_FILE))
 
     def load_weights(self, labels: list[str], folder: Path, config: TrainConfig) -> nn.Module:
         if not (folder / ADAPTER_FILE).exists():
             raise RunError(f"{folder}: the saved adapter {ADAPTER_FILE} is missing.")
         loaded = self.base(labels, config)
-        inject_lora(loaded.model, loaded.head_modules, config)
+        inject_lora(loaded.model, loaded.head_modules, saved_adapter_config(config))
         return load_weights_file(loaded.model, folder / ADAPTER_FILE, config.model)
+
+
+def saved_adapter_config(config: TrainConfig) -> TrainConfig:
+    """The adapter shape a run was saved with: a PiSSA adapter is saved as plain LoRA of twice
+    the rank with the same scaling (see :meth:`LoRALinear.plain_lora`)."""
+    if config.lora_init != "pissa":
+        return config
+    factor = 2**0.5 if config.use_rslora else 2.0
+    return dataclasses.replace(
+        config, lora_rank=2 * config.lora_rank, lora_alpha=config.lora_alpha * factor, lora_init="normal"
+    )
