@@ -18,7 +18,6 @@ from loralab.methods.base import NeuralMethod, TransformerClassifier, register
 from loralab.models.loading import LoadedModel
 from loralab.models.targets import resolve_targets
 
-
 PEFT_INITS = {"normal": "gaussian", "kaiming": True, "pissa": "pissa"}
 PISSA_INITIAL = "loralab_pissa_initial"
 
