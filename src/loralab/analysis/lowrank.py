@@ -1,24 +1,33 @@
 """Low-rank structure of a fine-tuning update (seed 002 tasks 5–7).
 
-For each targeted layer with pretrained weight W0 and fine-tuned weight W:
+For each targeted layer with pretrained weight W0 and fine-tuned weight W (for a LoRA run,
+W = W0 + ΔW with the adapter merged):
 
 - version 1 replaces W by its best rank-r approximation;
 - version 2 keeps W0 and adds the best rank-r approximation of ΔW = W − W0, which is what
   LoRA can represent at rank r.
 
-Accuracy against r (halving from full rank down to 1) shows how low-rank the update is.
+Accuracy against r (halving from full rank down to 1) shows how low-rank the update is. The
+study also records the ΔW diagnostics of :mod:`loralab.analysis.delta` and, with a second run
+of the same base model, how much the two updates share their top directions.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
+from torch import nn
 
+from loralab.analysis.delta import update_diagnostics
 from loralab.data import load_labelled_file
-from loralab.errors import LoralabError
+from loralab.errors import LoralabError, RunError
 from loralab.models.loading import load_classifier
-from loralab.models.surgery import extract
+from loralab.models.merge import merge_adapters
+from loralab.models.surgery import extract, replace
+
+STUDY_METHODS = ("full", "lora", "lora-scratch")
 
 
 def approximate(matrix: torch.Tensor, rank: int) -> torch.Tensor:
@@ -45,56 +54,110 @@ def halving_ranks(full: int) -> list[int]:
     return ranks
 
 
+def run_base_model(run_dir: str | Path) -> tuple[str, str]:
+    """(method, base model) a run folder was trained with, read from its saved config."""
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise RunError(f"{run_dir}: not a run folder (no config.json).")
+    config = json.loads(path.read_text())
+    return config.get("method", "?"), config.get("model", "?")
+
+
+def check_same_base(run_dir: str | Path, other_dir: str | Path) -> None:
+    """Refuse to compare runs of different base models, naming both."""
+    (_, model), (_, other) = run_base_model(run_dir), run_base_model(other_dir)
+    if model != other:
+        raise LoralabError(
+            f"{run_dir} and {other_dir} adapt different base models ({model} and {other}); "
+            "the low-rank study compares updates of the same pretrained weights."
+        )
+
+
+def _updates(run_dir, targets: list[str] | None):
+    """The run's classifier (adapters merged), its targeted layers, and ΔW for each."""
+    from loralab.runs.train import load_run
+
+    classifier = load_run(run_dir)
+    if classifier.method not in STUDY_METHODS:
+        raise LoralabError(
+            f"{run_dir}: the low-rank study needs a run that changes encoder weights "
+            f"({', '.join(STUDY_METHODS)}); this run is '{classifier.method}'."
+        )
+    classifier.model, adapted = merge_adapters(classifier.model)
+    names = adapted or targets or classifier.config.target_modules
+    tuned = extract(classifier.model, names)
+    pretrained = load_classifier(classifier.config.model, classifier.labels).model
+    base = extract(pretrained, list(tuned))
+    for name in tuned:
+        if tuned[name].weight.shape != base[name].weight.shape:
+            raise LoralabError(
+                f"{run_dir}: layer {name} is {tuple(tuned[name].weight.shape)} in the run but "
+                f"{tuple(base[name].weight.shape)} in {classifier.config.model}."
+            )
+    updates = {n: (tuned[n].weight - base[n].weight).detach() for n in tuned}
+    return classifier, tuned, base, updates
+
+
 def lowrank_study(
     run_dir: str | Path,
     data: str,
     *,
     split: str = "test",
     targets: list[str] | None = None,
+    against: str | Path | None = None,
     text_col: str = "text",
     label_col: str = "label",
 ) -> dict:
-    """Accuracy of versions 1 and 2 at halving ranks for a fully fine-tuned run."""
-    from loralab.runs.evaluate import check_labels
-    from loralab.runs.train import evaluate_classifier, load_run
+    """Accuracy of versions 1 and 2 at halving ranks, the replace test, and ΔW diagnostics.
 
-    classifier = load_run(run_dir)
-    if classifier.method != "full":
-        raise LoralabError(
-            f"{run_dir}: the low-rank study needs a fully fine-tuned run (--method full); this run is "
-            f"'{classifier.method}'."
-        )
+    ``against`` is a second run of the same base model (the full run for a LoRA run, say):
+    its accuracy becomes a reference line and its updates the reference for the subspace
+    similarity.
+    """
+    from loralab.runs.evaluate import check_labels
+    from loralab.runs.train import evaluate_classifier
+
+    if against is not None:
+        check_same_base(run_dir, against)
+    classifier, tuned_layers, base_layers, updates = _updates(run_dir, targets)
     part, where, _ = load_labelled_file(data, split, text_col, label_col)
     check_labels(part, classifier.labels, where)
-    config = classifier.config
-    pretrained = load_classifier(config.model, classifier.labels).model
-    tuned_layers = extract(classifier.model, targets or config.target_modules)
-    base_layers = extract(pretrained, list(tuned_layers))
+
+    def accuracy(model_classifier=classifier) -> float:
+        return evaluate_classifier(model_classifier, part)[0]["accuracy"]
+
+    rank = classifier.config.lora_rank
+    reference = None
+    study: dict = {"run": str(run_dir), "method": classifier.method, "data": where}
+    if against is not None:
+        other, _, _, reference = _updates(against, list(tuned_layers))
+        study["against"] = {"run": str(against), "method": other.method, "accuracy": accuracy(other)}
+        del other
     originals = {name: layer.weight.detach().clone() for name, layer in tuned_layers.items()}
     full_rank = min(min(w.shape) for w in originals.values())
-    reference = evaluate_classifier(classifier, part)[0]["accuracy"]
+    study.update(
+        layers=list(tuned_layers),
+        full_rank=full_rank,
+        lora_rank=rank if classifier.method != "full" else None,
+        fine_tuned_accuracy=accuracy(),
+        diagnostics=update_diagnostics(updates, rank, reference),
+    )
     rows = []
     try:
         for version in (1, 2):
-            for rank in halving_ranks(full_rank):
+            for r in halving_ranks(full_rank):
                 with torch.no_grad():
                     for name, layer in tuned_layers.items():
                         w, w0 = originals[name], base_layers[name].weight
-                        layer.weight.copy_(
-                            approximate(w, rank) if version == 1 else w0 + approximate(w - w0, rank)
-                        )
-                accuracy = evaluate_classifier(classifier, part)[0]["accuracy"]
-                rows.append({"version": version, "rank": rank, "accuracy": accuracy})
+                        layer.weight.copy_(approximate(w, r) if version == 1 else w0 + approximate(w - w0, r))
+                rows.append({"version": version, "rank": r, "accuracy": accuracy()})
     finally:
         with torch.no_grad():
             for name, layer in tuned_layers.items():
                 layer.weight.copy_(originals[name])
+    study["rows"] = rows
     # Seed 002's replace test: random clones of the targeted layers should break the model, and
     # putting the originals back should restore it exactly.
-    from torch import nn
-
-    from loralab.models.surgery import replace
-
     torch.manual_seed(0)
     clones = {}
     for name, layer in tuned_layers.items():
@@ -102,15 +165,13 @@ def lowrank_study(
         nn.init.normal_(clone.weight, mean=0.0, std=0.01)
         clones[name] = clone
     replace(classifier.model, clones)
-    replaced = evaluate_classifier(classifier, part)[0]["accuracy"]
+    replaced = accuracy()
     replace(classifier.model, tuned_layers)
-    restored = evaluate_classifier(classifier, part)[0]["accuracy"]
-    return {
-        "replace_test": {"random_clones": replaced, "restored": restored},
-        "run": str(run_dir),
-        "data": where,
-        "layers": list(tuned_layers),
-        "full_rank": full_rank,
-        "fine_tuned_accuracy": reference,
-        "rows": rows,
-    }
+    study["replace_test"] = {"random_clones": replaced, "restored": accuracy()}
+    return study
+
+
+def lowest_rank_above(study: dict, threshold: float, version: int = 2) -> int | None:
+    """Lowest rank whose ``version`` accuracy still exceeds ``threshold`` (e.g. head tuning)."""
+    ranks = [r["rank"] for r in study["rows"] if r["version"] == version and r["accuracy"] > threshold]
+    return min(ranks) if ranks else None

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from loralab.analysis.tables import diagnostics_table, rank_table
 from loralab.cli.common import console, handle_errors, table
 
 
@@ -13,11 +14,17 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @handle_errors
     def lowrank(
-        run: Path = typer.Argument(..., help="A fully fine-tuned run folder (--method full)."),
+        run: Path = typer.Argument(..., help="A full, lora or lora-scratch run folder."),
         data: str = typer.Argument(..., help="Data to evaluate on (as for evaluate)."),
         split: str = typer.Option("test", "--split"),
         target_modules: str | None = typer.Option(
-            None, "--target-modules", help="Layers to approximate (default: preset)."
+            None, "--target-modules", help="Layers to study in a full run (default: preset)."
+        ),
+        against: Path | None = typer.Option(
+            None,
+            "--against",
+            help="A second run of the same base model (e.g. the full run for a LoRA run): reference "
+            "line and subspace similarity.",
         ),
         head_run: Path | None = typer.Option(
             None, "--head-run", help="A head-tuned run, drawn as a reference line."
@@ -25,39 +32,55 @@ def register(app: typer.Typer) -> None:
         text_col: str = typer.Option("text", "--text-col"),
         label_col: str = typer.Option("label", "--label-col"),
     ) -> None:
-        """Truncated-SVD approximations of the targeted layers at ranks halving from full to 1."""
-        from loralab.analysis.lowrank import lowrank_study
-        from loralab.reports.plots import lowrank_curve
+        """Truncated-SVD approximations of the targeted layers at ranks halving from full to 1,
+        the replace test, and the singular spectrum of each layer's update ΔW."""
+        from loralab.analysis.lowrank import check_same_base, lowest_rank_above, lowrank_study
+        from loralab.reports.plots import delta_spectra, lowrank_curve
         from loralab.runs.folder import write_json
 
         targets = [t.strip() for t in target_modules.split(",")] if target_modules else None
-        study = lowrank_study(run, data, split=split, targets=targets, text_col=text_col, label_col=label_col)
+        if head_run is not None:
+            check_same_base(run, head_run)
+        study = lowrank_study(
+            run, data, split=split, targets=targets, against=against, text_col=text_col, label_col=label_col
+        )
         if head_run is not None:
             from loralab.runs.evaluate import evaluate_run
 
             study["head_accuracy"] = evaluate_run(
                 head_run, data, split=split, text_col=text_col, label_col=label_col
             )["trained"]["accuracy"]
-        ranks = sorted({r["rank"] for r in study["rows"]}, reverse=True)
-        by = {(r["version"], r["rank"]): r["accuracy"] for r in study["rows"]}
-        rows = [[rank, by[(1, rank)], by[(2, rank)]] for rank in ranks]
-        console.print(
-            table(
-                f"Accuracy on {study['data']} ({len(study['layers'])} layers)",
-                ["rank", "version 1: rank-r W", "version 2: W0 + rank-r ΔW"],
-                rows,
-            )
-        )
-        console.print(
-            f"Fully fine-tuned: {study['fine_tuned_accuracy']:.4f}"
-            + (f"; head-tuned: {study['head_accuracy']:.4f}" if "head_accuracy" in study else "")
-        )
-        swap = study["replace_test"]
-        console.print(
-            f"Replace test: random clones of the {len(study['layers'])} layers → "
-            f"{swap['random_clones']:.4f}; "
-            f"originals put back → {swap['restored']:.4f}"
-        )
+            study["lowest_rank_beating_head"] = lowest_rank_above(study, study["head_accuracy"])
+        for line in summary_lines(study):
+            console.print(line)
         write_json(run / "lowrank.json", study)
         (run / "lowrank.png").write_bytes(lowrank_curve(study))
-        console.print(f"Wrote {run / 'lowrank.json'} and {run / 'lowrank.png'}")
+        written = [run / "lowrank.json", run / "lowrank.png"]
+        for kind, png in delta_spectra(study).items():
+            (run / f"delta_{kind}.png").write_bytes(png)
+            written.append(run / f"delta_{kind}.png")
+        console.print("Wrote " + ", ".join(str(p) for p in written))
+
+
+def summary_lines(study: dict) -> list:
+    """The study as printed tables and sentences."""
+    lines: list = [table(f"Accuracy on {study['data']} ({len(study['layers'])} layers)", *rank_table(study))]
+    refs = [f"this run ({study['method']}): {study['fine_tuned_accuracy']:.4f}"]
+    if "against" in study:
+        refs.append(f"{study['against']['method']} run: {study['against']['accuracy']:.4f}")
+    if "head_accuracy" in study:
+        refs.append(f"head-tuned: {study['head_accuracy']:.4f}")
+        lowest = study.get("lowest_rank_beating_head")
+        refs.append(
+            f"lowest rank of ΔW that beats head tuning: {lowest}"
+            if lowest
+            else "no rank of ΔW beats head tuning"
+        )
+    lines.append("; ".join(refs))
+    swap = study["replace_test"]
+    lines.append(
+        f"Replace test: random clones of the {len(study['layers'])} layers → {swap['random_clones']:.4f}; "
+        f"originals put back → {swap['restored']:.4f}"
+    )
+    lines.append(table("ΔW by layer type (mean over layers)", *diagnostics_table(study)))
+    return lines

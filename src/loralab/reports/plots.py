@@ -125,7 +125,12 @@ def lowrank_curve(study: dict) -> bytes:
     for version, label in ((1, "version 1: rank-r W"), (2, "version 2: W0 + rank-r ΔW")):
         rows = sorted((r for r in study["rows"] if r["version"] == version), key=lambda r: r["rank"])
         ax.plot([r["rank"] for r in rows], [r["accuracy"] for r in rows], marker="o", label=label)
-    ax.axhline(study["fine_tuned_accuracy"], color="grey", linestyle="--", label="fully fine-tuned")
+    this = "fully fine-tuned" if study.get("method", "full") == "full" else f"{study['method']} run"
+    ax.axhline(study["fine_tuned_accuracy"], color="grey", linestyle="--", label=this)
+    if study.get("against"):
+        other = study["against"]
+        name = "fully fine-tuned" if other["method"] == "full" else f"{other['method']} run"
+        ax.axhline(other["accuracy"], color="tab:red", linestyle="-.", label=name)
     if study.get("head_accuracy") is not None:
         ax.axhline(study["head_accuracy"], color="black", linestyle=":", label="head-tuned")
     ax.set_xscale("log", base=2)
@@ -134,3 +139,35 @@ def lowrank_curve(study: dict) -> bytes:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return _png(fig)
+
+
+def delta_spectra(study: dict) -> dict[str, bytes]:
+    """One figure per layer type: the singular values of each layer's ΔW (relative to the
+    largest, log scale) and the share of ‖ΔW‖² in the top r directions, coloured by depth."""
+    figures = {}
+    rows = study["diagnostics"]
+    for kind in dict.fromkeys(r["type"] for r in rows):
+        group = [r for r in rows if r["type"] == kind]
+        colours = plt.get_cmap("viridis")
+        fig, (left, right) = plt.subplots(1, 2, figsize=(9.6, 3.8))
+        for i, row in enumerate(group):
+            values = row["singular_values"]
+            colour = colours(i / max(1, len(group) - 1))
+            if values and values[0] > 0:
+                left.plot(range(1, len(values) + 1), [v / values[0] for v in values], color=colour, lw=1)
+            ranks = sorted(int(k) for k in row["energy"])
+            right.plot(ranks, [row["energy"][str(k)] for k in ranks], color=colour, marker="o", ms=3, lw=1)
+        left.set_yscale("log")
+        left.set_xlabel("singular value index")
+        left.set_ylabel("σᵢ / σ₁")
+        left.set_title(f"{kind}: spectrum of ΔW (dark = lower layers)", fontsize=9)
+        right.set_xscale("log", base=2)
+        right.set_ylim(0, 1.02)
+        right.set_xlabel("rank r (log scale)")
+        right.set_ylabel("share of ‖ΔW‖² in top r")
+        if study.get("lora_rank"):
+            right.axvline(study["lora_rank"], color="grey", linestyle="--", lw=1)
+        for ax in (left, right):
+            ax.grid(True, alpha=0.3)
+        figures[kind] = _png(fig)
+    return figures

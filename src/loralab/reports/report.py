@@ -230,9 +230,37 @@ def run_report(folder: Path) -> Report:
         f"{_fmt(manifest.get('total_parameters'))}; "
         f"training time {_fmt(manifest.get('train_seconds'))} s; status {manifest.get('status')}."
     )
+    _lowrank_section(report, folder)
     _data_section(report, manifest.get("data", {}))
     _run_details(report, {folder.name: folder})
     return report
+
+
+def _lowrank_section(report: Report, folder: Path) -> None:
+    """The low-rank study written by ``loralab lowrank``, when the run has one."""
+    from loralab.analysis.tables import diagnostics_table, rank_table
+
+    study = _read_json(folder / "lowrank.json")
+    if not study.get("rows"):
+        return
+    report.heading("Low-rank study")
+    report.paragraph(
+        f"Truncated-SVD approximations of the {len(study['layers'])} targeted layers, evaluated on "
+        f"{study['data']}. Version 1 replaces W by its rank-r approximation; version 2 keeps W0 and "
+        "adds the rank-r approximation of ΔW = W − W0."
+    )
+    report.table(*rank_table(study))
+    report.image("lowrank.png", plots.lowrank_curve(study), "accuracy against rank")
+    swap = study["replace_test"]
+    report.paragraph(
+        f"Replace test: random clones of the targeted layers give {swap['random_clones']:.4f}; "
+        f"the originals put back give {swap['restored']:.4f}."
+    )
+    if study.get("diagnostics"):
+        report.heading("ΔW diagnostics")
+        report.table(*diagnostics_table(study))
+        for kind, png in plots.delta_spectra(study).items():
+            report.image(f"delta_{kind}.png", png, f"singular values of ΔW, {kind} layers")
 
 
 def write_report(path: str | Path) -> tuple[Path, Path]:
