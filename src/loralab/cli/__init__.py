@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from loralab import __version__
-from loralab.cli import compare, data, demo, lowrank, model, train
+from loralab.cli import compare, data, demo, lowrank, model, serve, train
 
 app = typer.Typer(
     name="loralab",
@@ -21,6 +21,7 @@ compare.register(app)
 compare.register_report(app)
 lowrank.register(app)
 demo.register(app)
+serve.register(app)
 
 
 def _version(value: bool) -> None:

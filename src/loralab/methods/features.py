@@ -40,6 +40,11 @@ def feature_key(model: str, pooling: str, max_length: int, texts: Sequence[str])
     return digest.hexdigest()[:32]
 
 
+def loaded_encoders() -> list:
+    """The encoders this process has loaded for embedding methods."""
+    return [encoder for encoder, _ in _ENCODERS.values()]
+
+
 def _encoder(model: str, trust_remote_code: bool):
     key = (model, trust_remote_code)
     if key not in _ENCODERS:

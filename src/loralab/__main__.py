@@ -1,0 +1,5 @@
+"""``python -m loralab`` runs the command line."""
+
+from loralab.cli import main
+
+main()

@@ -1,0 +1,182 @@
+"""Many classifiers in one process, sharing the frozen weights of their base model.
+
+Each run is loaded as it would be for ``loralab predict``. Runs on the same base model hold
+bit-identical frozen tensors (the encoder under a LoRA adapter or a head, the embedding
+layer, …); after loading, every tensor equal to one already held under the same base model
+and name is replaced by that one, so N adapters on one base cost one base plus N adapters.
+PEFT can hold several adapters on one model but not classification heads of different sizes
+(peft issue #2136), and its adapters switch per model rather than per request; sharing the
+tensors keeps each run an ordinary, independent model.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from loralab.errors import LoralabError, RunError
+from loralab.methods import Classifier
+
+_PREFIXES = ("base_model.model.",)
+
+
+def _canonical(name: str) -> str:
+    """One name for a pretrained tensor whether or not PEFT or loralab wrapped its layer."""
+    for prefix in _PREFIXES:
+        name = name.removeprefix(prefix)
+    return name.replace(".base_layer.", ".").replace(".original_module.", ".")
+
+
+def _release_freed_memory() -> None:
+    # glibc keeps freed heap pages; without giving them back, shared tensors would not show
+    # as smaller resident memory. Other C libraries simply lack the call.
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+class TensorPool:
+    """Frozen tensors by (base model, canonical name, shape, dtype), handed out for sharing."""
+
+    def __init__(self) -> None:
+        self.tensors: dict[tuple, torch.Tensor] = {}
+
+    def share(self, base_model: str, module: nn.Module) -> int:
+        """Point ``module``'s tensors at equal pooled ones; return the number of bytes saved."""
+        saved = 0
+        for module_name, sub in module.named_modules():
+            for kind in ("_parameters", "_buffers"):
+                store = getattr(sub, kind)
+                for name, tensor in list(store.items()):
+                    if tensor is None or tensor.device.type == "meta":
+                        continue
+                    key = (base_model, _canonical(f"{module_name}.{name}"), tuple(tensor.shape), tensor.dtype)
+                    pooled = self.tensors.get(key)
+                    if pooled is None:
+                        self.tensors[key] = tensor
+                    elif pooled is not tensor and torch.equal(pooled, tensor):
+                        saved += tensor.numel() * tensor.element_size()
+                        store[name] = pooled
+        return saved
+
+
+@dataclass
+class ServedModel:
+    name: str
+    run: Path
+    classifier: Classifier
+
+    def describe(self) -> dict:
+        config = getattr(self.classifier, "config", None)
+        return {
+            "name": self.name,
+            "method": self.classifier.method,
+            "labels": list(self.classifier.labels),
+            # TF-IDF baselines carry a config too, but no encoder.
+            "base_model": None if self.classifier.method.startswith("tfidf") else config.model,
+            "run": str(self.run),
+        }
+
+
+def _modules(classifier: Classifier) -> list[nn.Module]:
+    model = getattr(classifier, "model", None)
+    if isinstance(model, nn.Module):
+        return [model]
+    if classifier.method.startswith("embed"):
+        from loralab.methods.features import loaded_encoders
+
+        return loaded_encoders()
+    return []
+
+
+class Predictor:
+    """Load runs once; classify texts with any of them by name.
+
+    >>> predictor = Predictor(["runs/sentiment", "runs/topic"])       # doctest: +SKIP
+    >>> predictor.classify("topic", ["Stocks fell sharply today."])   # doctest: +SKIP
+    [{'label': 'business', 'probabilities': {...}, 'model': 'topic'}]
+    """
+
+    def __init__(self, runs: list[str | Path] | None = None, batch_size: int | None = None) -> None:
+        self.models: dict[str, ServedModel] = {}
+        self.pool = TensorPool()
+        self.batch_size = batch_size
+        self.shared_bytes = 0
+        self._lock = threading.Lock()  # loading and predicting share the tensor pool
+        for run in runs or []:
+            self.add(run)
+
+    @staticmethod
+    def parse(spec: str | Path) -> tuple[str, Path]:
+        """``NAME=PATH`` or ``PATH`` (named after its folder)."""
+        text = str(spec)
+        if "=" in text and not Path(text).exists():
+            name, _, path = text.partition("=")
+            return name.strip(), Path(path)
+        path = Path(text)
+        return path.resolve().name, path
+
+    def add(self, spec: str | Path, name: str | None = None) -> ServedModel:
+        from loralab.runs.train import load_run
+
+        parsed_name, path = self.parse(spec)
+        name = name or parsed_name
+        if not path.is_dir():
+            raise RunError(f"{path}: no such run folder.")
+        if name in self.models:
+            raise LoralabError(
+                f"a model named '{name}' is already served (from {self.models[name].run}); "
+                "give this one another name with NAME=PATH."
+            )
+        with self._lock:
+            classifier = load_run(path)
+            classifier.predict_proba(["warm up"])  # load lazily built parts (encoders) now
+            base = getattr(getattr(classifier, "config", None), "model", None)
+            if base is not None:
+                for module in _modules(classifier):
+                    self.shared_bytes += self.pool.share(base, module)
+            _release_freed_memory()
+            served = self.models[name] = ServedModel(name, path, classifier)
+        return served
+
+    def remove(self, name: str) -> None:
+        self.get(name)
+        with self._lock:
+            del self.models[name]
+            _release_freed_memory()
+
+    def get(self, name: str) -> ServedModel:
+        if name not in self.models:
+            served = ", ".join(sorted(self.models)) or "none"
+            raise LoralabError(f"no model named '{name}'; served models: {served}.")
+        return self.models[name]
+
+    def describe(self) -> list[dict]:
+        return [m.describe() for m in self.models.values()]
+
+    def predict_proba(self, name: str, texts: list[str]) -> np.ndarray:
+        served = self.get(name)
+        with self._lock:
+            return served.classifier.predict_proba(texts, self.batch_size)
+
+    def classify(self, name: str, texts: list[str]) -> list[dict]:
+        """Label and per-label probabilities for each text."""
+        labels = self.get(name).classifier.labels
+        probs = self.predict_proba(name, texts)
+        return [
+            {
+                "label": labels[int(row.argmax())],
+                "probabilities": {label: float(p) for label, p in zip(labels, row, strict=True)},
+                "model": name,
+            }
+            for row in probs
+        ]
