@@ -1,0 +1,28 @@
+"""``loralab export``: a run as a folder that loads without loralab."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from loralab.cli.common import console, handle_errors
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @handle_errors
+    def export(
+        run: Path = typer.Argument(..., help="A completed run folder."),
+        out: Path = typer.Argument(..., help="Folder to write."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty OUT."),
+    ) -> None:
+        """Write a merged, plain transformers model (or a scikit-learn pipeline for TF-IDF runs)."""
+        from loralab.runs.export import export_run
+
+        result = export_run(run, out, overwrite=overwrite)
+        console.print(
+            f"Exported {run} as a {result['kind']} model to {out} "
+            f"(checked on {result['checked_texts']} texts, max probability difference "
+            f"{result['max_difference']:.1e})."
+        )

@@ -1,0 +1,133 @@
+"""``loralab export``: a run as a folder that loads without loralab.
+
+Neural runs become a plain transformers model (adapters merged into the weights, the trained
+head in place, ``id2label``/``label2id`` set, safetensors, tokenizer), loadable with
+``AutoModelForSequenceClassification.from_pretrained`` or ``pipeline("text-classification")``.
+TF-IDF baselines become a scikit-learn ``Pipeline`` written with skops, which loads without
+pickle after the reader has approved the types it contains.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from loralab.errors import LoralabError, RunError
+
+CHECK_TEXTS = 64
+TOLERANCE = 1e-4
+
+PIPELINE_FILE = "pipeline.skops"
+PIPELINE_README = """# {name}: a scikit-learn pipeline exported by loralab
+
+`{file}` holds a `Pipeline` (TfidfVectorizer → {estimator}) that predicts the labels
+{labels} directly. It was written with skops, which loads without unpickling: list the
+types the file contains, check them, and pass them as trusted.
+
+```python
+import skops.io as sio
+
+types = sio.get_untrusted_types(file="{file}")
+print(types)  # expect only numpy, scipy and scikit-learn types
+pipeline = sio.load("{file}", trusted=types)
+pipeline.predict(["a gripping, beautifully acted film"])
+```
+"""
+
+
+def _sample_texts(run_dir: Path) -> list[str]:
+    import pandas as pd
+
+    texts = ["a gripping, beautifully acted film", "dull and far too long", "ok"]
+    predictions = run_dir / "predictions" / "test.csv"
+    if predictions.exists():
+        texts += pd.read_csv(predictions, usecols=["text"], nrows=CHECK_TEXTS)["text"].astype(str).tolist()
+    return texts
+
+
+def _export_transformer(classifier, folder: Path, texts: list[str]) -> np.ndarray:
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from loralab.models.merge import merge_adapters
+
+    expected = classifier.predict_proba(texts)
+    model, _ = merge_adapters(classifier.model)
+    model.config.id2label = dict(enumerate(classifier.labels))
+    model.config.label2id = {label: i for i, label in enumerate(classifier.labels)}
+    model.config.num_labels = len(classifier.labels)
+    model.save_pretrained(folder)
+    tokenizer = classifier.tokenizer
+    tokenizer.model_max_length = classifier.config.max_length
+    tokenizer.save_pretrained(folder)
+    plain = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    with torch.inference_mode():
+        batch = tokenizer(texts, truncation=True, padding=True, return_tensors="pt")
+        got = plain(**batch).logits.softmax(-1).numpy()
+    return np.abs(got - expected).max()
+
+
+def _export_pipeline(classifier, folder: Path, texts: list[str]) -> float:
+    import skops.io as sio
+    from sklearn.pipeline import Pipeline
+
+    estimator = copy.deepcopy(classifier.estimator)
+    estimator.classes_ = np.array(classifier.labels)  # predict() returns label names
+    pipeline = Pipeline([("tfidf", classifier.vectorizer), ("classifier", estimator)])
+    sio.dump(pipeline, folder / PIPELINE_FILE)
+    (folder / "README.md").write_text(
+        PIPELINE_README.format(
+            name=classifier.method,
+            file=PIPELINE_FILE,
+            estimator=type(estimator).__name__,
+            labels=", ".join(classifier.labels),
+        )
+    )
+    loaded = sio.load(folder / PIPELINE_FILE, trusted=sio.get_untrusted_types(file=folder / PIPELINE_FILE))
+    return np.abs(loaded.predict_proba(texts) - classifier.predict_proba(texts)).max()
+
+
+def export_run(run_dir: str | Path, out: str | Path, *, overwrite: bool = False) -> dict:
+    """Export ``run_dir`` into ``out``; the export is checked against the run before it is kept."""
+    from loralab.methods.base import TransformerClassifier
+    from loralab.methods.baselines import TfidfClassifier
+    from loralab.runs.train import load_run
+
+    run_dir, out = Path(run_dir), Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise RunError(f"{out}: already exists and is not empty; pass --overwrite to replace it.")
+    classifier = load_run(run_dir)
+    if not isinstance(classifier, TransformerClassifier | TfidfClassifier):
+        raise LoralabError(
+            f"{run_dir}: '{classifier.method}' runs pair the encoder with a scikit-learn model and have "
+            "no single-file export; serve them with loralab serve or score files with loralab predict."
+        )
+    texts = _sample_texts(run_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        if isinstance(classifier, TransformerClassifier):
+            difference, kind = _export_transformer(classifier, staging, texts), "transformers"
+        else:
+            difference, kind = _export_pipeline(classifier, staging, texts), "scikit-learn"
+        if difference > TOLERANCE:
+            raise RunError(
+                f"{run_dir}: the exported model predicts differently from the run "
+                f"(max probability difference {difference:.2e}); nothing was written."
+            )
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return {
+        "kind": kind,
+        "folder": str(out),
+        "checked_texts": len(texts),
+        "max_difference": float(difference),
+    }
