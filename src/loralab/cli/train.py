@@ -232,6 +232,9 @@ def register(app: typer.Typer) -> None:
         text_col: str = typer.Option("text", "--text-col"),
         chunk_size: int = typer.Option(4096, "--chunk-size", help="Rows read and scored at a time."),
         batch_size: int | None = typer.Option(None, "--batch-size"),
+        resume: bool = typer.Option(
+            False, "--resume", help="Continue an interrupted --input/--output job where it stopped."
+        ),
     ) -> None:
         """Classify texts given on the command line, or a whole file in chunks."""
         from loralab.runs.predict import predict_file
@@ -245,7 +248,9 @@ def register(app: typer.Typer) -> None:
             raise LoralabError("Give texts or --input, not both.")
         classifier = load_run(run)
         if input_file:
-            rows = predict_file(classifier, input_file, output_file, text_col, chunk_size, batch_size)
+            rows = predict_file(
+                classifier, input_file, output_file, text_col, chunk_size, batch_size, resume=resume
+            )
             console.print(f"Scored {rows:,} rows into {output_file}")
             return
         probs = classifier.predict_proba(texts, batch_size)

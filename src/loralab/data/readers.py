@@ -59,13 +59,27 @@ def read_table(path: str | Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError as err:
         raise DataError(f"{path}: the file is empty.") from err
     except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not valid UTF-8 near byte {err.start}; re-save the file as UTF-8.") from err
+        raise not_utf8(path) from err
     except (ValueError, pd.errors.ParserError, OSError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DataError(f"{path}: cannot be read as {fmt} ({first}).") from err
     if frame.shape[0] == 0:
         raise DataError(f"{path}: the file has a header but no rows.")
     return frame
+
+
+def not_utf8(path: Path) -> DataError:
+    """The error for a file that is not UTF-8, naming its first bad line."""
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as err:
+                return DataError(
+                    f"{path}: line {number} is not valid UTF-8 (byte {err.start + 1} of the line); "
+                    "re-save the file as UTF-8."
+                )
+    return DataError(f"{path}: not valid UTF-8; re-save the file as UTF-8.")
 
 
 def iter_table_chunks(path: str | Path, chunk_size: int) -> Iterator[pd.DataFrame]:
@@ -102,4 +116,4 @@ def iter_table_chunks(path: str | Path, chunk_size: int) -> Iterator[pd.DataFram
     except pd.errors.EmptyDataError as err:
         raise DataError(f"{path}: the file is empty.") from err
     except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not valid UTF-8 near byte {err.start}; re-save the file as UTF-8.") from err
+        raise not_utf8(path) from err

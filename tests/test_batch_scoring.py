@@ -1,0 +1,118 @@
+"""Batch scoring: chunks written as parts, resumed after an interruption, bad input named."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from loralab.config import TrainConfig
+from loralab.errors import DataError
+from loralab.runs.predict import parts_folder, predict_file
+from loralab.runs.train import load_run, train_run
+from tests.conftest import synthetic_frame
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tiny_bert):
+    root = tmp_path_factory.mktemp("scoring")
+    data = root / "data"
+    data.mkdir()
+    for split, (n, seed) in {"train": (80, 1), "validation": (20, 2), "test": (20, 3)}.items():
+        synthetic_frame(n, seed).to_csv(data / f"{split}.csv", index=False)
+    config = TrainConfig(method="lora", model=str(tiny_bert), epochs=1, lr=5e-3, lora_rank=2)
+    return train_run(data, config, root / "run", progress=False).folder
+
+
+class Interrupting:
+    """A classifier that stops (like Ctrl-C) after scoring ``limit`` chunks, counting its calls."""
+
+    def __init__(self, classifier, limit=None):
+        self.inner, self.limit, self.calls = classifier, limit, 0
+        self.labels, self.method = classifier.labels, classifier.method
+
+    def predict_proba(self, texts, batch_size=None):
+        if self.limit is not None and self.calls >= self.limit:
+            raise KeyboardInterrupt
+        self.calls += 1
+        return self.inner.predict_proba(texts, batch_size)
+
+
+@pytest.mark.parametrize("suffix", ["csv", "jsonl", "parquet"])
+def test_an_interrupted_job_resumes_with_only_the_missing_chunks(run, tmp_path, suffix):
+    frame = synthetic_frame(95, 4)
+    source = tmp_path / "in.csv"
+    frame.to_csv(source, index=False)
+    classifier = load_run(run)
+    target = tmp_path / f"out.{suffix}"
+    with pytest.raises(KeyboardInterrupt):
+        predict_file(Interrupting(classifier, limit=4), source, target, chunk_size=10)
+    assert not target.exists()
+    assert len(list(parts_folder(target).glob(f"*.{suffix}"))) == 4
+    counting = Interrupting(classifier)
+    assert predict_file(counting, source, target, chunk_size=10, resume=True) == 95
+    assert counting.calls == 6  # chunks 5..10 only
+    assert not parts_folder(target).exists()
+    predict_file(classifier, source, tmp_path / f"whole.{suffix}", chunk_size=10)
+    read = {"csv": pd.read_csv, "jsonl": lambda p: pd.read_json(p, lines=True), "parquet": pd.read_parquet}[
+        suffix
+    ]
+    pd.testing.assert_frame_equal(read(target), read(tmp_path / f"whole.{suffix}"))
+
+
+def test_resuming_after_the_input_changed_is_refused(run, tmp_path):
+    source = tmp_path / "in.csv"
+    synthetic_frame(30, 4).to_csv(source, index=False)
+    classifier = load_run(run)
+    with pytest.raises(KeyboardInterrupt):
+        predict_file(Interrupting(classifier, limit=1), source, tmp_path / "out.csv", chunk_size=10)
+    synthetic_frame(31, 4).to_csv(source, index=False)
+    with pytest.raises(DataError, match="cannot resume, the job changed.*input_bytes"):
+        predict_file(classifier, source, tmp_path / "out.csv", chunk_size=10, resume=True)
+    # Without --resume the job starts over.
+    assert predict_file(classifier, source, tmp_path / "out.csv", chunk_size=10) == 31
+
+
+def test_a_non_utf8_line_is_named_and_nothing_is_left_behind(run, tmp_path):
+    source = tmp_path / "in.csv"
+    lines = ["text,label"] + [f"row {i} good,positive" for i in range(30)]
+    data = "\n".join(lines).encode() + b"\ncaf\xe9 bad,negative\n"
+    source.write_bytes(data)
+    with pytest.raises(DataError, match=r"line 32 is not valid UTF-8"):
+        predict_file(load_run(run), source, tmp_path / "out.csv", chunk_size=10)
+    assert not (tmp_path / "out.csv").exists() and not parts_folder(tmp_path / "out.csv").exists()
+
+
+def test_a_killed_predict_process_resumes(run, tmp_path):
+    source = tmp_path / "in.csv"
+    pd.concat([synthetic_frame(1000, s) for s in range(30)]).to_csv(source, index=False)
+    target = tmp_path / "out.csv"
+    command = [
+        sys.executable,
+        "-m",
+        "loralab",
+        "predict",
+        str(run),
+        "--input",
+        str(source),
+        "--output",
+        str(target),
+    ]
+    command += ["--chunk-size", "500"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parts = parts_folder(target)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(parts.glob("*.csv"))) < 3:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    done = len(list(parts.glob("*.csv")))
+    assert 3 <= done < 60 and not target.exists()
+    result = subprocess.run(command + ["--resume"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    scored = pd.read_csv(target)
+    assert len(scored) == 30_000 and scored["predicted"].notna().all()
+    assert scored["text"].tolist() == pd.read_csv(source)["text"].tolist()
