@@ -55,7 +55,11 @@ def main() -> None:
             )
     result = {
         "data": args.data,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+        },
         "rows": rows,
     }
     target = Path(__file__).parent / "results" / f"core_accuracy-{name}.json"
