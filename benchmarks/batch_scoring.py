@@ -1,6 +1,7 @@
 """Peak memory of ``loralab predict --input/--output`` against file size, and a kill + resume.
 
-    python benchmarks/batch_scoring.py RUN --rows 20000,200000 --texts ../shared/data/rotten_tomatoes/train.csv
+    python benchmarks/batch_scoring.py RUN --rows 20000,200000 \
+        --texts ../shared/data/rotten_tomatoes/train.csv
 
 Builds CSV files of the given row counts by repeating the texts, scores each in a separate
 process while sampling its resident memory every 50 ms, then kills a scoring job of the

@@ -71,7 +71,8 @@ def main() -> None:
         print(
             f"| {r['method']} | {r['epochs']} | {r['lr']:g} | {r['trainable_parameters']:,} "
             f"({r['trainable_parameters'] / r['total_parameters']:.2%}) | {r['validation_accuracy']:.4f} "
-            f"| {r['test_accuracy']:.4f} | {r['test_f1']:.4f} | {r['train_seconds']:.0f} | {r['wall_seconds']:.0f} |"
+            f"| {r['test_accuracy']:.4f} | {r['test_f1']:.4f} | {r['train_seconds']:.0f} "
+            f"| {r['wall_seconds']:.0f} |"
         )
 
 
