@@ -64,13 +64,16 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     def train(
         data: str = typer.Argument(..., help=DATA_HELP),
-        method: str = typer.Option(
-            "lora",
+        method: str | None = typer.Option(
+            None,
             "--method",
             "-m",
-            help="lora, full, head, zero-shot, tfidf-logreg, tfidf-nb, embed-logreg, embed-svm, embed-ridge.",
+            help="lora (default), lora-scratch, full, head, zero-shot, tfidf-logreg, tfidf-nb, "
+            "embed-logreg, embed-svm, embed-ridge.",
         ),
-        model: str = typer.Option(DEFAULT_MODEL, "--model", help="Hugging Face name or local folder."),
+        model: str | None = typer.Option(
+            None, "--model", help=f"Hugging Face name or local folder (default: {DEFAULT_MODEL})."
+        ),
         text_col: str = typer.Option("text", "--text-col"),
         label_col: str = typer.Option("label", "--label-col"),
         subset: int | None = typer.Option(
@@ -146,8 +149,9 @@ def register(app: typer.Typer) -> None:
         from loralab.runs.train import train_run
 
         settings = _config_file(config_file)
-        settings.update(model=model, method=method)
         flags = dict(
+            method=method,
+            model=model,
             lr=lr,
             epochs=epochs,
             batch_size=batch_size,
@@ -171,7 +175,7 @@ def register(app: typer.Typer) -> None:
         )
         settings.update({k: v for k, v in flags.items() if v is not None})
         config = TrainConfig.from_dict(settings)
-        out = output_dir or default_run_dir(data, method)
+        out = output_dir or default_run_dir(data, config.method)
         result = train_run(
             data,
             config,

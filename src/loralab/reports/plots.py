@@ -171,3 +171,33 @@ def delta_spectra(study: dict) -> dict[str, bytes]:
             ax.grid(True, alpha=0.3)
         figures[kind] = _png(fig)
     return figures
+
+
+def sweep_heatmap(summary: dict, x: str, y: str) -> bytes:
+    """Validation accuracy over two grid axes (best over any other axes), annotated."""
+    grid = summary["spec"]["grid"]
+    xs, ys = grid[x], grid[y]
+    values = [[float("nan")] * len(xs) for _ in ys]
+    for row in summary["rows"]:
+        if row.get("status") != "completed":
+            continue
+        i, j = ys.index(row[y]), xs.index(row[x])
+        current = values[i][j]
+        if current != current or row["validation_accuracy"] > current:
+            values[i][j] = row["validation_accuracy"]
+    fig, ax = plt.subplots(figsize=(1.2 * len(xs) + 2.4, 0.8 * len(ys) + 1.8))
+    image = ax.imshow(values, cmap="viridis", origin="lower", aspect="auto")
+    ax.set_xticks(range(len(xs)), xs)
+    ax.set_yticks(range(len(ys)), ys)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    finite = [v for line in values for v in line if v == v]
+    middle = (min(finite) + max(finite)) / 2 if finite else 0
+    for i, line in enumerate(values):
+        for j, value in enumerate(line):
+            text = "–" if value != value else f"{value:.3f}"
+            ax.text(j, i, text, ha="center", va="center", color="white" if value < middle else "black")
+    others = [a for a in grid if a not in (x, y)]
+    ax.set_title("validation accuracy" + (f" (best over {', '.join(others)})" if others else ""), fontsize=9)
+    fig.colorbar(image, ax=ax)
+    return _png(fig)

@@ -263,10 +263,43 @@ def _lowrank_section(report: Report, folder: Path) -> None:
             report.image(f"delta_{kind}.png", png, f"singular values of ΔW, {kind} layers")
 
 
+def sweep_report(folder: Path) -> Report:
+    from loralab.runs.sweep import summarise
+
+    summary = summarise(folder)
+    axes = summary["axes"]
+    report = Report(f"loralab sweep — {folder.name}")
+    report.heading("Points")
+    report.paragraph(
+        f"Data {summary['spec']['data']}; fixed settings {json.dumps(summary['spec']['base'])}. "
+        "Sorted by validation accuracy; the test accuracy is for reading the chosen point only."
+    )
+    rows = [
+        [r[a] for a in axes]
+        + [r.get("validation_accuracy"), r.get("test_accuracy"), r.get("train_seconds"), r["status"]]
+        for r in summary["rows"]
+    ]
+    report.table(axes + ["validation accuracy", "test accuracy", "train s", "status"], rows)
+    best = summary["best"]
+    if best:
+        report.paragraph(
+            "Best: "
+            + ", ".join(f"{a}={best[a]}" for a in axes)
+            + f" (validation {best['validation_accuracy']:.4f}, test {best['test_accuracy']:.4f})."
+        )
+        if len(axes) >= 2:
+            report.image(
+                "heatmap.png", plots.sweep_heatmap(summary, axes[0], axes[1]), "validation accuracy heatmap"
+            )
+    return report
+
+
 def write_report(path: str | Path) -> tuple[Path, Path]:
-    """Write ``report.html`` and ``report.md`` into a compare folder or a run folder."""
+    """Write ``report.html`` and ``report.md`` into a compare, sweep or run folder."""
     folder = Path(path)
-    if (folder / "compare.json").exists():
+    if (folder / "sweep.json").exists():
+        report = sweep_report(folder)
+    elif (folder / "compare.json").exists():
         report = compare_report(folder)
     elif (folder / "manifest.json").exists():
         if not (folder / "metrics.json").exists():

@@ -1,0 +1,99 @@
+"""``loralab sweep``: a grid of training settings, each point a run folder."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import typer
+
+from loralab.cli.common import console, handle_errors, runs_dir, table
+from loralab.errors import LoralabError
+
+GRID_HELP = (
+    "Grid axis as setting=value1,value2 (any training setting: lora_rank, lora_alpha, lr, "
+    "lora_dropout, method, target_modules=query+value,all-linear, …). Repeat --grid, or list "
+    "several axes after one --grid."
+)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(context_settings={"allow_interspersed_args": True})
+    @handle_errors
+    def sweep(
+        data: str = typer.Argument(..., help="Data, as for train."),
+        more_axes: list[str] = typer.Argument(
+            None, help="Further grid axes (setting=values).", show_default=False
+        ),
+        grid: list[str] = typer.Option(..., "--grid", help=GRID_HELP),
+        method: str | None = typer.Option(None, "--method", "-m", help="Method (default: lora)."),
+        model: str | None = typer.Option(None, "--model"),
+        epochs: int | None = typer.Option(None, "--epochs"),
+        subset: int | None = typer.Option(
+            None, "--subset", help="Stratified subset of at most N rows per split."
+        ),
+        set_: list[str] = typer.Option(
+            None, "--set", help="A fixed training setting for every point, as setting=value (repeatable)."
+        ),
+        config_file: Path | None = typer.Option(None, "--config", help="JSON file of fixed settings."),
+        jobs: int = typer.Option(1, "--jobs", "-j", help="Points trained in parallel processes."),
+        output_dir: Path | None = typer.Option(None, "--output-dir", "-o", help="Sweep folder."),
+        text_col: str = typer.Option("text", "--text-col"),
+        label_col: str = typer.Option("label", "--label-col"),
+        heatmap: str | None = typer.Option(
+            None, "--heatmap", help="Two axes for the heatmap as x,y (default: the first two)."
+        ),
+    ) -> None:
+        """Train every point of a grid (skipping points already completed) and summarise."""
+        from loralab.cli.train import _config_file
+        from loralab.reports.plots import sweep_heatmap
+        from loralab.runs.sweep import parse_axes, run_sweep
+
+        axes = parse_axes(list(grid) + [a for a in more_axes or []])
+        fixed = parse_axes(set_ or []) if set_ else {}
+        if any(len(v) != 1 for v in fixed.values()):
+            raise LoralabError("--set takes one value per setting (use --grid for several).")
+        base = _config_file(config_file)
+        base.update({k: v[0] for k, v in fixed.items()})
+        base.update(
+            {k: v for k, v in dict(method=method, model=model, epochs=epochs).items() if v is not None}
+        )
+        clash = sorted(set(base) & set(axes))
+        if clash:
+            raise LoralabError(f"{', '.join(clash)}: both fixed and a grid axis; keep one.")
+        folder = output_dir or runs_dir() / f"sweep-{datetime.now():%Y%m%d-%H%M%S}"
+        pairs = heatmap.split(",") if heatmap else list(axes)[:2]
+        if len(axes) >= 2 and (len(pairs) != 2 or not set(pairs) <= set(axes)):
+            raise LoralabError(f"--heatmap needs two of the grid axes ({', '.join(axes)}), as x,y.")
+        total = 1
+        for values in axes.values():
+            total *= len(values)
+        console.print(f"Sweep of {total} points into {folder} ({jobs} at a time)")
+
+        def report(name: str, code: int) -> None:
+            state = "[green]done[/]" if code == 0 else f"[red]failed (exit {code})[/], see logs/{name}.log"
+            console.print(f"  {name}: {state}")
+
+        summary = run_sweep(
+            data, axes, base, folder, jobs=jobs, subset=subset, text_col=text_col, label_col=label_col,
+            on_point=report,
+        )  # fmt: skip
+        columns = list(axes) + ["validation accuracy", "train s", "status"]
+        rows = [
+            [r[a] for a in axes]
+            + [r.get("validation_accuracy", float("nan")), r.get("train_seconds"), r["status"]]
+            for r in summary["rows"]
+        ]
+        console.print(table(f"{len(rows)} points, best validation accuracy first", columns, rows))
+        best = summary["best"]
+        if best:
+            settings = ", ".join(f"{a}={best[a]}" for a in axes)
+            console.print(
+                f"Best: {settings} — validation {best['validation_accuracy']:.4f}, "
+                f"test {best['test_accuracy']:.4f} (run {folder / best['point']})"
+            )
+        if len(axes) >= 2 and best:
+            (folder / "heatmap.png").write_bytes(sweep_heatmap(summary, pairs[0], pairs[1]))
+            console.print(f"Heatmap: {folder / 'heatmap.png'}")
+        if summary["failed"]:
+            raise LoralabError(f"{len(summary['failed'])} point(s) failed: {', '.join(summary['failed'])}.")
