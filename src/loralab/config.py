@@ -59,6 +59,7 @@ class TrainConfig:
     pooling: str = "cls"
     # Execution
     threads: int | None = None
+    checkpoint_every: int | None = None  # optimizer steps between checkpoints, besides each epoch's end
     trust_remote_code: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -104,6 +105,10 @@ class TrainConfig:
                 f"--loraplus-lr-ratio must be positive, got {self.loraplus_lr_ratio}.",
             ),
             (self.threads is None or self.threads >= 1, f"--threads must be ≥ 1, got {self.threads}."),
+            (
+                self.checkpoint_every is None or self.checkpoint_every >= 1,
+                f"--checkpoint-every must be ≥ 1, got {self.checkpoint_every}.",
+            ),
         ]
         for ok, message in checks:
             if not ok:

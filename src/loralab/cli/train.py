@@ -86,6 +86,12 @@ def register(app: typer.Typer) -> None:
             help="Run folder (default: runs/DATA-METHOD-TIME, or under $LORALAB_RUNS_DIR).",
         ),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --output-dir."),
+        resume: bool = typer.Option(
+            False, "--resume", help="Continue the interrupted run in --output-dir from its last checkpoint."
+        ),
+        checkpoint_every: int | None = typer.Option(
+            None, "--checkpoint-every", help="Also checkpoint every N optimizer steps (default: each epoch)."
+        ),
         config_file: Path | None = typer.Option(
             None, "--config", help="JSON file of settings; flags override it."
         ),
@@ -172,9 +178,12 @@ def register(app: typer.Typer) -> None:
             patience=patience,
             seed=seed,
             threads=threads,
+            checkpoint_every=checkpoint_every,
         )
         settings.update({k: v for k, v in flags.items() if v is not None})
         config = TrainConfig.from_dict(settings)
+        if resume and output_dir is None:
+            raise LoralabError("--resume needs the --output-dir of the run to continue.")
         out = output_dir or default_run_dir(data, config.method)
         result = train_run(
             data,
@@ -184,6 +193,7 @@ def register(app: typer.Typer) -> None:
             label_col=label_col,
             subset=subset,
             overwrite=overwrite,
+            resume=resume,
         )
         for note in result.splits.notes:
             console.print(f"[yellow]note:[/] {note}")

@@ -70,9 +70,12 @@ class Method(ABC):
         *,
         progress: bool = True,
         on_epoch: Callable[[dict], None] | None = None,
+        checkpoints=None,
     ) -> tuple[Classifier, dict]:
         """Train on ``splits.train`` (selecting on ``splits.validation``); return the
-        classifier and a dict of training facts (history, timings)."""
+        classifier and a dict of training facts (history, timings). Methods that train in
+        epochs save and resume from ``checkpoints`` (a :class:`Checkpointing`); the others,
+        which take seconds, ignore it."""
 
     @abstractmethod
     def load(self, folder: Path, info: dict) -> Classifier:
@@ -207,12 +210,11 @@ class NeuralMethod(Method):
         loaded = self.base(labels, config)
         return loaded, self.prepare(loaded, config)
 
-    def fit(self, splits, config, *, progress=True, on_epoch=None):
+    def fit(self, splits, config, *, progress=True, on_epoch=None, checkpoints=None):
         loaded, model = self.build(splits.labels, config)
         lr, epochs, batch_size = self.resolved(config)
-        result = self.train(
-            loaded, model, splits, config.replace(batch_size=batch_size), lr, epochs, progress, on_epoch
-        )
+        config = config.replace(batch_size=batch_size)
+        result = self.train(loaded, model, splits, config, lr, epochs, progress, on_epoch, checkpoints)
         classifier = TransformerClassifier(
             model, loaded.tokenizer, splits.labels, self.name, config, loaded.head_modules, self
         )
@@ -230,7 +232,7 @@ class NeuralMethod(Method):
         }
         return classifier, facts
 
-    def train(self, loaded, model, splits, config, lr, epochs, progress, on_epoch):
+    def train(self, loaded, model, splits, config, lr, epochs, progress, on_epoch, checkpoints=None):
         """Tokenise once and run the training loop; methods may train differently."""
         from loralab.training.batching import encode
         from loralab.training.loop import train_model
@@ -255,6 +257,7 @@ class NeuralMethod(Method):
             epochs=epochs,
             progress=progress,
             on_epoch=on_epoch,
+            checkpoints=checkpoints,
         )
 
     def load(self, folder: Path, info: dict) -> Classifier:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from loralab.errors import LoralabError, RunError
 from loralab.evaluation.metrics import classification_metrics
 from loralab.methods import Classifier, get_method, load_saved_classifier
 from loralab.runs.folder import RunFolder, write_csv, write_json
+from loralab.training.checkpoints import Checkpointing
 
 # Texts used to check that the saved run predicts exactly like the model in memory.
 RELOAD_CHECK_TEXTS = 32
@@ -69,6 +71,29 @@ def check_reload(classifier: Classifier, model_dir: Path, texts: list[str]) -> f
     return difference
 
 
+CHECKPOINTS = "checkpoints"
+# Settings that may differ between an interrupted run and its resumption.
+RESUME_MAY_CHANGE = ("threads", "checkpoint_every", "eval_batch_size")
+
+
+def _check_resumable(folder: RunFolder, config: TrainConfig, splits: DataSplits) -> None:
+    """Refuse to resume a run that is complete, absent, or had other settings or data."""
+    manifest = folder.read_manifest()
+    if manifest.get("status") == "completed":
+        raise RunError(f"{folder.path}: the run is already completed; there is nothing to resume.")
+    saved = json.loads((folder.path / "config.json").read_text())
+    now = config.to_dict()
+    changed = [k for k in now if k not in RESUME_MAY_CHANGE and saved.get(k) != now[k]]
+    if changed:
+        details = "; ".join(f"{k}: {saved.get(k)} → {now[k]}" for k in changed)
+        raise RunError(f"{folder.path}: cannot resume with different settings ({details}).")
+    if manifest.get("data") != json.loads(json.dumps(splits.summary())):
+        raise RunError(
+            f"{folder.path}: cannot resume, the data differ from the interrupted run's "
+            "(split sizes, label counts or origin)."
+        )
+
+
 def train_run(
     data: str | Path | DataSplits,
     config: TrainConfig,
@@ -79,8 +104,14 @@ def train_run(
     subset: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    resume: bool = False,
 ) -> RunResult:
-    """Train ``config.method`` on DATA and write a complete, reload-checked run folder."""
+    """Train ``config.method`` on DATA and write a complete, reload-checked run folder.
+
+    Neural methods checkpoint while they train (see :mod:`loralab.training.checkpoints`);
+    ``resume`` continues the interrupted run in ``output_dir`` from its last checkpoint, if
+    its configuration and data are unchanged. Checkpoints are removed once the run completes.
+    """
     method = get_method(config.method)
     method.check(config)
     splits = (
@@ -89,7 +120,10 @@ def train_run(
         else load_data(data, text_col, label_col, seed=config.seed, subset=subset)
     )
     folder = RunFolder(output_dir)
-    folder.create(overwrite)
+    if resume:
+        _check_resumable(folder, config, splits)
+    else:
+        folder.create(overwrite)
     folder.start(
         config.to_dict(),
         {
@@ -106,7 +140,10 @@ def train_run(
 
     training_started = False
     try:
-        classifier, facts = method.fit(splits, config, progress=progress, on_epoch=on_epoch)
+        checkpoints = Checkpointing(folder.path / CHECKPOINTS, config.checkpoint_every, resume=resume)
+        classifier, facts = method.fit(
+            splits, config, progress=progress, on_epoch=on_epoch, checkpoints=checkpoints
+        )
         training_started = True
         trainable, total = classifier.parameter_counts()
         folder.update(
@@ -138,7 +175,8 @@ def train_run(
         write_json(folder.path / "metrics.json", metrics)
         folder.save_model(classifier)
         difference = check_reload(classifier, folder.model_dir, splits.validation.texts or splits.train.texts)
-        folder.finish("completed", reload_max_difference=difference)
+        folder.finish("completed", reload_max_difference=difference, resumed=resume)
+        shutil.rmtree(folder.path / CHECKPOINTS, ignore_errors=True)
     except KeyboardInterrupt:
         shutil.rmtree(folder.path / "model.tmp", ignore_errors=True)
         folder.finish("interrupted")

@@ -21,7 +21,9 @@ from tqdm.auto import tqdm
 
 from loralab.config import TrainConfig
 from loralab.evaluation.inference import predict_logits_from_ids
+from loralab.training import checkpoints as checkpoint_files
 from loralab.training.batching import LengthBucketBatches, collate
+from loralab.training.checkpoints import Checkpointing
 
 
 @dataclass
@@ -78,11 +80,15 @@ def train_model(
     epochs: int,
     progress: bool = True,
     on_epoch: Callable[[dict], None] | None = None,
+    checkpoints: Checkpointing | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on token ids with class ids, and return per-epoch history.
 
     With a validation split, every epoch is evaluated, the best epoch's trainable weights are
     restored at the end, and ``config.patience`` epochs without improvement stop training.
+    With ``checkpoints``, the state is saved every ``every_steps`` optimizer steps and at
+    the end of each epoch; with ``checkpoints.resume`` training continues from the latest
+    checkpoint (its finished epochs are passed to ``on_epoch`` again first).
     """
     from accelerate import Accelerator
     from transformers import get_linear_schedule_with_warmup
@@ -111,12 +117,44 @@ def train_model(
     result = TrainResult()
     best_state: dict[str, torch.Tensor] | None = None
     stale = 0
-    start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
+    # Where training stands; all of it goes into a checkpoint.
+    at = {"epoch": 1, "batch": 0, "step": 0, "loss_sum": 0.0, "seen": 0, "tokens": 0, "epoch_seconds": 0.0}
+    elapsed = 0.0
+    resumed_from = checkpoint_files.latest(checkpoints.folder) if checkpoints and checkpoints.resume else None
+    if resumed_from is not None:
+        saved, best_state, resume_rng = checkpoint_files.load(accelerator, resumed_from)
+        at, stale, elapsed = saved["at"], saved["stale"], saved["elapsed"]
+        result.history, result.best_epoch = saved["history"], saved["best_epoch"]
+        result.best_validation_accuracy, result.train_tokens = saved["best_accuracy"], saved["train_tokens"]
+        for row in result.history:
+            if on_epoch is not None:
+                on_epoch(row)
+        if progress:
+            tqdm.write(f"resuming from {resumed_from.name}: epoch {at['epoch']}, batch {at['batch']}")
+
+    def checkpoint() -> None:
+        state = {
+            "at": at,
+            "stale": stale,
+            "elapsed": time.perf_counter() - start,
+            "history": result.history,
+            "best_epoch": result.best_epoch,
+            "best_accuracy": result.best_validation_accuracy,
+            "train_tokens": result.train_tokens,
+        }
+        checkpoint_files.save(accelerator, checkpoints, at["step"], state, best_state)
+
+    start = time.perf_counter() - elapsed
+    for epoch in range(at["epoch"], epochs + 1):
+        if result.stopped_early:
+            break
         sampler.set_epoch(epoch - 1)
         model.train()
-        epoch_start = time.perf_counter()
-        loss_sum, seen, tokens = 0.0, 0, 0
+        skip = at["batch"] if epoch == at["epoch"] else 0
+        if not skip:
+            at.update(epoch=epoch, batch=0, loss_sum=0.0, seen=0, tokens=0, epoch_seconds=0.0)
+        epoch_start = time.perf_counter() - at["epoch_seconds"]
+        loss_sum, seen, tokens = at["loss_sum"], at["seen"], at["tokens"]
         bar = tqdm(
             loader,
             desc=f"epoch {epoch}/{epochs}",
@@ -125,7 +163,11 @@ def train_model(
             leave=False,
             dynamic_ncols=True,
         )
-        for batch in bar:
+        for index, batch in enumerate(bar):
+            if index < skip:  # trained before the interruption
+                continue
+            if skip and index == skip:
+                torch.set_rng_state(resume_rng)
             labels = batch.pop("labels")
             with accelerator.accumulate(model):
                 logits = model(**batch).logits
@@ -140,6 +182,13 @@ def train_model(
             seen += len(labels)
             tokens += int(batch["attention_mask"].sum())
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
+            if accelerator.sync_gradients:
+                at["step"] += 1
+            at.update(batch=index + 1, loss_sum=loss_sum, seen=seen, tokens=tokens)
+            at["epoch_seconds"] = time.perf_counter() - epoch_start
+            every = checkpoints.every_steps if checkpoints else None
+            if every and accelerator.sync_gradients and at["step"] % every == 0 and index + 1 < len(loader):
+                checkpoint()
         bar.close()
         seconds = time.perf_counter() - epoch_start
         result.train_tokens += tokens
@@ -179,7 +228,9 @@ def train_model(
             tqdm.write(f"epoch {epoch}/{epochs}: {shown} ({seconds:.0f} s)")
         if config.patience is not None and stale >= config.patience:
             result.stopped_early = True
-            break
+        at.update(epoch=epoch + 1, batch=0, loss_sum=0.0, seen=0, tokens=0, epoch_seconds=0.0)
+        if checkpoints is not None and epoch < epochs and not result.stopped_early:
+            checkpoint()
     result.train_seconds = time.perf_counter() - start
     unwrapped = accelerator.unwrap_model(model)
     if best_state is not None and result.best_epoch != len(result.history):

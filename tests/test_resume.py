@@ -1,0 +1,75 @@
+"""Resumable training: a run killed with SIGKILL continues from its last checkpoint and ends
+where an uninterrupted run ends."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from loralab.config import TrainConfig
+from loralab.errors import RunError
+from loralab.runs.train import train_run
+from tests.conftest import synthetic_frame
+
+
+@pytest.fixture(scope="module")
+def big_data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("resume-data")
+    synthetic_frame(3000, 1).to_csv(folder / "train.csv", index=False)
+    synthetic_frame(200, 2).to_csv(folder / "validation.csv", index=False)
+    synthetic_frame(200, 3).to_csv(folder / "test.csv", index=False)
+    return folder
+
+
+def _command(data, model, out, *extra):
+    return [sys.executable, "-m", "loralab", "train", str(data), "--model", str(model), "--epochs", "3",
+            "--lr", "5e-3", "--batch-size", "16", "--threads", "1", "--lora-rank", "4",
+            "--checkpoint-every", "20", "--output-dir", str(out), *extra]  # fmt: skip
+
+
+def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(big_data, tiny_bert, tmp_path):
+    whole = subprocess.run(_command(big_data, tiny_bert, tmp_path / "whole"), capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr
+    out = tmp_path / "killed"
+    process = subprocess.Popen(
+        _command(big_data, tiny_bert, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((out / "checkpoints").glob("step-*")):
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "running"  # killed outright: nobody wrote a final status
+    assert not (out / "model").exists() and list((out / "checkpoints").glob("step-*"))
+    resumed = subprocess.run(_command(big_data, tiny_bert, out, "--resume"), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    final = json.loads((out / "manifest.json").read_text())
+    assert final["status"] == "completed" and final["resumed"] is True
+    assert not (out / "checkpoints").exists()
+    got, expected = (json.loads((d / "metrics.json").read_text()) for d in (out, tmp_path / "whole"))
+    for split in ("validation", "test"):  # stated tolerance: 1e-6 (CPU training here is deterministic)
+        assert got[split]["accuracy"] == pytest.approx(expected[split]["accuracy"], abs=1e-6)
+    history, reference = pd.read_csv(out / "history.csv"), pd.read_csv(tmp_path / "whole" / "history.csv")
+    assert len(history) == 3
+    pd.testing.assert_series_equal(history["val_loss"], reference["val_loss"], atol=1e-5, rtol=0)
+    pd.testing.assert_series_equal(history["train_loss"], reference["train_loss"], atol=1e-5, rtol=0)
+
+
+def test_resuming_is_refused_when_complete_changed_or_absent(synthetic_dir, tiny_bert, tmp_path):
+    config = TrainConfig(method="lora", model=str(tiny_bert), epochs=1, lr=5e-3)
+    train_run(synthetic_dir, config, tmp_path / "run", progress=False)
+    with pytest.raises(RunError, match="already completed; there is nothing to resume"):
+        train_run(synthetic_dir, config, tmp_path / "run", progress=False, resume=True)
+    manifest_path = tmp_path / "run" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps({**manifest, "status": "interrupted"}))
+    with pytest.raises(RunError, match=r"cannot resume with different settings \(lr: 0.005 → 0.001\)"):
+        train_run(synthetic_dir, config.replace(lr=1e-3), tmp_path / "run", progress=False, resume=True)
+    with pytest.raises(RunError, match="not a loralab run folder"):
+        train_run(synthetic_dir, config, tmp_path / "nothing", progress=False, resume=True)
