@@ -25,7 +25,25 @@ def register(app: typer.Typer) -> None:
         more_axes: list[str] = typer.Argument(
             None, help="Further grid axes (setting=values).", show_default=False
         ),
-        grid: list[str] = typer.Option(..., "--grid", help=GRID_HELP),
+        grid: list[str] = typer.Option(None, "--grid", help=GRID_HELP),
+        search: str | None = typer.Option(
+            None, "--search", help="optuna: search --space instead of training a grid."
+        ),
+        space: list[str] = typer.Option(
+            None,
+            "--space",
+            help="Search dimension: setting=int:LOW:HIGH[:log], setting=float:LOW:HIGH[:log] "
+            "or setting=A,B,C.",
+        ),
+        trials: int = typer.Option(20, "--trials", help="Trials in the whole study (all workers together)."),
+        storage: str | None = typer.Option(
+            None,
+            "--storage",
+            help="Optuna storage URL (default: SQLite in the sweep folder); share one to add workers.",
+        ),
+        study: str | None = typer.Option(
+            None, "--study", help="Study name to create or join (default: folder name)."
+        ),
         method: str | None = typer.Option(None, "--method", "-m", help="Method (default: lora)."),
         model: str | None = typer.Option(None, "--model"),
         epochs: int | None = typer.Option(None, "--epochs"),
@@ -49,7 +67,6 @@ def register(app: typer.Typer) -> None:
         from loralab.reports.plots import sweep_heatmap
         from loralab.runs.sweep import parse_axes, run_sweep
 
-        axes = parse_axes(list(grid) + [a for a in more_axes or []])
         fixed = parse_axes(set_ or []) if set_ else {}
         if any(len(v) != 1 for v in fixed.values()):
             raise LoralabError("--set takes one value per setting (use --grid for several).")
@@ -58,10 +75,19 @@ def register(app: typer.Typer) -> None:
         base.update(
             {k: v for k, v in dict(method=method, model=model, epochs=epochs).items() if v is not None}
         )
+        folder = output_dir or runs_dir() / f"sweep-{datetime.now():%Y%m%d-%H%M%S}"
+        if search is not None:
+            if search != "optuna":
+                raise LoralabError(f"--search supports optuna, not '{search}'.")
+            if grid or more_axes:
+                raise LoralabError("give either --grid axes or --search optuna with --space, not both.")
+            return _search(
+                data, space or [], base, folder, trials, storage, study, subset, text_col, label_col
+            )
+        axes = parse_axes(list(grid or []) + [a for a in more_axes or []])
         clash = sorted(set(base) & set(axes))
         if clash:
             raise LoralabError(f"{', '.join(clash)}: both fixed and a grid axis; keep one.")
-        folder = output_dir or runs_dir() / f"sweep-{datetime.now():%Y%m%d-%H%M%S}"
         pairs = heatmap.split(",") if heatmap else list(axes)[:2]
         if len(axes) >= 2 and (len(pairs) != 2 or not set(pairs) <= set(axes)):
             raise LoralabError(f"--heatmap needs two of the grid axes ({', '.join(axes)}), as x,y.")
@@ -97,3 +123,35 @@ def register(app: typer.Typer) -> None:
             console.print(f"Heatmap: {folder / 'heatmap.png'}")
         if summary["failed"]:
             raise LoralabError(f"{len(summary['failed'])} point(s) failed: {', '.join(summary['failed'])}.")
+
+
+def _search(data, space_specs, base, folder, trials, storage, study, subset, text_col, label_col) -> None:
+    from loralab.runs.search import parse_space, run_search
+
+    space = parse_space(space_specs)
+    clash = sorted(set(base) & set(space))
+    if clash:
+        raise LoralabError(f"{', '.join(clash)}: both fixed and searched; keep one.")
+    console.print(f"Optuna search over {', '.join(space)} into {folder} (study total: {trials} trials)")
+    summary = run_search(
+        data, space, base, folder, trials=trials, storage=storage, study_name=study, subset=subset,
+        text_col=text_col, label_col=label_col,
+    )  # fmt: skip
+    rows = [
+        [r["number"], r["state"], r["value"] if r["value"] is not None else float("nan")]
+        + [str(r["params"].get(name, "")) for name in space]
+        for r in summary["trials"]
+    ]
+    console.print(
+        table(
+            "Trials, best validation accuracy first", ["trial", "state", "validation accuracy", *space], rows
+        )
+    )
+    best = summary["best"]
+    if best:
+        console.print(
+            "Best: "
+            + ", ".join(f"{k}={v}" for k, v in best["params"].items())
+            + f" — validation {best['validation_accuracy']:.4f}, test {best['test_accuracy']:.4f} "
+            f"(evaluated once; run {best['run']})"
+        )

@@ -31,7 +31,7 @@ AXIS_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig) if f.name != "
 TRUE, FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 
 
-def _coerce(name: str, text: str):
+def coerce(name: str, text: str):
     kind = str(AXIS_FIELDS[name].type)
     if text.lower() == "none" and "None" in kind:
         return None
@@ -71,7 +71,7 @@ def parse_axes(specs: list[str]) -> dict[str, list]:
             )
         if name in axes:
             raise LoralabError(f"grid axis {name} is given twice.")
-        axes[name] = [_coerce(name, v.strip()) for v in values.split(",")]
+        axes[name] = [coerce(name, v.strip()) for v in values.split(",")]
     if not axes:
         raise LoralabError("give at least one grid axis, e.g. --grid lora_rank=4,8,16.")
     return axes
@@ -237,7 +237,7 @@ def summarise(folder: str | Path) -> dict:
     """Rows (one per completed point, best validation accuracy first) and the best point."""
     folder = Path(folder)
     spec = json.loads((folder / SWEEP_FILE).read_text())
-    axes = {k: [_coerce(k, v) for v in vs] for k, vs in spec["grid"].items()}
+    axes = {k: [coerce(k, v) for v in vs] for k, vs in spec["grid"].items()}
     rows = []
     for point in grid_points(axes):
         name = point_name(point)

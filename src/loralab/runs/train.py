@@ -105,12 +105,16 @@ def train_run(
     overwrite: bool = False,
     progress: bool = True,
     resume: bool = False,
+    on_epoch_hook=None,
+    evaluate_splits: tuple[str, ...] = ("validation", "test"),
 ) -> RunResult:
     """Train ``config.method`` on DATA and write a complete, reload-checked run folder.
 
     Neural methods checkpoint while they train (see :mod:`loralab.training.checkpoints`);
     ``resume`` continues the interrupted run in ``output_dir`` from its last checkpoint, if
     its configuration and data are unchanged. Checkpoints are removed once the run completes.
+    ``on_epoch_hook(row)`` sees each epoch's history row (a search uses it to prune), and
+    ``evaluate_splits`` limits the final evaluation (a search keeps the test split for the end).
     """
     method = get_method(config.method)
     method.check(config)
@@ -137,6 +141,8 @@ def train_run(
     def on_epoch(row: dict) -> None:
         write_csv_rows.append(row)
         write_csv(folder.path / "history.csv", write_csv_rows)
+        if on_epoch_hook is not None:
+            on_epoch_hook(row)
 
     training_started = False
     try:
@@ -165,7 +171,7 @@ def train_run(
         )
         metrics: dict = {}
         (folder.path / "predictions").mkdir(exist_ok=True)
-        for split in ("validation", "test"):
+        for split in evaluate_splits:
             part = splits.split(split)
             split_metrics, probs, _ = evaluate_classifier(classifier, part)
             metrics[split] = split_metrics

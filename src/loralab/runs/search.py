@@ -1,0 +1,188 @@
+"""Hyperparameter search with Optuna: trials are run folders, pruned on validation accuracy.
+
+Every worker process running the same command joins one Optuna study through its storage —
+SQLite in the search folder by default (several processes on one machine), or a PostgreSQL /
+MySQL URL shared by workers on many machines — and trains trials until the study holds
+``trials`` of them. Each trial reports its validation accuracy after every epoch, so Optuna's
+median pruner can stop trials that trail the others. Selection uses validation accuracy
+only; the test split is evaluated once, for the best trial, at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from loralab.config import TrainConfig
+from loralab.errors import LoralabError
+from loralab.runs.folder import write_json
+from loralab.runs.sweep import AXIS_FIELDS, coerce
+
+RANGE = re.compile(r"^(int|float):([^:]+):([^:]+)(:log)?$")
+
+
+def parse_space(specs: list[str]) -> dict[str, dict]:
+    """``lr=float:1e-4:1e-2:log``, ``lora_rank=int:2:32``, ``lora_alpha=8,16,32`` (choices)."""
+    space: dict[str, dict] = {}
+    for spec in specs:
+        name, sep, text = spec.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in AXIS_FIELDS:
+            raise LoralabError(
+                f"search dimension '{spec}' should be setting=int:LOW:HIGH[:log], "
+                "setting=float:LOW:HIGH[:log] or setting=A,B,C with a training setting "
+                f"({', '.join(sorted(AXIS_FIELDS))})."
+            )
+        match = RANGE.match(text.strip())
+        if match:
+            kind, low, high, log = match.groups()
+            cast = int if kind == "int" else float
+            try:
+                low, high = cast(low), cast(high)
+            except ValueError:
+                raise LoralabError(f"search dimension {name}: bounds '{text}' are not {kind}s.") from None
+            if low >= high or (log and low <= 0):
+                raise LoralabError(
+                    f"search dimension {name}: need 0 < LOW < HIGH for a log range, LOW < HIGH else."
+                )
+            space[name] = {"kind": kind, "low": low, "high": high, "log": bool(log)}
+        else:
+            space[name] = {"kind": "choice", "values": [coerce(name, v.strip()) for v in text.split(",")]}
+    if not space:
+        raise LoralabError("give at least one --space dimension, e.g. --space lr=float:1e-4:1e-2:log.")
+    return space
+
+
+def _suggest(trial, name: str, dim: dict):
+    if dim["kind"] == "int":
+        return trial.suggest_int(name, dim["low"], dim["high"], log=dim["log"])
+    if dim["kind"] == "float":
+        return trial.suggest_float(name, dim["low"], dim["high"], log=dim["log"])
+    labels = ["+".join(v) if isinstance(v, list) else v for v in dim["values"]]
+    chosen = trial.suggest_categorical(name, labels)
+    return dim["values"][labels.index(chosen)]
+
+
+def open_study(storage: str, name: str, attempts: int = 5):
+    """Create or join the study. Workers that start together race to create SQLite's tables;
+    the losers see an error once and succeed when they try again."""
+    import random
+    import time
+
+    import optuna
+
+    for attempt in range(attempts):
+        try:
+            return optuna.create_study(
+                study_name=name,
+                storage=storage,
+                load_if_exists=True,
+                direction="maximize",
+                pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+            )
+        except ImportError as err:
+            raise LoralabError(
+                f"Optuna storage {storage}: its database driver is not installed ({err.name})."
+            ) from None
+        except Exception as err:  # SQLAlchemy and the drivers raise many kinds; all mean "unreachable"
+            if attempt + 1 < attempts:
+                time.sleep(0.2 + random.random())
+                continue
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise LoralabError(f"Optuna storage {storage} cannot be opened: {first}") from None
+    raise AssertionError("unreachable")
+
+
+def run_search(
+    data: str,
+    space: dict[str, dict],
+    base: dict,
+    folder: str | Path,
+    *,
+    trials: int,
+    storage: str | None = None,
+    study_name: str | None = None,
+    subset: int | None = None,
+    text_col: str = "text",
+    label_col: str = "label",
+) -> dict:
+    """Run trials in this process until the study holds ``trials``; return the study summary."""
+    import optuna
+
+    from loralab.data import load_data
+    from loralab.runs.train import train_run
+
+    folder = Path(folder)
+    if trials < 1:
+        raise LoralabError(f"--trials must be ≥ 1, got {trials}.")
+    TrainConfig.from_dict(base)
+    folder.mkdir(parents=True, exist_ok=True)
+    storage = storage or f"sqlite:///{(folder / 'optuna.db').resolve()}"
+    study = open_study(storage, study_name or folder.name)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    seed = base.get("seed", TrainConfig().seed)
+    splits = load_data(data, text_col, label_col, seed=seed, subset=subset)
+
+    def objective(trial) -> float:
+        point = {name: _suggest(trial, name, dim) for name, dim in space.items()}
+        config = TrainConfig.from_dict({**base, **point})
+        run_dir = folder / f"trial-{trial.number:04d}"
+        trial.set_user_attr("run", str(run_dir))
+
+        def report(row: dict) -> None:
+            trial.report(row["val_accuracy"], row["epoch"])
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {row['epoch']}")
+
+        try:
+            result = train_run(
+                splits, config, run_dir, progress=False, on_epoch_hook=report, evaluate_splits=("validation",)
+            )
+        except optuna.TrialPruned:
+            manifest = json.loads((run_dir / "manifest.json").read_text())
+            write_json(run_dir / "manifest.json", {**manifest, "status": "pruned"})
+            raise
+        return result.metrics["validation"]["accuracy"]
+
+    stop = optuna.study.MaxTrialsCallback(trials, states=None)
+    if len(study.trials) < trials:
+        study.optimize(objective, callbacks=[stop], catch=(LoralabError,))
+    return summarise_study(study, splits, folder)
+
+
+def summarise_study(study, splits, folder: Path) -> dict:
+    """Trials best-first; the best trial's run is evaluated on the test split once."""
+    import optuna
+
+    from loralab.runs.train import evaluate_classifier, load_run
+
+    rows = [
+        {
+            "number": t.number,
+            "state": t.state.name.lower(),
+            "value": t.value,
+            "params": t.params,
+            "run": t.user_attrs.get("run"),
+        }
+        for t in study.trials
+    ]
+    rows.sort(key=lambda r: (r["value"] is None, -(r["value"] or 0)))
+    summary = {"study": study.study_name, "trials": rows, "best": None}
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if complete:
+        best = study.best_trial
+        test_file = Path(best.user_attrs["run"]) / "test_metrics.json"
+        if not test_file.exists():
+            metrics = evaluate_classifier(load_run(best.user_attrs["run"]), splits.test)[0]
+            write_json(test_file, metrics)
+        test = json.loads(test_file.read_text())
+        summary["best"] = {
+            "number": best.number,
+            "params": best.params,
+            "validation_accuracy": best.value,
+            "test_accuracy": test["accuracy"],
+            "run": best.user_attrs["run"],
+        }
+    write_json(folder / "search.json", summary)
+    return summary

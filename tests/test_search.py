@@ -1,0 +1,72 @@
+"""Optuna search: the space syntax, trials as run folders, two workers sharing one storage."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from loralab.errors import LoralabError
+from loralab.runs.search import parse_space, run_search
+
+
+def test_space_syntax():
+    space = parse_space(["lr=float:1e-4:1e-2:log", "lora_rank=int:2:8", "lora_alpha=8,16"])
+    assert space["lr"] == {"kind": "float", "low": 1e-4, "high": 1e-2, "log": True}
+    assert space["lora_rank"] == {"kind": "int", "low": 2, "high": 8, "log": False}
+    assert space["lora_alpha"] == {"kind": "choice", "values": [8.0, 16.0]}
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        (["lr=float:1e-2:1e-4"], "need 0 < LOW < HIGH"),
+        (["lr=float:a:b"], "bounds 'float:a:b' are not floats"),
+        (["rank=int:1:4"], "should be setting=int:LOW:HIGH"),
+        ([], "give at least one --space dimension"),
+    ],
+)
+def test_bad_space_is_named(spec, message):
+    with pytest.raises(LoralabError, match=message):
+        parse_space(spec)
+
+
+def test_an_unreachable_storage_is_one_sentence(synthetic_dir, tmp_path):
+    with pytest.raises(LoralabError, match="Optuna storage sqlite:////no/such/dir/x.db cannot be opened"):
+        run_search(str(synthetic_dir), parse_space(["lora_rank=2,4"]), {}, tmp_path / "s", trials=1,
+                   storage="sqlite:////no/such/dir/x.db")  # fmt: skip
+
+
+def test_two_workers_share_one_study_without_duplicates(tiny_bert, synthetic_dir, tmp_path):
+    folder = tmp_path / "search"
+    command = [sys.executable, "-m", "loralab", "sweep", str(synthetic_dir), "--search", "optuna",
+               "--space", "lr=float:1e-3:2e-2:log", "--space", "lora_rank=int:1:4", "--trials", "6",
+               "--model", str(tiny_bert), "--epochs", "2", "--set", "threads=1",
+               "-o", str(folder)]  # fmt: skip
+    workers = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], [out[-2000:] for out in outputs]
+    summary = json.loads((folder / "search.json").read_text())
+    trials = summary["trials"]
+    assert len(trials) >= 6
+    numbers = [t["number"] for t in trials]
+    runs = [t["run"] for t in trials]
+    assert len(set(numbers)) == len(numbers) and len(set(runs)) == len(runs)
+    finished = [t for t in trials if t["state"] in ("complete", "pruned")]
+    assert len(finished) >= 6
+    for trial in finished:
+        manifest = json.loads((folder / f"trial-{trial['number']:04d}" / "manifest.json").read_text())
+        assert manifest["status"] == ("completed" if trial["state"] == "complete" else "pruned")
+        metrics = folder / f"trial-{trial['number']:04d}" / "metrics.json"
+        if trial["state"] == "complete":  # selection saw validation only
+            assert set(json.loads(metrics.read_text())) == {"validation"}
+    best = summary["best"]
+    assert best["validation_accuracy"] == max(t["value"] for t in trials if t["state"] == "complete")
+    assert (
+        0 <= best["test_accuracy"] <= 1
+        and (folder / f"trial-{best['number']:04d}" / "test_metrics.json").exists()
+    )
+    assert any("Best:" in out for out in outputs)
