@@ -128,6 +128,11 @@ def register(app: typer.Typer) -> None:
 def _search(data, space_specs, base, folder, trials, storage, study, subset, text_col, label_col) -> None:
     from loralab.runs.search import parse_space, run_search
 
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise LoralabError("--search optuna needs the search extra: pip install 'loralab[search]'.") from None
+
     space = parse_space(space_specs)
     clash = sorted(set(base) & set(space))
     if clash:
