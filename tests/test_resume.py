@@ -73,3 +73,25 @@ def test_resuming_is_refused_when_complete_changed_or_absent(synthetic_dir, tiny
         train_run(synthetic_dir, config.replace(lr=1e-3), tmp_path / "run", progress=False, resume=True)
     with pytest.raises(RunError, match="not a loralab run folder"):
         train_run(synthetic_dir, config, tmp_path / "nothing", progress=False, resume=True)
+
+
+def test_torchrun_trains_with_ddp_and_one_process_writes_the_run(synthetic_dir, tiny_bert, tmp_path):
+    import shutil
+
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    out = tmp_path / "ddp"
+    command = [torchrun, "--nproc-per-node", "2", "-m", "loralab", "train", str(synthetic_dir),
+               "--model", str(tiny_bert), "--epochs", "2", "--lr", "5e-3", "--threads", "1",
+               "--checkpoint-every", "2", "--output-dir", str(out)]  # fmt: skip
+    env = {**os.environ, "LORALAB_RUNS_DIR": str(tmp_path / "runs")}
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("Run saved to") == 1  # only the main process reports
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "ddp"]  # one run folder, nothing else
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "completed" and manifest["processes"] == 2
+    metrics = json.loads((out / "metrics.json").read_text())
+    for split, size in (("validation", 40), ("test", 40)):  # every example evaluated exactly once
+        assert metrics[split]["n"] == size and sum(map(sum, metrics[split]["confusion_matrix"])) == size
+        assert len(pd.read_csv(out / "predictions" / f"{split}.csv")) == size
+    assert len(pd.read_csv(out / "history.csv")) == 2

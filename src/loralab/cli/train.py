@@ -195,6 +195,8 @@ def register(app: typer.Typer) -> None:
             overwrite=overwrite,
             resume=resume,
         )
+        if not result.metrics:  # another process of a distributed run: the main one reports
+            return
         for note in result.splits.notes:
             console.print(f"[yellow]note:[/] {note}")
         print_run_summary(result)

@@ -115,7 +115,16 @@ def train_run(
     its configuration and data are unchanged. Checkpoints are removed once the run completes.
     ``on_epoch_hook(row)`` sees each epoch's history row (a search uses it to prune), and
     ``evaluate_splits`` limits the final evaluation (a search keeps the test split for the end).
+
+    Launched by ``torchrun`` or ``accelerate launch``, every process trains its share of the
+    batches (DDP through Accelerate) and only the main process writes the run folder,
+    evaluates (each example once) and saves; the others return a result without metrics.
     """
+    from accelerate import PartialState
+
+    from loralab.training.loop import cpu_only
+
+    distributed = PartialState(cpu=cpu_only())
     method = get_method(config.method)
     method.check(config)
     splits = (
@@ -124,16 +133,25 @@ def train_run(
         else load_data(data, text_col, label_col, seed=config.seed, subset=subset)
     )
     folder = RunFolder(output_dir)
-    if resume:
-        _check_resumable(folder, config, splits)
-    else:
-        folder.create(overwrite)
+    checkpoints = Checkpointing(folder.path / CHECKPOINTS, config.checkpoint_every, resume=resume)
+    if not distributed.is_main_process:
+        distributed.wait_for_everyone()  # the main process has set up the folder
+        classifier, _ = method.fit(splits, config, progress=False, checkpoints=checkpoints)
+        return RunResult(folder.path, classifier, {}, {}, splits)
+    try:
+        if resume:
+            _check_resumable(folder, config, splits)
+        else:
+            folder.create(overwrite)
+    finally:
+        distributed.wait_for_everyone()
     folder.start(
         config.to_dict(),
         {
             "method": config.method,
             "data": splits.summary(),
             "columns": {"text": text_col, "label": label_col},
+            "processes": distributed.num_processes,
         },
     )
     write_csv_rows: list[dict] = []
@@ -146,7 +164,6 @@ def train_run(
 
     training_started = False
     try:
-        checkpoints = Checkpointing(folder.path / CHECKPOINTS, config.checkpoint_every, resume=resume)
         classifier, facts = method.fit(
             splits, config, progress=progress, on_epoch=on_epoch, checkpoints=checkpoints
         )

@@ -21,7 +21,7 @@ import torch
 
 LOOP_FILE = "loop.json"
 BEST_FILE = "best.safetensors"
-RNG_FILE = "rng.safetensors"
+RNG_FILE = "rng-{}.safetensors"  # one per process
 PREFIX = "step-"
 
 
@@ -45,24 +45,32 @@ def save(
     loop_state: dict,
     best_state: dict[str, torch.Tensor] | None,
 ) -> Path:
+    """Write a checkpoint; every process calls this (under DDP the writes are the main one's,
+    and each process adds its own generator state)."""
     from safetensors.torch import save_file
 
     folder = Path(checkpointing.folder)
-    folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{PREFIX}{step:07d}"
     staging = folder / f".{final.name}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
+    main = accelerator.is_main_process
+    if main:
+        shutil.rmtree(staging, ignore_errors=True)
+    accelerator.wait_for_everyone()
     accelerator.save_state(str(staging / "accelerate"), safe_serialization=True)
-    if best_state is not None:
-        save_file({k: v.contiguous() for k, v in best_state.items()}, str(staging / BEST_FILE))
+    staging.mkdir(parents=True, exist_ok=True)
     # The generator state at this exact step: creating a DataLoader iterator draws from the
     # global generator, so a resumed epoch restores it again once it is back at this batch.
-    save_file({"torch": torch.get_rng_state()}, str(staging / RNG_FILE))
-    (staging / LOOP_FILE).write_text(json.dumps(loop_state))
-    shutil.rmtree(final, ignore_errors=True)
-    os.rename(staging, final)
-    for old in sorted(p for p in folder.glob(f"{PREFIX}*") if p.is_dir())[: -checkpointing.keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    save_file({"torch": torch.get_rng_state()}, str(staging / RNG_FILE.format(accelerator.process_index)))
+    accelerator.wait_for_everyone()
+    if main:
+        if best_state is not None:
+            save_file({k: v.contiguous() for k, v in best_state.items()}, str(staging / BEST_FILE))
+        (staging / LOOP_FILE).write_text(json.dumps(loop_state))
+        shutil.rmtree(final, ignore_errors=True)
+        os.rename(staging, final)
+        for old in sorted(p for p in folder.glob(f"{PREFIX}*") if p.is_dir())[: -checkpointing.keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
     return final
 
 
@@ -73,4 +81,4 @@ def load(accelerator, path: Path) -> tuple[dict, dict[str, torch.Tensor] | None,
     accelerator.load_state(str(path / "accelerate"))
     state = json.loads((path / LOOP_FILE).read_text())
     best = load_file(str(path / BEST_FILE)) if (path / BEST_FILE).exists() else None
-    return state, best, load_file(str(path / RNG_FILE))["torch"]
+    return state, best, load_file(str(path / RNG_FILE.format(accelerator.process_index)))["torch"]

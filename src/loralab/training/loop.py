@@ -36,6 +36,12 @@ class TrainResult:
     stopped_early: bool = False
 
 
+def cpu_only() -> bool:
+    """No accelerator here. Accelerate then needs ``cpu=True`` to run DDP over gloo when
+    launched by torchrun; on a GPU or Apple machine it picks the device itself."""
+    return not (torch.cuda.is_available() or torch.backends.mps.is_available())
+
+
 def set_seed(seed: int) -> None:
     from accelerate.utils import set_seed as accelerate_set_seed
 
@@ -96,7 +102,8 @@ def train_model(
     if config.threads:
         torch.set_num_threads(config.threads)
     set_seed(config.seed)
-    accelerator = Accelerator(gradient_accumulation_steps=config.grad_accum_steps)
+    accelerator = Accelerator(gradient_accumulation_steps=config.grad_accum_steps, cpu=cpu_only())
+    progress = progress and accelerator.is_local_main_process
     sampler = LengthBucketBatches([len(x) for x in train_ids], config.batch_size, config.seed)
     loader = DataLoader(
         list(range(len(train_ids))),
