@@ -60,12 +60,19 @@ class TrainConfig:
     # Execution
     threads: int | None = None
     checkpoint_every: int | None = None  # optimizer steps between checkpoints, besides each epoch's end
+    report_to: list[str] | None = None  # tensorboard, mlflow, wandb
     trust_remote_code: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.target_modules, str):
             self.target_modules = [t.strip() for t in self.target_modules.split(",") if t.strip()]
+        if isinstance(self.report_to, str):
+            self.report_to = [t.strip() for t in self.report_to.split(",") if t.strip()]
+        if self.report_to:
+            from loralab.runs.tracking import check_names
+
+            self.report_to = check_names(self.report_to) or None
         checks = [
             (self.max_length >= 8, f"--max-length must be at least 8, got {self.max_length}."),
             (self.epochs is None or self.epochs >= 1, f"--epochs must be ≥ 1, got {self.epochs}."),

@@ -89,6 +89,11 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(
             False, "--resume", help="Continue the interrupted run in --output-dir from its last checkpoint."
         ),
+        report_to: str | None = typer.Option(
+            None,
+            "--report-to",
+            help="Track with tensorboard, mlflow and/or wandb (comma-separated), or none.",
+        ),
         checkpoint_every: int | None = typer.Option(
             None, "--checkpoint-every", help="Also checkpoint every N optimizer steps (default: each epoch)."
         ),
@@ -179,6 +184,7 @@ def register(app: typer.Typer) -> None:
             seed=seed,
             threads=threads,
             checkpoint_every=checkpoint_every,
+            report_to=report_to,
         )
         settings.update({k: v for k, v in flags.items() if v is not None})
         config = TrainConfig.from_dict(settings)

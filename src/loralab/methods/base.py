@@ -71,6 +71,7 @@ class Method(ABC):
         progress: bool = True,
         on_epoch: Callable[[dict], None] | None = None,
         checkpoints=None,
+        on_step: Callable[[dict, int], None] | None = None,
     ) -> tuple[Classifier, dict]:
         """Train on ``splits.train`` (selecting on ``splits.validation``); return the
         classifier and a dict of training facts (history, timings). Methods that train in
@@ -210,11 +211,13 @@ class NeuralMethod(Method):
         loaded = self.base(labels, config)
         return loaded, self.prepare(loaded, config)
 
-    def fit(self, splits, config, *, progress=True, on_epoch=None, checkpoints=None):
+    def fit(self, splits, config, *, progress=True, on_epoch=None, checkpoints=None, on_step=None):
         loaded, model = self.build(splits.labels, config)
         lr, epochs, batch_size = self.resolved(config)
         config = config.replace(batch_size=batch_size)
-        result = self.train(loaded, model, splits, config, lr, epochs, progress, on_epoch, checkpoints)
+        result = self.train(
+            loaded, model, splits, config, lr, epochs, progress, on_epoch, checkpoints, on_step
+        )
         classifier = TransformerClassifier(
             model, loaded.tokenizer, splits.labels, self.name, config, loaded.head_modules, self
         )
@@ -232,7 +235,9 @@ class NeuralMethod(Method):
         }
         return classifier, facts
 
-    def train(self, loaded, model, splits, config, lr, epochs, progress, on_epoch, checkpoints=None):
+    def train(
+        self, loaded, model, splits, config, lr, epochs, progress, on_epoch, checkpoints=None, on_step=None
+    ):
         """Tokenise once and run the training loop; methods may train differently."""
         from loralab.training.batching import encode
         from loralab.training.loop import train_model
@@ -258,6 +263,7 @@ class NeuralMethod(Method):
             progress=progress,
             on_epoch=on_epoch,
             checkpoints=checkpoints,
+            on_step=on_step,
         )
 
     def load(self, folder: Path, info: dict) -> Classifier:

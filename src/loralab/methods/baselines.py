@@ -85,7 +85,16 @@ class TfidfMethod(Method):
     def restore(self, config: TrainConfig, arrays: dict[str, np.ndarray], n_classes: int):
         raise NotImplementedError
 
-    def fit(self, splits: DataSplits, config: TrainConfig, *, progress=True, on_epoch=None, checkpoints=None):
+    def fit(
+        self,
+        splits: DataSplits,
+        config: TrainConfig,
+        *,
+        progress=True,
+        on_epoch=None,
+        checkpoints=None,
+        on_step=None,
+    ):
         start = time.perf_counter()
         vectorizer = make_vectorizer(config)
         features = vectorizer.fit_transform(splits.train.texts)

@@ -79,7 +79,16 @@ class EmbeddingMethod(Method):
         if config.pooling not in POOLINGS:
             raise LoralabError(f"--pooling must be one of {', '.join(POOLINGS)}; got '{config.pooling}'.")
 
-    def fit(self, splits: DataSplits, config: TrainConfig, *, progress=True, on_epoch=None, checkpoints=None):
+    def fit(
+        self,
+        splits: DataSplits,
+        config: TrainConfig,
+        *,
+        progress=True,
+        on_epoch=None,
+        checkpoints=None,
+        on_step=None,
+    ):
         from loralab.methods.features import ENCODER_PASSES
 
         start = time.perf_counter()

@@ -33,7 +33,9 @@ class HeadTuning(NeuralMethod):
             param.requires_grad = _in_head(name, loaded.head_modules)
         return loaded.model
 
-    def train(self, loaded, model, splits, config, lr, epochs, progress, on_epoch, checkpoints=None):
+    def train(
+        self, loaded, model, splits, config, lr, epochs, progress, on_epoch, checkpoints=None, on_step=None
+    ):
         """Encode train and validation texts once, then train the head on the cached outputs."""
         from loralab.methods.frozen import cache_encoder_outputs, swapped_encoder
         from loralab.training.loop import train_model
@@ -43,7 +45,9 @@ class HeadTuning(NeuralMethod):
             model, loaded.tokenizer, texts, config.max_length, config.eval_batch_size, progress
         )
         if stand_in is None:  # this head reads more than the first token: train through the encoder
-            return super().train(loaded, model, splits, config, lr, epochs, progress, on_epoch, checkpoints)
+            return super().train(
+                loaded, model, splits, config, lr, epochs, progress, on_epoch, checkpoints, on_step
+            )
         label2id = splits.label2id
         n_train = len(splits.train)
         validation = None
@@ -64,6 +68,7 @@ class HeadTuning(NeuralMethod):
                 epochs=epochs,
                 progress=progress,
                 on_epoch=on_epoch,
+                on_step=on_step,
             )
 
     def save_weights(self, classifier: TransformerClassifier, folder: Path) -> None:
@@ -127,7 +132,7 @@ class ZeroShot(HeadTuning):
     name = "zero-shot"
     summary = "no training: the pretrained encoder with an untrained head"
 
-    def fit(self, splits, config, *, progress=True, on_epoch=None, checkpoints=None):
+    def fit(self, splits, config, *, progress=True, on_epoch=None, checkpoints=None, on_step=None):
         loaded, model = self.build(splits.labels, config)
         for param in model.parameters():
             param.requires_grad = False

@@ -17,6 +17,7 @@ from loralab.errors import LoralabError, RunError
 from loralab.evaluation.metrics import classification_metrics
 from loralab.methods import Classifier, get_method, load_saved_classifier
 from loralab.runs.folder import RunFolder, write_csv, write_json
+from loralab.runs.tracking import Trackers
 from loralab.training.checkpoints import Checkpointing
 
 # Texts used to check that the saved run predicts exactly like the model in memory.
@@ -155,17 +156,29 @@ def train_run(
         },
     )
     write_csv_rows: list[dict] = []
+    trackers = Trackers(config.report_to, folder.path, config.to_dict()) if config.report_to else None
+    if trackers is not None:
+        folder.update(tracking=trackers.where)
 
     def on_epoch(row: dict) -> None:
         write_csv_rows.append(row)
         write_csv(folder.path / "history.csv", write_csv_rows)
+        if trackers is not None:
+            epoch_values = {"val/accuracy": row.get("val_accuracy"), "val/loss": row.get("val_loss")}
+            epoch_values.update({"train/epoch_loss": row["train_loss"], "epoch": row["epoch"]})
+            trackers.log({k: v for k, v in epoch_values.items() if v is not None}, row["step"])
         if on_epoch_hook is not None:
             on_epoch_hook(row)
 
     training_started = False
     try:
         classifier, facts = method.fit(
-            splits, config, progress=progress, on_epoch=on_epoch, checkpoints=checkpoints
+            splits,
+            config,
+            progress=progress,
+            on_epoch=on_epoch,
+            checkpoints=checkpoints,
+            on_step=trackers.log if trackers is not None else None,
         )
         training_started = True
         trainable, total = classifier.parameter_counts()
@@ -196,6 +209,11 @@ def train_run(
                 folder.path / "predictions" / f"{split}.csv", index=False
             )
         write_json(folder.path / "metrics.json", metrics)
+        if trackers is not None:
+            last = write_csv_rows[-1]["step"] if write_csv_rows else 0
+            trackers.log(
+                {f"{s}/{k}": m[k] for s, m in metrics.items() for k in ("accuracy", "macro_f1", "f1")}, last
+            )
         folder.save_model(classifier)
         difference = check_reload(classifier, folder.model_dir, splits.validation.texts or splits.train.texts)
         folder.finish("completed", reload_max_difference=difference, resumed=resume)
@@ -217,6 +235,9 @@ def train_run(
         shutil.rmtree(folder.path / "model.tmp", ignore_errors=True)
         folder.finish("failed", error=f"{type(err).__name__}: {err}")
         raise
+    finally:
+        if trackers is not None:
+            trackers.finish()
     return RunResult(folder.path, classifier, metrics, folder.manifest, splits)
 
 

@@ -87,6 +87,7 @@ def train_model(
     progress: bool = True,
     on_epoch: Callable[[dict], None] | None = None,
     checkpoints: Checkpointing | None = None,
+    on_step: Callable[[dict, int], None] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on token ids with class ids, and return per-epoch history.
 
@@ -191,6 +192,8 @@ def train_model(
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
             if accelerator.sync_gradients:
                 at["step"] += 1
+                if on_step is not None:
+                    on_step({"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]}, at["step"])
             at.update(batch=index + 1, loss_sum=loss_sum, seen=seen, tokens=tokens)
             at["epoch_seconds"] = time.perf_counter() - epoch_start
             every = checkpoints.every_steps if checkpoints else None
@@ -205,6 +208,7 @@ def train_model(
             "lr": scheduler.get_last_lr()[0],
             "epoch_seconds": seconds,
             "train_texts_per_second": seen / seconds if seconds else float("nan"),
+            "step": at["step"],
         }
         if validation is not None and len(validation[0]):
             logits = predict_logits_from_ids(
