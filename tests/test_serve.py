@@ -264,3 +264,29 @@ def test_fuzzed_bodies_never_get_a_server_error(server, body):
 def test_fuzzed_raw_bytes_never_get_a_server_error_and_the_server_keeps_answering(server, raw):
     assert server.call("POST", "/v1/classify", raw=raw)[0] < 500
     assert server.call("GET", "/health")[0] == 200
+
+
+def test_baselines_head_and_full_runs_are_served_too(tiny_bert, synthetic_dir, tmp_path):
+    folders = {}
+    for method in ("tfidf-nb", "embed-logreg", "head", "full"):
+        config = TrainConfig(method=method, model=str(tiny_bert), epochs=1, lr=5e-3)
+        folders[method] = train_run(synthetic_dir, config, tmp_path / method, progress=False).folder
+    predictor = Predictor([f"{m}={p}" for m, p in folders.items()])
+    described = {m["name"]: m for m in predictor.describe()}
+    assert described["tfidf-nb"]["base_model"] is None
+    assert described["head"]["base_model"] == str(tiny_bert)
+    for method, folder in folders.items():
+        expected = load_run(folder).predict_proba(TEXTS)
+        got = predictor.classify(method, TEXTS)
+        labels = predictor.get(method).classifier.labels
+        np.testing.assert_allclose(
+            [[r["probabilities"][lab] for lab in labels] for r in got], expected, atol=1e-6
+        )
+    # The head run's frozen encoder is the embedding encoder's: held once.
+    head_embeddings = dict(predictor.get("head").classifier.model.named_parameters())[
+        "bert.embeddings.word_embeddings.weight"
+    ]
+    from loralab.methods.features import loaded_encoders
+
+    encoder_embeddings = dict(loaded_encoders()[-1].named_parameters())["embeddings.word_embeddings.weight"]
+    assert head_embeddings.data_ptr() == encoder_embeddings.data_ptr()

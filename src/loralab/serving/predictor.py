@@ -27,10 +27,13 @@ from loralab.methods import Classifier
 _PREFIXES = ("base_model.model.",)
 
 
-def _canonical(name: str) -> str:
-    """One name for a pretrained tensor whether or not PEFT or loralab wrapped its layer."""
+def _canonical(name: str, encoder_prefix: str | None) -> str:
+    """One name for a pretrained tensor whether or not PEFT or loralab wrapped its layer, and
+    whether it is read from the classifier (``bert.embeddings…``) or its bare encoder."""
     for prefix in _PREFIXES:
         name = name.removeprefix(prefix)
+    if encoder_prefix:
+        name = name.removeprefix(f"{encoder_prefix}.")
     return name.replace(".base_layer.", ".").replace(".original_module.", ".")
 
 
@@ -53,13 +56,15 @@ class TensorPool:
     def share(self, base_model: str, module: nn.Module) -> int:
         """Point ``module``'s tensors at equal pooled ones; return the number of bytes saved."""
         saved = 0
+        encoder_prefix = getattr(module, "base_model_prefix", None)
         for module_name, sub in module.named_modules():
             for kind in ("_parameters", "_buffers"):
                 store = getattr(sub, kind)
                 for name, tensor in list(store.items()):
                     if tensor is None or tensor.device.type == "meta":
                         continue
-                    key = (base_model, _canonical(f"{module_name}.{name}"), tuple(tensor.shape), tensor.dtype)
+                    canonical = _canonical(f"{module_name}.{name}", encoder_prefix)
+                    key = (base_model, canonical, tuple(tensor.shape), tensor.dtype)
                     pooled = self.tensors.get(key)
                     if pooled is None:
                         self.tensors[key] = tensor
