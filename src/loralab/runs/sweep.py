@@ -78,7 +78,12 @@ def parse_axes(specs: list[str]) -> dict[str, list]:
 
 
 def _label(value) -> str:
-    return "+".join(value) if isinstance(value, list) else str(value)
+    """How a grid value appears in names and tables: ``8.0`` as ``8``, lists joined by ``+``."""
+    if isinstance(value, list):
+        return "+".join(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def point_name(point: dict) -> str:
