@@ -170,6 +170,13 @@ def test_models_and_classification_match_loralab_predict(server, runs, tmp_path)
             assert value == pytest.approx(expected[f"p_{label}"].iloc[0], abs=1e-6)
 
 
+def test_the_openapi_schema_documents_the_endpoints(server):
+    status, schema = server.call("GET", "/openapi.json", token=None)
+    assert status == 200
+    assert {"/health", "/v1/models", "/v1/classify", "/v1/models/{name}"} <= set(schema["paths"])
+    assert "ClassifyRequest" in schema["components"]["schemas"]
+
+
 def test_concurrent_requests_are_answered_correctly(server):
     single = {t: server.call("POST", "/v1/classify", {"model": "tone", "texts": [t]})[1] for t in TEXTS}
 
