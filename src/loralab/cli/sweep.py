@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
             None, "--heatmap", help="Two axes for the heatmap as x,y (default: the first two)."
         ),
     ) -> None:
-        """Train every point of a grid (skipping points already completed) and summarise."""
+        """Train every point of a grid (skipping completed points), or search with --search optuna."""
         from loralab.cli.train import _config_file
         from loralab.reports.plots import sweep_heatmap
         from loralab.runs.sweep import parse_axes, run_sweep
