@@ -29,6 +29,16 @@ TOKEN = "test-token"
 TEXTS = ["good fun and great", "a dull and bad plot", "meh okay", "great", "bad"]
 
 
+def assert_answers_like_the_run(predictor, name, folder) -> None:
+    expected = load_run(folder).predict_proba(TEXTS)
+    got = predictor.classify(name, TEXTS)
+    labels = predictor.get(name).classifier.labels
+    np.testing.assert_allclose(
+        [[r["probabilities"][lab] for lab in labels] for r in got], expected, atol=1e-6
+    )
+    assert [r["label"] for r in got] == [labels[i] for i in expected.argmax(1)]
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, tiny_bert) -> dict[str, Path]:
     """Three LoRA runs on one base: two binary ones and a three-class one."""
@@ -71,13 +81,7 @@ def test_predictor_shares_the_base_weights_and_answers_like_the_run(runs):
     assert len({t.data_ptr() for t in embeddings}) == 1
     assert predictor.shared_bytes > 0
     for name, path in runs.items():
-        expected = load_run(path).predict_proba(TEXTS)
-        got = predictor.classify(name, TEXTS)
-        labels = predictor.get(name).classifier.labels
-        np.testing.assert_allclose(
-            [[r["probabilities"][lab] for lab in labels] for r in got], expected, atol=1e-6
-        )
-        assert [r["label"] for r in got] == [labels[i] for i in expected.argmax(1)]
+        assert_answers_like_the_run(predictor, name, path)
 
 
 def test_predictor_refuses_missing_runs_duplicate_names_and_unknown_models(runs, tmp_path):
@@ -283,12 +287,7 @@ def test_baselines_head_and_full_runs_are_served_too(tiny_bert, synthetic_dir, t
     assert described["tfidf-nb"]["base_model"] is None
     assert described["head"]["base_model"] == str(tiny_bert)
     for method, folder in folders.items():
-        expected = load_run(folder).predict_proba(TEXTS)
-        got = predictor.classify(method, TEXTS)
-        labels = predictor.get(method).classifier.labels
-        np.testing.assert_allclose(
-            [[r["probabilities"][lab] for lab in labels] for r in got], expected, atol=1e-6
-        )
+        assert_answers_like_the_run(predictor, method, folder)
     # The head run's frozen encoder is the embedding encoder's: held once.
     head_embeddings = dict(predictor.get("head").classifier.model.named_parameters())[
         "bert.embeddings.word_embeddings.weight"
