@@ -22,6 +22,7 @@ from loralab.config import TrainConfig
 from loralab.data import DataSplits
 from loralab.errors import LoralabError, RunError, closest
 from loralab.evaluation.inference import predict_logits, softmax
+from loralab.models.first_token import first_token_only
 from loralab.models.loading import LoadedModel, count_parameters, load_classifier
 
 MODEL_INFO = "loralab.json"
@@ -209,7 +210,9 @@ class NeuralMethod(Method):
     def build(self, labels: list[str], config: TrainConfig) -> tuple[LoadedModel, nn.Module]:
         torch.manual_seed(config.seed)  # the new head's initialisation is part of the run
         loaded = self.base(labels, config)
-        return loaded, self.prepare(loaded, config)
+        model = self.prepare(loaded, config)
+        first_token_only(model)
+        return loaded, model
 
     def fit(self, splits, config, *, progress=True, on_epoch=None, checkpoints=None, on_step=None):
         loaded, model = self.build(splits.labels, config)
@@ -273,6 +276,7 @@ class NeuralMethod(Method):
 
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = self.load_weights(labels, folder, config)
+        first_token_only(model)
         model.eval()
         return TransformerClassifier(
             model, tokenizer, labels, self.name, config, list(info.get("head_modules", [])), self

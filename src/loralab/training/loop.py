@@ -24,6 +24,7 @@ from loralab.evaluation.inference import predict_logits_from_ids
 from loralab.training import checkpoints as checkpoint_files
 from loralab.training.batching import LengthBucketBatches, collate
 from loralab.training.checkpoints import Checkpointing
+from loralab.training.fast import cpu_fast_paths
 
 
 @dataclass
@@ -74,7 +75,21 @@ def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def train_model(
+def train_model(model: nn.Module, *args, **kwargs) -> TrainResult:
+    """Train ``model`` in place on token ids with class ids, and return per-epoch history.
+
+    With a validation split, every epoch is evaluated, the best epoch's trainable weights are
+    restored at the end, and ``config.patience`` epochs without improvement stop training.
+    With ``checkpoints``, the state is saved every ``every_steps`` optimizer steps and at
+    the end of each epoch; with ``checkpoints.resume`` training continues from the latest
+    checkpoint (its finished epochs are passed to ``on_epoch`` again first). On a CPU,
+    dropout masks are drawn by :mod:`loralab.training.fast` while training.
+    """
+    with cpu_fast_paths(model):
+        return _train_model(model, *args, **kwargs)
+
+
+def _train_model(
     model: nn.Module,
     train_ids: list[list[int]],
     train_labels: list[int],
@@ -89,14 +104,6 @@ def train_model(
     checkpoints: Checkpointing | None = None,
     on_step: Callable[[dict, int], None] | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place on token ids with class ids, and return per-epoch history.
-
-    With a validation split, every epoch is evaluated, the best epoch's trainable weights are
-    restored at the end, and ``config.patience`` epochs without improvement stop training.
-    With ``checkpoints``, the state is saved every ``every_steps`` optimizer steps and at
-    the end of each epoch; with ``checkpoints.resume`` training continues from the latest
-    checkpoint (its finished epochs are passed to ``on_epoch`` again first).
-    """
     from accelerate import Accelerator
     from transformers import get_linear_schedule_with_warmup
 
