@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
+from conftest import build_base_model
 from torch import nn
 
+from loralab.config import TrainConfig
+from loralab.errors import LoralabError, ModelError
 from loralab.models.first_token import PATCHED, first_token_only, full_forward
 from loralab.models.loading import load_classifier
-from loralab.training.fast import FastDropout, _attention_with_fast_dropout, cpu_fast_paths, dropout, keep_mask
+from loralab.runs.train import load_run, train_run
+from loralab.training.fast import (
+    FastDropout,
+    _attention_with_fast_dropout,
+    cpu_fast_paths,
+    dropout,
+    keep_mask,
+)
 
 LABELS = ["negative", "positive"]
 
@@ -70,7 +82,9 @@ def test_fast_attention_computes_softmax_attention_like_sdpa(mask_kind):
     q, k, v = (torch.randn(2, 3, 5, 4) for _ in range(3))
     keep = torch.ones(2, 1, 5, 5, dtype=torch.bool)
     keep[1, :, :, 3:] = False
-    mask = {"none": None, "bool": keep, "additive": torch.zeros(2, 1, 5, 5).masked_fill(~keep, -1e9)}[mask_kind]
+    mask = {"none": None, "bool": keep, "additive": torch.zeros(2, 1, 5, 5).masked_fill(~keep, -1e9)}[
+        mask_kind
+    ]
     module = nn.Module()
     module.is_causal = False
     expected, _ = sdpa(module, q, k, v, mask, dropout=0.0, scaling=0.5)
@@ -110,3 +124,93 @@ def test_first_token_only_leaves_other_architectures_alone(tiny_models):
     model = load_classifier(str(tiny_models["distilbert"]), LABELS).model
     assert not first_token_only(model)
     assert all("forward" not in vars(m) for m in model.modules())
+
+
+def _history(run) -> pd.DataFrame:
+    return pd.read_csv(run.folder / "history.csv")
+
+
+@pytest.fixture(scope="module")
+def bert_without_dropout(tmp_path_factory):
+    from transformers import BertConfig
+
+    config = BertConfig(
+        vocab_size=64,
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    return build_base_model(tmp_path_factory.mktemp("bert-3-layers"), config=config)
+
+
+@pytest.mark.parametrize("method", ["lora", "lora-scratch"])
+def test_lora_layers_adapts_only_the_top_layers_and_caches_the_rest(
+    bert_without_dropout, synthetic_dir, tmp_path, monkeypatch, method
+):
+    from loralab.methods import frozen
+
+    common = dict(
+        method=method, model=str(bert_without_dropout), epochs=3, lr=2e-2, batch_size=16, lora_dropout=0.0
+    )
+    cached = train_run(
+        synthetic_dir, TrainConfig(lora_layers=1, **common), tmp_path / "cached", progress=False
+    )
+    names = [n for n, p in cached.classifier.model.named_parameters() if p.requires_grad and "lora_" in n]
+    assert names and all(".layer.2." in n for n in names)
+    assert cached.manifest["cache_seconds"] > 0
+    # Without dropout, the cached bottom layers give exactly what running them would.
+    monkeypatch.setattr(frozen, "BOTTOM_CACHE_LIMIT_BYTES", 0)
+    with pytest.warns(UserWarning, match="cannot be cached"):
+        through = train_run(
+            synthetic_dir, TrainConfig(lora_layers=1, **common), tmp_path / "through", progress=False
+        )
+    assert through.manifest.get("cache_seconds") is None
+    pd.testing.assert_frame_equal(
+        _history(cached)[["train_loss", "val_loss", "val_accuracy"]],
+        _history(through)[["train_loss", "val_loss", "val_accuracy"]],
+        atol=1e-5,
+    )
+    texts = ["the film was good", "a dull plot", "fine"]
+    np.testing.assert_allclose(
+        cached.classifier.predict_proba(texts), load_run(tmp_path / "cached").predict_proba(texts), atol=1e-6
+    )
+
+
+def test_cached_bottom_serves_padded_batches_like_the_model(tiny_models):
+    from loralab.methods.frozen import bottom_swapped, cache_bottom_layers
+    from loralab.training.batching import collate
+
+    model = load_classifier(str(tiny_models["bert"]), LABELS).model.eval()
+    ids = [[2, 5, 9, 3], [2, 7, 3], [2, 8, 11, 12, 13, 3], [2, 3]]
+    stand_in = cache_bottom_layers(model, ids, 0, 1, batch_size=2, progress=False)
+    assert stand_in is not None and stand_in.flat.shape == (15, 32)
+    with torch.inference_mode():
+        real = model(**collate(ids, 0)).logits
+        with bottom_swapped(model, stand_in, 1):
+            served = model(**collate([[i, *x[1:]] for i, x in enumerate(ids)], 0)).logits
+        assert torch.allclose(real, model(**collate(ids, 0)).logits)  # restored afterwards
+    assert torch.allclose(real, served, atol=1e-5)
+
+
+def test_lora_layers_beyond_the_depth_names_the_depth(tiny_bert, synthetic_dir, tmp_path):
+    with pytest.raises(ModelError, match="it has 2 encoder layers, so use 1 to 2"):
+        train_run(
+            synthetic_dir,
+            TrainConfig(method="lora", model=str(tiny_bert), lora_layers=3),
+            tmp_path / "x",
+            progress=False,
+        )
+    assert not (tmp_path / "x").exists()
+
+
+def test_lora_layers_with_another_method_is_refused(synthetic_dir, tmp_path):
+    with pytest.raises(
+        LoralabError, match="--lora-layers applies to --method lora or lora-scratch, not full"
+    ):
+        train_run(synthetic_dir, TrainConfig(method="full", lora_layers=1), tmp_path / "x", progress=False)
+    with pytest.raises(LoralabError, match="--lora-layers must be a positive number"):
+        TrainConfig(method="lora", lora_layers=0)

@@ -51,6 +51,7 @@ class TrainConfig:
     use_rslora: bool = False
     use_dora: bool = False
     loraplus_lr_ratio: float | None = None
+    lora_layers: int | None = None
     # TF-IDF baselines
     tfidf_ngram_max: int = 2
     tfidf_max_features: int | None = 50000
@@ -106,6 +107,10 @@ class TrainConfig:
                 not (self.lora_init == "pissa" and self.use_dora),
                 "--lora-init pissa and --use-dora cannot be combined: DoRA's magnitude is taken from "
                 "the full weight, which PiSSA replaces by its residual.",
+            ),
+            (
+                self.lora_layers is None or self.lora_layers >= 1,
+                f"--lora-layers must be a positive number of layers, got {self.lora_layers}.",
             ),
             (
                 self.loraplus_lr_ratio is None or self.loraplus_lr_ratio > 0,

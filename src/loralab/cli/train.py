@@ -133,6 +133,12 @@ def register(app: typer.Typer) -> None:
             "--loraplus-lr-ratio",
             help="LoRA+: learning rate of the B matrices = ratio × --lr (e.g. 16).",
         ),
+        lora_layers: int | None = typer.Option(
+            None,
+            "--lora-layers",
+            help="Adapt only the top K encoder layers; the frozen layers below run once per text "
+            "and are cached, so every epoch runs only the top K.",
+        ),
         weight_decay: float | None = typer.Option(None, "--weight-decay"),
         warmup_ratio: float | None = typer.Option(None, "--warmup-ratio"),
         grad_accum_steps: int | None = typer.Option(None, "--grad-accum-steps"),
@@ -176,6 +182,7 @@ def register(app: typer.Typer) -> None:
             use_rslora=use_rslora,
             use_dora=use_dora,
             loraplus_lr_ratio=loraplus_lr_ratio,
+            lora_layers=lora_layers,
             weight_decay=weight_decay,
             warmup_ratio=warmup_ratio,
             grad_accum_steps=grad_accum_steps,

@@ -8,7 +8,10 @@ what the method owns (``save_weights`` / ``load_weights``).
 
 from __future__ import annotations
 
+import functools
 import json
+import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -230,6 +233,7 @@ class NeuralMethod(Method):
             "stopped_early": result.stopped_early,
             "train_seconds": result.train_seconds,
             "train_tokens": result.train_tokens,
+            "cache_seconds": result.cache_seconds,
             "lr": lr,
             "epochs": epochs,
             "batch_size": batch_size,
@@ -254,13 +258,10 @@ class NeuralMethod(Method):
                 encode(tokenizer, splits.validation.texts, config.max_length),
                 [label2id[y] for y in splits.validation.labels],
             )
-        return train_model(
-            model,
-            encode(tokenizer, splits.train.texts, config.max_length),
-            [label2id[y] for y in splits.train.labels],
-            validation,
-            pad,
-            config,
+        train_ids = encode(tokenizer, splits.train.texts, config.max_length)
+        run = functools.partial(
+            train_model,
+            config=config,
             lr=lr,
             epochs=epochs,
             progress=progress,
@@ -268,6 +269,44 @@ class NeuralMethod(Method):
             checkpoints=checkpoints,
             on_step=on_step,
         )
+        labels = [label2id[y] for y in splits.train.labels]
+        if config.lora_layers is not None:
+            cached = self.train_top_layers(model, train_ids, labels, validation, pad, config, progress, run)
+            if cached is not None:
+                return cached
+        return run(model, train_ids, labels, validation, pad)
+
+    def train_top_layers(self, model, train_ids, labels, validation, pad, config, progress, run):
+        """Train with the frozen bottom layers' outputs computed once per text (``--lora-layers``).
+
+        Token id lists become ``[row, *ids[1:]]`` (same lengths, so the same batches), and the
+        stand-in serves row ``row`` of the cache. Returns ``None`` to train through the model."""
+        from loralab.methods.frozen import bottom_swapped, cache_bottom_layers
+        from loralab.models.targets import encoder_layers
+
+        frozen = len(encoder_layers(model.get_base_model() if hasattr(model, "get_base_model") else model)[1])
+        frozen -= config.lora_layers
+        if frozen <= 0:
+            return None
+        begin = time.perf_counter()
+        every = train_ids + (validation[0] if validation else [])
+        stand_in = cache_bottom_layers(model, every, pad, frozen, config.eval_batch_size, progress)
+        if stand_in is None:
+            warnings.warn(
+                "--lora-layers: the frozen layers' outputs cannot be cached for this model; "
+                "training runs through all layers.",
+                stacklevel=2,
+            )
+            return None
+        seconds = time.perf_counter() - begin
+        rows = [[i, *ids[1:]] for i, ids in enumerate(every)]
+        if validation is not None:
+            validation = (rows[len(train_ids) :], validation[1])
+        with bottom_swapped(model, stand_in, frozen):
+            result = run(model, rows[: len(train_ids)], labels, validation, pad)
+        result.cache_seconds = seconds
+        result.train_seconds += seconds
+        return result
 
     def load(self, folder: Path, info: dict) -> Classifier:
         config = TrainConfig.from_dict(info["config"], strict=False)

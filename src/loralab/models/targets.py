@@ -56,10 +56,42 @@ def family_targets(model: nn.Module) -> list[str]:
     return FAMILY_TARGETS[model_type]
 
 
+def encoder_layers(model: nn.Module) -> tuple[str, nn.ModuleList]:
+    """The qualified name and modules of the encoder's stack: one module per hidden layer."""
+    config = getattr(model, "config", None)
+    depth = getattr(config, "num_hidden_layers", None)
+    for name, module in model.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) == depth and len({type(m) for m in module}) == 1:
+            return name, module
+    raise ModelError(f"Cannot find the {depth} encoder layers of {type(model).__name__} for --lora-layers.")
+
+
+def in_top_layers(model: nn.Module, names: list[str], count: int) -> list[str]:
+    """The names among ``names`` that lie in the top ``count`` encoder layers."""
+    stack, layers = encoder_layers(model)
+    depth = len(layers)
+    if count > depth:
+        raise ModelError(
+            f"--lora-layers {count} is more than this model's depth: it has {depth} encoder layers, "
+            f"so use 1 to {depth}."
+        )
+    first = depth - count
+    kept = [n for n in names if n.startswith(stack + ".") and int(n[len(stack) + 1 :].split(".")[0]) >= first]
+    if not kept:
+        raise ModelError(f"None of the target modules lies in the top {count} of the {depth} encoder layers.")
+    return kept
+
+
 def resolve_targets(
-    model: nn.Module, head_modules: list[str], targets: list[str] | None, rank: int | None = None
+    model: nn.Module,
+    head_modules: list[str],
+    targets: list[str] | None,
+    rank: int | None = None,
+    top_layers: int | None = None,
 ) -> list[str]:
-    """Return the qualified names of the linear layers to adapt, or fail with what exists."""
+    """Return the qualified names of the linear layers to adapt, or fail with what exists.
+
+    With ``top_layers``, only the targets in the top that many encoder layers are kept."""
     linear = linear_modules(model, head_modules)
     if targets is None:
         targets = family_targets(model)
@@ -76,6 +108,8 @@ def resolve_targets(
                 )
             chosen.extend(hit)
         chosen = sorted(set(chosen), key=list(linear).index)
+    if top_layers is not None:
+        chosen = in_top_layers(model, chosen, top_layers)
     if rank is not None:
         for name in chosen:
             layer = linear[name]

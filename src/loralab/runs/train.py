@@ -128,6 +128,8 @@ def train_run(
     distributed = PartialState(cpu=cpu_only())
     method = get_method(config.method)
     method.check(config)
+    if config.lora_layers is not None and config.method not in ("lora", "lora-scratch"):
+        raise LoralabError(f"--lora-layers applies to --method lora or lora-scratch, not {config.method}.")
     splits = (
         data
         if isinstance(data, DataSplits)
@@ -188,6 +190,7 @@ def train_run(
             trainable_share=trainable / total if total else None,
             train_seconds=facts.get("train_seconds"),
             train_tokens=facts.get("train_tokens"),
+            cache_seconds=facts.get("cache_seconds") or None,
             resolved={
                 "lr": facts.get("lr"),
                 "epochs": facts.get("epochs"),

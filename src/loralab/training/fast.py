@@ -79,7 +79,9 @@ def _attention_with_fast_dropout(original):
             and all(kwargs.get(k) is None for k in ("position_bias", "cache", "softcap"))
         )
         if not plain:
-            return original(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+            return original(
+                module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+            )
         scaling = scaling if scaling is not None else query.shape[-1] ** -0.5
         scores = torch.matmul(query, key.transpose(-1, -2)) * scaling  # (B, heads, T, T)
         if attention_mask is not None:

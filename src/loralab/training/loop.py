@@ -35,6 +35,7 @@ class TrainResult:
     train_seconds: float = 0.0
     train_tokens: int = 0
     stopped_early: bool = False
+    cache_seconds: float = 0.0  # computing what frozen layers output, once, before the epochs
 
 
 def cpu_only() -> bool:

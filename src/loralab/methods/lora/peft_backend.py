@@ -25,7 +25,9 @@ PISSA_INITIAL = "loralab_pissa_initial"
 def lora_config(loaded: LoadedModel, config: TrainConfig):
     from peft import LoraConfig, TaskType
 
-    targets = resolve_targets(loaded.model, loaded.head_modules, config.target_modules, config.lora_rank)
+    targets = resolve_targets(
+        loaded.model, loaded.head_modules, config.target_modules, config.lora_rank, config.lora_layers
+    )
     return LoraConfig(
         task_type=TaskType.SEQ_CLS,
         r=config.lora_rank,

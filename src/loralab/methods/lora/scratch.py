@@ -32,7 +32,9 @@ def _in(name: str, modules: list[str]) -> bool:
 def inject_lora(model: nn.Module, head_modules: list[str], config: TrainConfig) -> dict[str, LoRALinear]:
     """Freeze ``model``, wrap the target layers in :class:`LoRALinear`, make the head (and the
     biases ``config.lora_bias`` asks for) trainable; return the adapters by qualified name."""
-    targets = resolve_targets(model, head_modules, config.target_modules, config.lora_rank)
+    targets = resolve_targets(
+        model, head_modules, config.target_modules, config.lora_rank, config.lora_layers
+    )
     layers = linear_modules(model, head_modules)
     for param in model.parameters():
         param.requires_grad = False
