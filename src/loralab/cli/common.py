@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from loralab.errors import LoralabError
@@ -32,7 +33,8 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except LoralabError as err:
-            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            # escape: messages quote things like loralab[onnx] that Rich would take for markup.
+            err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
             raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("[bold yellow]interrupted[/]", highlight=False)
