@@ -196,3 +196,40 @@ def test_baseline_through_the_cli(synthetic_dir, tmp_path):
     assert result.exit_code == 0, result.output
     result = invoke("predict", out, "good good good")
     assert result.exit_code == 0 and "positive" in result.output
+
+
+def test_predict_with_the_onnx_backend(trained_run):
+    out, _ = trained_run
+    torch_run = invoke("predict", out, "a good film", "a dull plot")
+    onnx_run = invoke("predict", out, "a good film", "a dull plot", "--backend", "onnx")
+    assert onnx_run.exit_code == 0, onnx_run.output
+    labels = [line.split()[-2] for line in torch_run.output.splitlines() if "film" in line or "plot" in line]
+    assert labels and labels == [
+        line.split()[-2] for line in onnx_run.output.splitlines() if "film" in line or "plot" in line
+    ]
+    assert "--int8 goes with --backend onnx" in _error(invoke("predict", out, "x", "--int8"))
+    assert "--backend must be torch or onnx, got 'tpu'" in _error(
+        invoke("predict", out, "x", "--backend", "tpu")
+    )
+
+
+def test_onnx_backend_without_its_extra_names_the_extra(trained_run, monkeypatch):
+    import importlib.util
+
+    out, _ = trained_run
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "onnxscript" else find_spec(name, *a)
+    )
+    message = _error(invoke("predict", out, "x", "--backend", "onnx"))
+    assert "needs onnxscript, which is not installed; run: pip install 'loralab[onnx]'" in message
+
+
+def test_lora_layers_beyond_the_depth_is_one_sentence(tiny_bert, synthetic_dir, tmp_path):
+    message = _error(
+        invoke(
+            "train", synthetic_dir, "--model", tiny_bert, "--lora-layers", 5, "--output-dir", tmp_path / "r"
+        )
+    )
+    assert "--lora-layers 5 is more than this model's depth: it has 2 encoder layers" in message
+    assert not (tmp_path / "r").exists()

@@ -71,3 +71,60 @@ def test_export_refuses_a_non_empty_folder_and_embedding_runs(tiny_bert, synthet
         export_run(embed.folder, tmp_path / "e-out")
     assert not (tmp_path / "e-out").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".e-out")]
+
+
+@pytest.mark.parametrize("method", ["lora", "lora-scratch", "full"])
+def test_onnx_export_and_backend_predict_like_the_run(method, tiny_bert, synthetic_dir, tmp_path):
+    from loralab.runs.onnx import load_onnx
+
+    config = TrainConfig(method=method, model=str(tiny_bert), epochs=1, lr=5e-3, lora_rank=2)
+    run = train_run(synthetic_dir, config, tmp_path / "run", progress=False)
+    expected = load_run(run.folder).predict_proba(TEXTS)
+    result = export_run(run.folder, tmp_path / "out", onnx=True, int8=True)
+    assert result["onnx_max_difference"] <= 1e-4 and 0 <= result["int8_label_agreement"] <= 1
+    assert {"model.onnx", "model.int8.onnx", "labels.json"} <= {p.name for p in (tmp_path / "out").iterdir()}
+    exported = load_onnx(tmp_path / "out")
+    np.testing.assert_allclose(exported.predict_proba(TEXTS), expected, atol=1e-4)
+    assert load_onnx(tmp_path / "out", int8=True).predict_proba(TEXTS).shape == (len(TEXTS), 2)
+    # A run folder is exported once, on first use, into RUN/onnx/.
+    backend = load_onnx(run.folder, progress=False)
+    made = (run.folder / "onnx" / "model.onnx").stat().st_mtime_ns
+    np.testing.assert_allclose(backend.predict_proba(TEXTS), expected, atol=1e-4)
+    assert backend.predict(TEXTS) == load_run(run.folder).predict(TEXTS)
+    load_onnx(run.folder, progress=False)
+    assert (run.folder / "onnx" / "model.onnx").stat().st_mtime_ns == made
+    assert not [p for p in run.folder.iterdir() if p.name.startswith(".onnx.")]
+
+
+def test_onnx_options_are_checked(tiny_bert, synthetic_dir, tmp_path, monkeypatch):
+    import importlib.util
+
+    from loralab.runs.onnx import load_onnx
+
+    run = train_run(synthetic_dir, TrainConfig(method="tfidf-nb"), tmp_path / "run", progress=False)
+    with pytest.raises(LoralabError, match="--int8 goes with --onnx"):
+        export_run(run.folder, tmp_path / "a", int8=True)
+    with pytest.raises(LoralabError, match="--onnx applies to neural runs"):
+        export_run(run.folder, tmp_path / "b", onnx=True)
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else find_spec(name, *a)
+    )
+    with pytest.raises(
+        LoralabError, match=r"needs onnxruntime, which is not installed; run: pip install 'loralab\[onnx\]'"
+    ):
+        load_onnx(run.folder)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("method", ["lora", "lora-scratch"])
+def test_prediction_merges_the_adapters_and_predicts_like_the_run(method, tiny_bert, synthetic_dir, tmp_path):
+    from loralab.runs.predict import load_for_prediction
+
+    config = TrainConfig(method=method, model=str(tiny_bert), epochs=1, lr=5e-3, lora_rank=2)
+    run = train_run(synthetic_dir, config, tmp_path / "run", progress=False)
+    merged = load_for_prediction(run.folder)
+    assert not any("lora" in name for name, _ in merged.model.named_parameters())
+    np.testing.assert_allclose(
+        merged.predict_proba(TEXTS), load_run(run.folder).predict_proba(TEXTS), atol=1e-5
+    )

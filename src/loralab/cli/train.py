@@ -264,10 +264,15 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(
             False, "--resume", help="Continue an interrupted --input/--output job where it stopped."
         ),
+        backend: str = typer.Option(
+            "torch",
+            "--backend",
+            help="torch, or onnx (ONNX Runtime; a run is exported to RUN/onnx/ on first use).",
+        ),
+        int8: bool = typer.Option(False, "--int8", help="With --backend onnx: dynamic int8 weights."),
     ) -> None:
         """Classify texts given on the command line, or a whole file in chunks."""
-        from loralab.runs.predict import predict_file
-        from loralab.runs.train import load_run
+        from loralab.runs.predict import load_for_prediction, predict_file
 
         if bool(input_file) != bool(output_file):
             raise LoralabError("--input and --output go together.")
@@ -275,7 +280,7 @@ def register(app: typer.Typer) -> None:
             raise LoralabError("Give texts to classify, or --input FILE --output FILE.")
         if texts and input_file:
             raise LoralabError("Give texts or --input, not both.")
-        classifier = load_run(run)
+        classifier = load_for_prediction(run, backend, int8)
         if input_file:
             rows = predict_file(
                 classifier, input_file, output_file, text_col, chunk_size, batch_size, resume=resume

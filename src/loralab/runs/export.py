@@ -91,8 +91,31 @@ def _export_pipeline(classifier, folder: Path, texts: list[str]) -> float:
     return np.abs(loaded.predict_proba(texts) - classifier.predict_proba(texts)).max()
 
 
-def export_run(run_dir: str | Path, out: str | Path, *, overwrite: bool = False) -> dict:
-    """Export ``run_dir`` into ``out``; the export is checked against the run before it is kept."""
+def _check_onnx(classifier, folder: Path, texts: list[str], int8: bool) -> tuple[float, float | None]:
+    """Max probability difference of the fp32 ONNX model, and the int8 model's label agreement."""
+    from loralab.runs.onnx import FP32_FILE, INT8_FILE, OnnxClassifier
+
+    expected = classifier.predict_proba(texts)
+    fp32 = OnnxClassifier(
+        folder / FP32_FILE, classifier.tokenizer, classifier.labels, classifier.config.max_length, ""
+    )
+    difference = float(np.abs(fp32.predict_proba(texts) - expected).max())
+    agreement = None
+    if int8:
+        quantized = OnnxClassifier(
+            folder / INT8_FILE, classifier.tokenizer, classifier.labels, classifier.config.max_length, ""
+        )
+        agreement = float((quantized.predict_proba(texts).argmax(-1) == expected.argmax(-1)).mean())
+    return difference, agreement
+
+
+def export_run(
+    run_dir: str | Path, out: str | Path, *, overwrite: bool = False, onnx: bool = False, int8: bool = False
+) -> dict:
+    """Export ``run_dir`` into ``out``; the export is checked against the run before it is kept.
+
+    With ``onnx``, ``model.onnx`` (and with ``int8`` a dynamically quantized ``model.int8.onnx``)
+    is written next to the transformers files, for ``loralab predict OUT --backend onnx``."""
     from loralab.methods.base import TransformerClassifier
     from loralab.methods.baselines import TfidfClassifier
     from loralab.runs.train import load_run
@@ -106,7 +129,19 @@ def export_run(run_dir: str | Path, out: str | Path, *, overwrite: bool = False)
             f"{run_dir}: '{classifier.method}' runs pair the encoder with a scikit-learn model and have "
             "no single-file export; serve them with loralab serve or score files with loralab predict."
         )
+    if int8 and not onnx:
+        raise LoralabError("--int8 goes with --onnx.")
+    if onnx and not isinstance(classifier, TransformerClassifier):
+        raise LoralabError(
+            f"{run_dir}: --onnx applies to neural runs; a '{classifier.method}' run exports as a "
+            "scikit-learn pipeline."
+        )
+    if onnx:
+        from loralab.runs.onnx import require_onnx
+
+        require_onnx()
     texts = _sample_texts(run_dir)
+    onnx_difference = agreement = None
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -114,6 +149,12 @@ def export_run(run_dir: str | Path, out: str | Path, *, overwrite: bool = False)
             difference, kind = _export_transformer(classifier, staging, texts), "transformers"
         else:
             difference, kind = _export_pipeline(classifier, staging, texts), "scikit-learn"
+        if onnx:
+            from loralab.runs.onnx import write_onnx
+
+            write_onnx(classifier, staging, int8)
+            onnx_difference, agreement = _check_onnx(load_run(run_dir), staging, texts, int8)
+            difference = max(difference, onnx_difference)
         if difference > TOLERANCE:
             raise RunError(
                 f"{run_dir}: the exported model predicts differently from the run "
@@ -130,4 +171,6 @@ def export_run(run_dir: str | Path, out: str | Path, *, overwrite: bool = False)
         "folder": str(out),
         "checked_texts": len(texts),
         "max_difference": float(difference),
+        "onnx_max_difference": onnx_difference,
+        "int8_label_agreement": agreement,
     }

@@ -24,6 +24,29 @@ from loralab.runs.train import predictions_frame
 STATE_FILE = "state.json"
 
 
+def load_for_prediction(run: str | Path, backend: str = "torch", int8: bool = False):
+    """The classifier ``loralab predict`` scores with: the run's model with its adapters merged
+    into the weights (one matrix product per layer instead of three), or ONNX Runtime."""
+    from loralab.errors import LoralabError
+    from loralab.methods.base import TransformerClassifier
+    from loralab.models.merge import merge_adapters
+    from loralab.runs.train import load_run
+
+    if backend not in ("torch", "onnx"):
+        raise LoralabError(f"--backend must be torch or onnx, got '{backend}'.")
+    if int8 and backend != "onnx":
+        raise LoralabError("--int8 goes with --backend onnx.")
+    if backend == "onnx":
+        from loralab.runs.onnx import load_onnx
+
+        return load_onnx(run, int8=int8)
+    classifier = load_run(run)
+    if isinstance(classifier, TransformerClassifier):
+        classifier.model, _ = merge_adapters(classifier.model)
+        classifier.model.eval()
+    return classifier
+
+
 def _write_part(frame: pd.DataFrame, path: Path, fmt: str, header: bool) -> None:
     tmp = path.with_name(path.name + ".tmp")
     if fmt in ("csv", "tsv"):
