@@ -60,6 +60,7 @@ class TrainConfig:
     pooling: str = "cls"
     # Execution
     threads: int | None = None
+    precision: str = "auto"  # auto, fp32, bf16, fp16: see loralab.training.precision
     checkpoint_every: int | None = None  # optimizer steps between checkpoints, besides each epoch's end
     report_to: list[str] | None = None  # tensorboard, mlflow, wandb
     trust_remote_code: bool = False
@@ -117,6 +118,10 @@ class TrainConfig:
                 f"--loraplus-lr-ratio must be positive, got {self.loraplus_lr_ratio}.",
             ),
             (self.threads is None or self.threads >= 1, f"--threads must be ≥ 1, got {self.threads}."),
+            (
+                self.precision in ("auto", "fp32", "bf16", "fp16"),
+                f"--precision must be one of auto, fp32, bf16, fp16; got '{self.precision}'.",
+            ),
             (
                 self.checkpoint_every is None or self.checkpoint_every >= 1,
                 f"--checkpoint-every must be ≥ 1, got {self.checkpoint_every}.",

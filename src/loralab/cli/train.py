@@ -148,6 +148,11 @@ def register(app: typer.Typer) -> None:
         ),
         seed: int | None = typer.Option(None, "--seed"),
         threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
+        precision: str | None = typer.Option(
+            None,
+            "--precision",
+            help="auto (bf16 autocast where measured faster, else fp32), fp32, bf16, or fp16 (GPU).",
+        ),
         tfidf_ngram_max: int | None = typer.Option(
             None, "--tfidf-ngram-max", help="TF-IDF baselines: longest n-gram (2)."
         ),
@@ -190,6 +195,7 @@ def register(app: typer.Typer) -> None:
             patience=patience,
             seed=seed,
             threads=threads,
+            precision=precision,
             checkpoint_every=checkpoint_every,
             report_to=report_to,
         )

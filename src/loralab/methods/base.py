@@ -234,6 +234,7 @@ class NeuralMethod(Method):
             "train_seconds": result.train_seconds,
             "train_tokens": result.train_tokens,
             "cache_seconds": result.cache_seconds,
+            "precision": result.precision,
             "lr": lr,
             "epochs": epochs,
             "batch_size": batch_size,

@@ -195,6 +195,7 @@ def train_run(
                 "lr": facts.get("lr"),
                 "epochs": facts.get("epochs"),
                 "batch_size": facts.get("batch_size"),
+                "precision": facts.get("precision"),
             },
             head_modules=facts.get("head_modules"),
             newly_initialised=facts.get("newly_initialised"),

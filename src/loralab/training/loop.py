@@ -25,6 +25,7 @@ from loralab.training import checkpoints as checkpoint_files
 from loralab.training.batching import LengthBucketBatches, collate
 from loralab.training.checkpoints import Checkpointing
 from loralab.training.fast import cpu_fast_paths
+from loralab.training.precision import autocast, resolve_precision
 
 
 @dataclass
@@ -36,12 +37,28 @@ class TrainResult:
     train_tokens: int = 0
     stopped_early: bool = False
     cache_seconds: float = 0.0  # computing what frozen layers output, once, before the epochs
+    precision: str = "fp32"  # what the matrix products ran in (see loralab.training.precision)
 
 
 def cpu_only() -> bool:
     """No accelerator here. Accelerate then needs ``cpu=True`` to run DDP over gloo when
     launched by torchrun; on a GPU or Apple machine it picks the device itself."""
     return not (torch.cuda.is_available() or torch.backends.mps.is_available())
+
+
+def _accelerate_precision(precision: str) -> str:
+    """Accelerate's ``mixed_precision`` for ``precision``. Only fp16 goes through Accelerate
+    (it needs loss scaling); bf16 is a plain autocast around the forward pass, so evaluation
+    and the trained model stay fp32. Accelerate keeps its setting in a process-wide singleton
+    that refuses a change, and one process may train several models (compare, sweeps), so the
+    singleton is reset when the setting differs."""
+    from accelerate.state import AcceleratorState
+
+    wanted = "fp16" if precision == "fp16" else "no"
+    current = AcceleratorState._shared_state.get("_mixed_precision")
+    if current is not None and current != wanted:
+        AcceleratorState._reset_state()
+    return wanted
 
 
 def set_seed(seed: int) -> None:
@@ -111,7 +128,13 @@ def _train_model(
     if config.threads:
         torch.set_num_threads(config.threads)
     set_seed(config.seed)
-    accelerator = Accelerator(gradient_accumulation_steps=config.grad_accum_steps, cpu=cpu_only())
+    device = torch.device("cpu" if cpu_only() else "cuda" if torch.cuda.is_available() else "mps")
+    precision = resolve_precision(config.precision, device)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=config.grad_accum_steps,
+        cpu=cpu_only(),
+        mixed_precision=_accelerate_precision(precision),
+    )
     progress = progress and accelerator.is_local_main_process
     sampler = LengthBucketBatches([len(x) for x in train_ids], config.batch_size, config.seed)
     loader = DataLoader(
@@ -130,7 +153,7 @@ def _train_model(
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     trainable = [p for p in model.parameters() if p.requires_grad]
 
-    result = TrainResult()
+    result = TrainResult(precision=precision)
     best_state: dict[str, torch.Tensor] | None = None
     stale = 0
     # Where training stands; all of it goes into a checkpoint.
@@ -186,7 +209,8 @@ def _train_model(
                 torch.set_rng_state(resume_rng)
             labels = batch.pop("labels")
             with accelerator.accumulate(model):
-                logits = model(**batch).logits
+                with autocast(precision, device):
+                    logits = model(**batch).logits
                 loss = F.cross_entropy(logits.float(), labels)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and config.max_grad_norm:
@@ -251,7 +275,7 @@ def _train_model(
         if checkpoints is not None and epoch < epochs and not result.stopped_early:
             checkpoint()
     result.train_seconds = time.perf_counter() - start
-    unwrapped = accelerator.unwrap_model(model)
+    unwrapped = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
     if best_state is not None and result.best_epoch != len(result.history):
         with torch.no_grad():
             params = dict(unwrapped.named_parameters())

@@ -1,0 +1,73 @@
+"""Training precision: auto picks bf16 only where it is measured faster; models stay fp32."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from loralab.config import TrainConfig
+from loralab.errors import LoralabError
+from loralab.runs.train import load_run, train_run
+from loralab.training import precision as precision_module
+from loralab.training.precision import resolve_precision
+
+CPU = torch.device("cpu")
+has_bf16 = pytest.mark.skipif(not precision_module.cpu_has_bf16(), reason="this CPU has no bf16 instructions")
+
+
+@pytest.mark.parametrize(("speedup", "expected"), [(3.0, "bf16"), (1.1, "fp32"), (0.0, "fp32")])
+def test_auto_takes_bf16_on_a_cpu_only_when_it_is_faster(speedup, expected, monkeypatch):
+    monkeypatch.setattr(precision_module, "cpu_bf16_speedup", lambda: speedup)
+    assert resolve_precision("auto", CPU) == expected
+    assert resolve_precision("fp32", CPU) == "fp32"
+
+
+def test_precision_mistakes_are_one_sentence(monkeypatch):
+    with pytest.raises(LoralabError, match="--precision fp16 needs a CUDA GPU; this run is on cpu"):
+        resolve_precision("fp16", CPU)
+    monkeypatch.setattr(precision_module, "cpu_has_bf16", lambda: False)
+    with pytest.raises(LoralabError, match="this CPU has no bf16 instructions"):
+        resolve_precision("bf16", CPU)
+    with pytest.raises(LoralabError, match="--precision must be one of auto, fp32, bf16, fp16; got 'fp8'"):
+        TrainConfig(precision="fp8")
+
+
+def test_measured_speedup_is_a_ratio_of_timings():
+    speedup = precision_module.cpu_bf16_speedup()
+    assert speedup == 0.0 if not precision_module.cpu_has_bf16() else speedup > 0
+
+
+@has_bf16
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_bf16_trains_in_bf16_and_keeps_an_fp32_model(method, tiny_bert, synthetic_dir, tmp_path):
+    seen: list[torch.dtype] = []
+
+    def record(module, inputs, output):
+        seen.append(output.dtype)
+
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda module, i, o: record(module, i, o) if isinstance(module, torch.nn.Linear) else None
+    )
+    try:
+        config = TrainConfig(method=method, model=str(tiny_bert), epochs=1, lr=5e-3, precision="bf16")
+        run = train_run(synthetic_dir, config, tmp_path / "run", progress=False)
+    finally:
+        hook.remove()
+    assert torch.bfloat16 in seen  # the training forward ran under autocast ...
+    assert torch.float32 in seen  # ... and evaluation did not
+    manifest = json.loads((run.folder / "manifest.json").read_text())
+    assert manifest["resolved"]["precision"] == "bf16"
+    reloaded = load_run(run.folder)
+    assert all(p.dtype == torch.float32 for p in reloaded.model.parameters())
+    texts = ["a good film", "a dull plot", "good good", "bad bad bad"]
+    in_process = run.classifier.predict_proba(texts)
+    np.testing.assert_allclose(reloaded.predict_proba(texts), in_process, atol=1e-5)
+
+
+def test_fp32_run_records_its_precision(tiny_bert, synthetic_dir, tmp_path):
+    config = TrainConfig(method="lora", model=str(tiny_bert), epochs=1, lr=5e-3, precision="fp32")
+    run = train_run(synthetic_dir, config, tmp_path / "run", progress=False)
+    assert json.loads((run.folder / "manifest.json").read_text())["resolved"]["precision"] == "fp32"
