@@ -8,12 +8,15 @@ Recipes, each in its own process (so peak memory is its own):
   b  a well-configured Trainer + PEFT: dynamic padding, ``train_sampling_strategy="group_by_length"``;
   c  loralab with its defaults (``loralab.runs.train.train_run``, method ``lora``);
   d  loralab with ``--lora-layers K`` (LoRA on the top K layers, the frozen ones cached; the
-     caching pass counts as training time).
+     caching pass counts as training time);
+  e  recipe b with ``bf16=True`` (the Trainer's CPU autocast), for the precision loralab's
+     ``auto`` picks on CPUs with bf16 instructions.
 All use LoRA r=8, alpha=16, dropout 0.1 on query/value, lr 1e-3, batch 32, 3 epochs, linear
 schedule with 6 % warm-up, weight decay 0.01, max length 128, seed 42. Training time excludes
 evaluation. Useful-token utilisation = non-padding tokens/s × training FLOP per token / the
-fp32 GEMM rate measured at the start of the run. Prediction: 🤗 ``pipeline`` on the PEFT model
-against ``loralab predict`` (the run's classifier), on the test split. Time to accuracy: the
+GEMM rate, in the precision the recipe trained in, measured at the start of the run.
+Prediction: 🤗 ``pipeline`` on the PEFT model against ``loralab predict`` (the run's
+classifier, fp32), on the test split. Time to accuracy: the
 training time (evaluation excluded) until the validation accuracy, measured after every epoch,
 first reaches ``--target`` (0.80).
 """
@@ -37,13 +40,14 @@ import pandas as pd
 LR, BATCH, RANK, ALPHA, DROPOUT, MAX_LENGTH, SEED = 1e-3, 32, 8, 16, 0.1, 128, 42
 
 
-def gemm_peak() -> float:
-    """Best fp32 GEMM rate (GFLOP/s) over a few square sizes, with the threads torch uses."""
+def gemm_peak(dtype_name: str = "fp32") -> float:
+    """Best GEMM rate (GFLOP/s) over a few square sizes, with the threads torch uses."""
     import torch
 
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
     best = 0.0
     for n in (1024, 2048):
-        a, b = torch.randn(n, n), torch.randn(n, n)
+        a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
         for _ in range(3):
             a @ b
         begin, repeats = time.perf_counter(), 10
@@ -176,7 +180,8 @@ def trainer_recipe(data: Path, model_name: str, epochs: int, recipe: str) -> dic
             seed=SEED,
             use_cpu=True,
             disable_tqdm=True,
-            train_sampling_strategy="group_by_length" if recipe == "b" else "random",
+            train_sampling_strategy="random" if recipe == "a" else "group_by_length",
+            bf16=recipe == "e",
             dataloader_num_workers=0,
         )
         trainer = Trainer(
@@ -204,12 +209,14 @@ def trainer_recipe(data: Path, model_name: str, epochs: int, recipe: str) -> dic
         "predict_seconds": predict_seconds,
         "predict_texts": len(test),
         "curve": curve.rows,
+        "precision": "bf16" if recipe == "e" else "fp32",
     }
 
 
 def loralab_recipe(data: Path, model_name: str, epochs: int, lora_layers: int | None = None) -> dict:
     from loralab.config import TrainConfig
-    from loralab.runs.train import load_run, train_run
+    from loralab.runs.predict import load_for_prediction
+    from loralab.runs.train import train_run
 
     config = TrainConfig(
         method="lora",
@@ -224,7 +231,7 @@ def loralab_recipe(data: Path, model_name: str, epochs: int, lora_layers: int | 
     with tempfile.TemporaryDirectory() as tmp:
         run = train_run(data, config, Path(tmp) / "run", progress=False)
         history = pd.read_csv(Path(tmp) / "run" / "history.csv")
-        classifier = load_run(Path(tmp) / "run")
+        classifier = load_for_prediction(Path(tmp) / "run")  # what loralab predict uses
         test = read(data, "test")
         begin = time.perf_counter()
         predicted = classifier.predict(test["text"].tolist())
@@ -245,12 +252,13 @@ def loralab_recipe(data: Path, model_name: str, epochs: int, lora_layers: int | 
         "predict_seconds": predict_seconds,
         "predict_texts": len(test),
         "predict_accuracy": float(np.mean(np.array(predicted) == test["label"].to_numpy())),
+        "precision": run.manifest["resolved"]["precision"],
     }
 
 
 def child(args) -> None:
     data = Path(args.data)
-    if args.recipe in ("a", "b"):
+    if args.recipe in ("a", "b", "e"):
         result = trainer_recipe(data, args.model, args.epochs, args.recipe)
     else:
         layers = args.lora_layers if args.recipe == "d" else None
@@ -265,7 +273,7 @@ def main() -> None:
     )
     parser.add_argument("data")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--recipes", default="a,b,c,d")
+    parser.add_argument("--recipes", default="a,b,c,d,e")
     parser.add_argument("--lora-layers", type=int, default=2, help="K for recipe d (2).")
     parser.add_argument("--target", type=float, default=0.80, help="Validation accuracy to reach.")
     parser.add_argument("--model", default=None, help="Default: loralab's embedded MiniLM.")
@@ -279,14 +287,18 @@ def main() -> None:
         return child(args)
     import torch
 
-    peak = gemm_peak()
+    peaks = {"fp32": gemm_peak("fp32")}
+    from loralab.training.precision import cpu_has_bf16
+
+    if cpu_has_bf16():
+        peaks["bf16"] = gemm_peak("bf16")
     from loralab.models.loading import resolve_model
 
     flop = training_flop_per_token(resolve_model(args.model))
     results = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads",
-        "gemm_peak_gflops": round(peak, 1),
+        "gemm_peak_gflops": {name: round(value, 1) for name, value in peaks.items()},
         "training_mflop_per_token": round(flop / 1e6, 1),
         "epochs": args.epochs,
         "target_val_accuracy": args.target,
@@ -305,7 +317,7 @@ def main() -> None:
         r = json.loads(lines[-1][len("RESULT ") :])
         r["texts_per_second"] = r["train_texts"] / r["train_seconds"]
         r["useful_tokens_per_second"] = r["useful_tokens"] / r["train_seconds"]
-        r["utilisation"] = r["useful_tokens_per_second"] * flop / (peak * 1e9)
+        r["utilisation"] = r["useful_tokens_per_second"] * flop / (peaks[r["precision"]] * 1e9)
         r["predict_texts_per_second"] = r["predict_texts"] / r["predict_seconds"]
         r["seconds_to_target"] = time_to_target(r["curve"], args.target)
         results["recipes"][recipe] = r
@@ -318,10 +330,11 @@ def main() -> None:
             "predict_c_over_pipeline_b": got["c"]["predict_texts_per_second"]
             / got["b"]["predict_texts_per_second"],
         }
-    if {"b", "d"} <= set(got):
-        results.setdefault("ratios", {})["train_d_over_b"] = (
-            got["d"]["texts_per_second"] / got["b"]["texts_per_second"]
-        )
+    for first, second in (("d", "b"), ("c", "e")):
+        if {first, second} <= set(got):
+            results.setdefault("ratios", {})[f"train_{first}_over_{second}"] = (
+                got[first]["texts_per_second"] / got[second]["texts_per_second"]
+            )
     out = Path(__file__).with_name("results") / f"speed_vs_trainer-{Path(args.data.rstrip('/')).name}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

@@ -1,0 +1,93 @@
+"""Prediction throughput and accuracy of one LoRA run: 🤗 pipeline against loralab's backends.
+
+    python benchmarks/predict_backends.py RUN DATA [--repeats 3]
+
+On the test split of DATA, in one process, each timed ``--repeats`` times (best kept) after
+one warm-up pass:
+  pipeline     🤗 ``pipeline("text-classification", batch_size=64)`` on the run's PEFT model;
+  torch        ``loralab predict`` (adapters merged, first-token last layer, sorted batches);
+  onnx         ``loralab predict --backend onnx`` (ONNX Runtime, fp32);
+  onnx-int8    ``loralab predict --backend onnx --int8`` (dynamic int8 MatMul weights).
+The ONNX files are made in a temporary copy of the run, so the run folder is not changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def timed(predict, texts: list[str], repeats: int) -> tuple[float, list[str]]:
+    labels = predict(texts)
+    best = float("inf")
+    for _ in range(repeats):
+        begin = time.perf_counter()
+        predict(texts)
+        best = min(best, time.perf_counter() - begin)
+    return len(texts) / best, labels
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("run")
+    parser.add_argument("data")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from transformers import pipeline
+
+    from loralab.runs.predict import load_for_prediction
+    from loralab.runs.train import load_run
+
+    test = pd.read_csv(Path(args.data) / "test.csv")
+    texts, truth = test["text"].astype(str).tolist(), test["label"].astype(str).to_numpy()
+    results = {
+        "machine": f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads",
+        "run": args.run,
+        "texts": len(texts),
+        "backends": {},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "run"
+        shutil.copytree(args.run, run, ignore=shutil.ignore_patterns("onnx", "predictions", "*.png"))
+        peft = load_run(run)
+        classify = pipeline("text-classification", model=peft.model, tokenizer=peft.tokenizer, device=-1)
+
+        def with_pipeline(batch: list[str]) -> list[str]:
+            answers = classify(batch, batch_size=64, truncation=True, max_length=peft.config.max_length)
+            return [a["label"] for a in answers]
+
+        backends = {
+            "pipeline": with_pipeline,
+            "torch": load_for_prediction(run).predict,
+            "onnx": load_for_prediction(run, "onnx").predict,
+            "onnx-int8": load_for_prediction(run, "onnx", int8=True).predict,
+        }
+        for name, predict in backends.items():
+            rate, labels = timed(predict, texts, args.repeats)
+            accuracy = float(np.mean(np.array(labels) == truth))
+            results["backends"][name] = {"texts_per_second": rate, "test_accuracy": accuracy}
+            print(f"{name:10s} {rate:7.1f} texts/s  accuracy {accuracy:.4f}", flush=True)
+    pipeline_rate = results["backends"]["pipeline"]["texts_per_second"]
+    results["over_pipeline"] = {
+        name: got["texts_per_second"] / pipeline_rate for name, got in results["backends"].items()
+    }
+    out = Path(__file__).with_name("results") / f"predict_backends-{Path(args.data.rstrip('/')).name}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results["over_pipeline"], indent=2))
+
+
+if __name__ == "__main__":
+    main()
