@@ -91,21 +91,19 @@ def _export_pipeline(classifier, folder: Path, texts: list[str]) -> float:
     return np.abs(loaded.predict_proba(texts) - classifier.predict_proba(texts)).max()
 
 
-def _check_onnx(classifier, folder: Path, texts: list[str], int8: bool) -> tuple[float, float | None]:
-    """Max probability difference of the fp32 ONNX model, and the int8 model's label agreement."""
+def _check_onnx(classifier, expected: np.ndarray, folder: Path, texts: list[str], int8: bool):
+    """Max probability difference of the fp32 ONNX model from the run's ``expected``
+    probabilities, and the int8 model's label agreement with them (None without ``int8``)."""
     from loralab.runs.onnx import FP32_FILE, INT8_FILE, OnnxClassifier
 
-    expected = classifier.predict_proba(texts)
-    fp32 = OnnxClassifier(
-        folder / FP32_FILE, classifier.tokenizer, classifier.labels, classifier.config.max_length, ""
-    )
-    difference = float(np.abs(fp32.predict_proba(texts) - expected).max())
-    agreement = None
-    if int8:
-        quantized = OnnxClassifier(
-            folder / INT8_FILE, classifier.tokenizer, classifier.labels, classifier.config.max_length, ""
+    def session(name: str) -> np.ndarray:
+        onnx = OnnxClassifier(
+            folder / name, classifier.tokenizer, classifier.labels, classifier.config.max_length, ""
         )
-        agreement = float((quantized.predict_proba(texts).argmax(-1) == expected.argmax(-1)).mean())
+        return onnx.predict_proba(texts)
+
+    difference = float(np.abs(session(FP32_FILE) - expected).max())
+    agreement = float((session(INT8_FILE).argmax(-1) == expected.argmax(-1)).mean()) if int8 else None
     return difference, agreement
 
 
@@ -142,6 +140,8 @@ def export_run(
         require_onnx()
     texts = _sample_texts(run_dir)
     onnx_difference = agreement = None
+    # The run's own probabilities, taken before the export folds the adapters into its model.
+    expected = classifier.predict_proba(texts) if onnx else None
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -153,7 +153,7 @@ def export_run(
             from loralab.runs.onnx import write_onnx
 
             write_onnx(classifier, staging, int8)
-            onnx_difference, agreement = _check_onnx(load_run(run_dir), staging, texts, int8)
+            onnx_difference, agreement = _check_onnx(classifier, expected, staging, texts, int8)
             difference = max(difference, onnx_difference)
         if difference > TOLERANCE:
             raise RunError(
