@@ -6,6 +6,7 @@ On the test split of DATA, in one process, each timed ``--repeats`` times (best 
 one warm-up pass:
   pipeline     🤗 ``pipeline("text-classification", batch_size=64)`` on the run's PEFT model;
   torch        ``loralab predict`` (adapters merged, first-token last layer, sorted batches);
+  torch-bf16   ``loralab predict --precision bf16`` (bf16 autocast; on CPUs with bf16 only);
   onnx         ``loralab predict --backend onnx`` (ONNX Runtime, fp32);
   onnx-int8    ``loralab predict --backend onnx --int8`` (dynamic int8 MatMul weights).
 The ONNX files are made in a temporary copy of the run, so the run folder is not changed.
@@ -49,6 +50,7 @@ def main() -> None:
 
     from loralab.runs.predict import load_for_prediction
     from loralab.runs.train import load_run
+    from loralab.training.precision import cpu_has_bf16
 
     test = pd.read_csv(Path(args.data) / "test.csv")
     texts, truth = test["text"].astype(str).tolist(), test["label"].astype(str).to_numpy()
@@ -71,6 +73,7 @@ def main() -> None:
         backends = {
             "pipeline": with_pipeline,
             "torch": load_for_prediction(run).predict,
+            **({"torch-bf16": load_for_prediction(run, precision="bf16").predict} if cpu_has_bf16() else {}),
             "onnx": load_for_prediction(run, "onnx").predict,
             "onnx-int8": load_for_prediction(run, "onnx", int8=True).predict,
         }

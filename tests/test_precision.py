@@ -10,6 +10,7 @@ import torch
 
 from loralab.config import TrainConfig
 from loralab.errors import LoralabError
+from loralab.runs.predict import load_for_prediction
 from loralab.runs.train import load_run, train_run
 from loralab.training import precision as precision_module
 from loralab.training.precision import resolve_precision
@@ -67,7 +68,45 @@ def test_bf16_trains_in_bf16_and_keeps_an_fp32_model(method, tiny_bert, syntheti
     np.testing.assert_allclose(reloaded.predict_proba(texts), in_process, atol=1e-5)
 
 
-def test_fp32_run_records_its_precision(tiny_bert, synthetic_dir, tmp_path):
+@pytest.fixture
+def fp32_run(tiny_bert, synthetic_dir, tmp_path):
     config = TrainConfig(method="lora", model=str(tiny_bert), epochs=1, lr=5e-3, precision="fp32")
-    run = train_run(synthetic_dir, config, tmp_path / "run", progress=False)
-    assert json.loads((run.folder / "manifest.json").read_text())["resolved"]["precision"] == "fp32"
+    return train_run(synthetic_dir, config, tmp_path / "run", progress=False)
+
+
+def test_fp32_run_records_its_precision(fp32_run):
+    assert json.loads((fp32_run.folder / "manifest.json").read_text())["resolved"]["precision"] == "fp32"
+
+
+def test_prediction_is_fp32_unless_asked(fp32_run):
+    texts = ["a good film", "a dull plot", "good good", "bad bad bad"]
+    classifier = load_for_prediction(fp32_run.folder)
+    assert classifier.precision == "fp32"
+    expected = fp32_run.classifier.predict_proba(texts)
+    np.testing.assert_allclose(classifier.predict_proba(texts), expected, atol=1e-5)
+
+
+@has_bf16
+def test_bf16_prediction_multiplies_in_bf16_and_stays_close(fp32_run):
+    texts = ["a good film", "a dull plot", "good good", "bad bad bad"] * 8
+    classifier = load_for_prediction(fp32_run.folder, precision="bf16")
+    seen: list[torch.dtype] = []
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda module, i, o: seen.append(o.dtype) if isinstance(module, torch.nn.Linear) else None
+    )
+    try:
+        fast = classifier.predict_proba(texts)
+    finally:
+        hook.remove()
+    assert classifier.precision == "bf16" and set(seen) == {torch.bfloat16}
+    assert all(p.dtype == torch.float32 for p in classifier.model.parameters())
+    np.testing.assert_allclose(fast, load_for_prediction(fp32_run.folder).predict_proba(texts), atol=0.02)
+
+
+def test_prediction_precision_mistakes_are_one_sentence(fp32_run, synthetic_dir, tmp_path):
+    with pytest.raises(LoralabError, match="--precision goes with --backend torch"):
+        load_for_prediction(fp32_run.folder, "onnx", precision="bf16")
+    config = TrainConfig(method="tfidf-logreg")
+    baseline = train_run(synthetic_dir, config, tmp_path / "tfidf", progress=False)
+    with pytest.raises(LoralabError, match="is a 'tfidf-logreg' run, which predicts in full precision"):
+        load_for_prediction(baseline.folder, precision="bf16")

@@ -276,6 +276,11 @@ def register(app: typer.Typer) -> None:
             help="torch, or onnx (ONNX Runtime; a run is exported to RUN/onnx/ on first use).",
         ),
         int8: bool = typer.Option(False, "--int8", help="With --backend onnx: dynamic int8 weights."),
+        precision: str = typer.Option(
+            "fp32",
+            "--precision",
+            help="fp32 (the run's own numbers), bf16 or fp16 autocast, or auto (bf16 where measured faster).",
+        ),
     ) -> None:
         """Classify texts given on the command line, or a whole file in chunks."""
         from loralab.runs.predict import load_for_prediction, predict_file
@@ -286,7 +291,7 @@ def register(app: typer.Typer) -> None:
             raise LoralabError("Give texts to classify, or --input FILE --output FILE.")
         if texts and input_file:
             raise LoralabError("Give texts or --input, not both.")
-        classifier = load_for_prediction(run, backend, int8)
+        classifier = load_for_prediction(run, backend, int8, precision)
         if input_file:
             rows = predict_file(
                 classifier, input_file, output_file, text_col, chunk_size, batch_size, resume=resume

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from loralab.training.batching import collate, encode, sorted_batches
+from loralab.training.precision import autocast
 
 
 def predict_logits(
@@ -18,13 +19,15 @@ def predict_logits(
     max_length: int,
     batch_size: int = 128,
     device: torch.device | str | None = None,
+    precision: str = "fp32",
 ) -> np.ndarray:
-    """Logits ``(N, num_labels)`` in the order of ``texts``."""
+    """Logits ``(N, num_labels)`` in the order of ``texts``; ``precision`` is a resolved one
+    (fp32, bf16 or fp16, see :mod:`loralab.training.precision`)."""
     if len(texts) == 0:
         return np.zeros((0, model.config.num_labels), dtype=np.float32)
     ids = encode(tokenizer, texts, max_length)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    return predict_logits_from_ids(model, ids, pad, batch_size, device)
+    return predict_logits_from_ids(model, ids, pad, batch_size, device, precision)
 
 
 def predict_logits_from_ids(
@@ -33,13 +36,14 @@ def predict_logits_from_ids(
     pad: int,
     batch_size: int = 128,
     device: torch.device | str | None = None,
+    precision: str = "fp32",
 ) -> np.ndarray:
     """Logits for token ids that are already encoded, batched longest first."""
-    device = device or next(model.parameters()).device
+    device = torch.device(device or next(model.parameters()).device)
     out = np.zeros((len(ids), model.config.num_labels), dtype=np.float32)
     was_training = model.training
     model.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(precision, device, inference=True):
         for batch_idx in sorted_batches([len(x) for x in ids], batch_size):
             batch = collate([ids[i] for i in batch_idx], pad)
             logits = model(**{k: v.to(device) for k, v in batch.items()}).logits

@@ -162,6 +162,7 @@ class TransformerClassifier(Classifier):
         self.config = config
         self.head_modules = head_modules
         self.owner = owner
+        self.precision = "fp32"  # of prediction; loralab.runs.predict.load_for_prediction sets it
 
     def predict_logits(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         return predict_logits(
@@ -170,6 +171,7 @@ class TransformerClassifier(Classifier):
             texts,
             self.config.max_length,
             batch_size or self.config.eval_batch_size,
+            precision=self.precision,
         )
 
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:

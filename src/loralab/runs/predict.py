@@ -24,18 +24,23 @@ from loralab.runs.train import predictions_frame
 STATE_FILE = "state.json"
 
 
-def load_for_prediction(run: str | Path, backend: str = "torch", int8: bool = False):
+def load_for_prediction(run: str | Path, backend: str = "torch", int8: bool = False, precision: str = "fp32"):
     """The classifier ``loralab predict`` scores with: the run's model with its adapters merged
-    into the weights (one matrix product per layer instead of three), or ONNX Runtime."""
+    into the weights (one matrix product per layer instead of three), or ONNX Runtime.
+    ``precision`` (torch backend, transformer runs) is fp32, or bf16/fp16 autocast, or auto
+    (bf16 where :mod:`loralab.training.precision` measures it faster)."""
     from loralab.errors import LoralabError
     from loralab.methods.base import TransformerClassifier
     from loralab.models.merge import merge_adapters
     from loralab.runs.train import load_run
+    from loralab.training.precision import resolve_precision
 
     if backend not in ("torch", "onnx"):
         raise LoralabError(f"--backend must be torch or onnx, got '{backend}'.")
     if int8 and backend != "onnx":
         raise LoralabError("--int8 goes with --backend onnx.")
+    if precision != "fp32" and backend != "torch":
+        raise LoralabError("--precision goes with --backend torch; the ONNX models are fp32 (or --int8).")
     if backend == "onnx":
         from loralab.runs.onnx import load_onnx
 
@@ -44,6 +49,12 @@ def load_for_prediction(run: str | Path, backend: str = "torch", int8: bool = Fa
     if isinstance(classifier, TransformerClassifier):
         classifier.model, _ = merge_adapters(classifier.model)
         classifier.model.eval()
+        classifier.precision = resolve_precision(precision, next(classifier.model.parameters()).device)
+    elif precision != "fp32":
+        raise LoralabError(
+            f"--precision applies to runs that fine-tune a transformer; {run} is a "
+            f"'{classifier.method}' run, which predicts in full precision."
+        )
     return classifier
 
 

@@ -9,7 +9,9 @@
 - elsewhere (Apple GPUs), fp32.
 
 Autocast runs the matrix products in bf16; the weights, the optimizer and the loss stay in
-fp32, and a trained model is saved, evaluated and served in fp32.
+fp32, and a trained model is saved and evaluated in fp32. Prediction runs in fp32 unless
+asked otherwise (``loralab predict --precision auto|bf16``), so its probabilities are the
+ones the run's report was computed from.
 """
 
 from __future__ import annotations
@@ -75,9 +77,14 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """The forward pass's context: bf16 autocast, or nothing (fp16 goes through Accelerate,
-    which pairs it with loss scaling)."""
+def autocast(
+    precision: str, device: torch.device, *, inference: bool = False
+) -> contextlib.AbstractContextManager:
+    """The forward pass's context: bf16 autocast, or nothing. In training fp16 goes through
+    Accelerate, which pairs it with loss scaling; in ``inference`` (no gradients, nothing to
+    scale) fp16 is a plain autocast too."""
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision == "fp16" and inference:
+        return torch.autocast(device.type, dtype=torch.float16)
     return contextlib.nullcontext()
