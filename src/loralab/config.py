@@ -15,6 +15,18 @@ from loralab.errors import LoralabError, closest
 
 CONFIG_VERSION = 1
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+TRACKERS = ("tensorboard", "mlflow", "wandb")  # --report-to; see loralab.runs.tracking
+
+
+def check_tracker_names(names: list[str] | None) -> list[str]:
+    """Validated tracker names; ``none`` alone means no tracking."""
+    names = [n.strip().lower() for n in names or [] if n.strip()]
+    if names == ["none"]:
+        return []
+    unknown = [n for n in names if n not in TRACKERS]
+    if unknown:
+        raise LoralabError(f"--report-to {unknown[0]}: choose from {', '.join(TRACKERS)} or none.")
+    return names
 
 
 @dataclass
@@ -72,9 +84,7 @@ class TrainConfig:
         if isinstance(self.report_to, str):
             self.report_to = [t.strip() for t in self.report_to.split(",") if t.strip()]
         if self.report_to:
-            from loralab.runs.tracking import check_names
-
-            self.report_to = check_names(self.report_to) or None
+            self.report_to = check_tracker_names(self.report_to) or None
         checks = [
             (self.max_length >= 8, f"--max-length must be at least 8, got {self.max_length}."),
             (self.epochs is None or self.epochs >= 1, f"--epochs must be ≥ 1, got {self.epochs}."),

@@ -13,19 +13,8 @@ from pathlib import Path
 
 from loralab.errors import LoralabError
 
-TRACKERS = ("tensorboard", "mlflow", "wandb")
+# The tracker names are checked in loralab.config (TRACKERS), with the rest of the settings.
 EXTRA = {"tensorboard": "tensorboard", "mlflow": "mlflow-skinny", "wandb": "wandb"}
-
-
-def check_names(names: list[str] | None) -> list[str]:
-    """Validated tracker names; ``none`` alone means no tracking."""
-    names = [n.strip().lower() for n in names or [] if n.strip()]
-    if names == ["none"]:
-        return []
-    unknown = [n for n in names if n not in TRACKERS]
-    if unknown:
-        raise LoralabError(f"--report-to {unknown[0]}: choose from {', '.join(TRACKERS)} or none.")
-    return names
 
 
 def _flat(config: dict) -> dict:
