@@ -197,3 +197,46 @@ def test_model_files_of_another_kind_are_refused(synthetic_dir, tmp_path):
     info_path.write_text(json.dumps(info))
     with pytest.raises(RunError, match="the saved linear model .* is missing"):
         load_run(run.folder)
+
+
+def test_compare_repeats_every_seeded_method_per_seed(tiny_bert, synthetic_dir, tmp_path):
+    # lora-scratch was once left out of the seeded methods and trained only once.
+    out = tmp_path / "cmp"
+    result = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            str(synthetic_dir),
+            "--methods",
+            "lora-scratch,tfidf-nb",
+            "--seeds",
+            "3",
+            "--model",
+            str(tiny_bert),
+            "--output-dir",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    assert sorted(r["run"] for r in runs) == [
+        "lora-scratch-seed42",
+        "lora-scratch-seed43",
+        "lora-scratch-seed44",
+        "tfidf-nb",
+    ]
+    summary = {r["method"]: r for r in json.loads((out / "results.json").read_text())["summary"]}
+    assert summary["lora-scratch"]["seeds"] == 3 and summary["tfidf-nb"]["seeds"] == 1
+
+
+def test_run_plan_follows_the_seeded_trait_of_every_method():
+    from loralab.methods import get_method, method_names
+    from loralab.runs.compare import run_plan
+
+    for name in method_names():
+        plan = run_plan([name], seeds=2, first_seed=7, sizes=[None, 8])
+        expected_seeds = [7, 8] if get_method(name).seeded else [7]
+        assert [p.seed for p in plan] == expected_seeds * 2, name
+        assert len({(p.train_size, p.folder_name) for p in plan}) == len(plan), name
+    # Whatever trains in epochs has seed-dependent figures.
+    assert all(get_method(n).seeded for n in method_names() if get_method(n).trains_in_epochs)

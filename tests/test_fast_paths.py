@@ -187,8 +187,8 @@ def test_lora_layers_adapts_only_the_top_layers_and_caches_the_rest(
 
 
 def test_cached_bottom_serves_padded_batches_like_the_model(tiny_models):
+    from loralab.data.batching import collate
     from loralab.methods.frozen import bottom_swapped, cache_bottom_layers
-    from loralab.training.batching import collate
 
     model = load_classifier(str(tiny_models["bert"]), LABELS).model.eval()
     ids = [[2, 5, 9, 3], [2, 7, 3], [2, 8, 11, 12, 13, 3], [2, 3]]

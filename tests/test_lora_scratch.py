@@ -78,8 +78,8 @@ def test_extract_and_replace_are_inverses(tiny_models):
 def test_seed_002_counts_on_default_distilbert(tmp_path_factory):
     from transformers import DistilBertConfig
 
+    from loralab.methods.inspect import parameter_table
     from loralab.models import load_classifier
-    from loralab.models.inspect import parameter_table
     from tests.conftest import build_base_model
 
     folder = build_base_model(tmp_path_factory.mktemp("distilbert"), config=DistilBertConfig())
@@ -102,9 +102,9 @@ def test_same_adapter_values_give_the_same_logits_as_peft(tiny_models, family, r
         model=str(tiny_models[family]), lora_rank=4, lora_alpha=8, lora_dropout=0.0, use_rslora=rslora
     )
     torch.manual_seed(0)
-    _, peft_model = get_method("lora").build(LABELS, config)
+    peft_model = get_method("lora").build(LABELS, config).model
     torch.manual_seed(0)
-    _, scratch_model = get_method("lora-scratch").build(LABELS, config)
+    scratch_model = get_method("lora-scratch").build(LABELS, config).model
     scratch_params = dict(scratch_model.named_parameters())
     peft_trainable = {n: p for n, p in peft_model.named_parameters() if p.requires_grad}
     assert sum(p.numel() for p in peft_trainable.values()) == num_trainable_parameters(scratch_model)
@@ -148,7 +148,7 @@ def test_scratch_and_peft_train_to_the_same_accuracy(tiny_bert, synthetic_dir, t
 def test_bias_options(tiny_bert):
     for bias, extra in (("none", 0), ("lora_only", 4 * 32), ("all", None)):
         config = TrainConfig(model=str(tiny_bert), lora_rank=2, lora_bias=bias)
-        _, model = get_method("lora-scratch").build(LABELS, config)
+        model = get_method("lora-scratch").build(LABELS, config).model
         trainable_biases = [n for n, p in model.named_parameters() if p.requires_grad and n.endswith("bias")]
         adapter_biases = sum(model.get_parameter(n).numel() for n in trainable_biases if "base_layer" in n)
         if extra is not None:
@@ -166,7 +166,7 @@ def test_loraplus_gives_the_b_matrices_a_higher_learning_rate(tiny_bert):
     from loralab.training.loop import param_groups
 
     config = TrainConfig(model=str(tiny_bert), lora_rank=2)
-    _, model = get_method("lora-scratch").build(LABELS, config)
+    model = get_method("lora-scratch").build(LABELS, config).model
     groups = param_groups(model, 0.01, lr=1e-3, loraplus_lr_ratio=16)
     by_lr = {}
     for group in groups:

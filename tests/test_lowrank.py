@@ -98,7 +98,7 @@ def test_update_diagnostics_of_a_rank_two_update():
 
 @pytest.mark.parametrize("method", ["lora", "lora-scratch"])
 def test_merged_adapters_give_the_same_predictions(method, tiny_bert, synthetic_dir, tmp_path):
-    from loralab.models.merge import merge_adapters
+    from loralab.methods.merge import merge_adapters
     from loralab.runs.train import load_run
 
     config = TrainConfig(method=method, model=str(tiny_bert), epochs=1, lr=5e-3, lora_rank=2)

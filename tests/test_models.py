@@ -3,8 +3,9 @@ import torch
 
 from loralab.config import TrainConfig
 from loralab.errors import ModelError
+from loralab.methods.inspect import parameter_table
 from loralab.models import load_classifier, resolve_targets
-from loralab.models.inspect import inspect_model, parameter_table
+from loralab.models.inspect import inspect_model
 from loralab.models.targets import matches
 from tests.conftest import build_base_model
 

@@ -97,8 +97,8 @@ def test_zero_init_lora_is_a_no_op_before_training(tiny_bert):
 
     config = config_for(tiny_bert, "lora")
     torch.manual_seed(0)
-    _, lora_model = get_method("lora").build(["a", "b"], config)
-    _, plain = get_method("head").build(["a", "b"], config)
+    lora_model = get_method("lora").build(["a", "b"], config).model
+    plain = get_method("head").build(["a", "b"], config).model
     ids = torch.tensor([[2, 8, 22, 3]])
     with torch.inference_mode():
         torch.testing.assert_close(
@@ -223,9 +223,11 @@ def test_head_tuning_encodes_once_and_matches_training_through_the_encoder(
     real_build = finetune.HeadTuning.build
 
     def counting_build(self, labels, config):
-        loaded, model = real_build(self, labels, config)
-        model.bert.register_forward_hook(lambda *a: calls.__setitem__("encoder", calls["encoder"] + 1))
-        return loaded, model
+        prepared = real_build(self, labels, config)
+        prepared.model.bert.register_forward_hook(
+            lambda *a: calls.__setitem__("encoder", calls["encoder"] + 1)
+        )
+        return prepared
 
     config = config_for(tiny_bert, "head", epochs=8, lr=2e-2, eval_batch_size=64)
     finetune.HeadTuning.build = counting_build
@@ -237,10 +239,10 @@ def test_head_tuning_encodes_once_and_matches_training_through_the_encoder(
     # probe; then the final evaluation of validation and test, and the reload check (3 calls).
     assert calls["encoder"] == 4 + 1 + 3
     # The same head trained through the encoder every epoch reaches the same accuracy.
-    original = finetune.HeadTuning.train
-    finetune.HeadTuning.train = NeuralMethod.train
+    original = finetune.HeadTuning.training_data
+    finetune.HeadTuning.training_data = NeuralMethod.training_data
     try:
         through = train_run(synthetic_dir, config, tmp_path / "through", progress=False)
     finally:
-        finetune.HeadTuning.train = original
+        finetune.HeadTuning.training_data = original
     assert abs(cached.metrics["test"]["accuracy"] - through.metrics["test"]["accuracy"]) <= 0.1

@@ -11,6 +11,11 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from loralab.config import DEFAULT_MODEL, TrainConfig
 from loralab.data.dataset import DataSplits, LabelledTexts, sort_labels, stratified_split
 from loralab.errors import DataError, RunError
+from loralab.evaluation.metrics import validation_scores
+from loralab.methods import FitResult, get_method, load_saved_classifier
+from loralab.runs.execute import execute
+from loralab.runs.train import load_run
+from loralab.training.fit import TrainingHooks, fit_method
 
 
 class TextClassifier(ClassifierMixin, BaseEstimator):
@@ -82,8 +87,6 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     ) -> TextClassifier:
         """Train on ``texts`` and ``labels`` (class names). Without ``validation``, a stratified
         ``validation_fraction`` of the data is held out to pick the best epoch."""
-        from loralab.methods import get_method
-
         if len(texts) != len(labels):
             raise DataError(f"{len(texts)} texts but {len(labels)} labels; they must pair up.")
         train = LabelledTexts([str(t) for t in texts], [str(y) for y in labels])
@@ -100,9 +103,15 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             held = LabelledTexts([], [])
         splits = DataSplits(train, held, LabelledTexts([], []), classes, source="python")
         config = self._config()
-        self.classifier_, self.training_ = get_method(config.method).fit(
-            splits, config, progress=self.progress
+        self.training_ = fit_method(
+            get_method(config.method),
+            splits,
+            config,
+            validation_scores=validation_scores,
+            hooks=TrainingHooks(progress=self.progress),
         )
+        self.classifier_ = self.training_.classifier
+        self.splits_ = splits
         self.classes_ = np.array(classes, dtype=object)
         return self
 
@@ -120,24 +129,19 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         return self._fitted().predict([str(t) for t in texts])
 
     def save(self, path: str | Path) -> Path:
-        """Write a run folder (config, manifest, model) that the CLI can also use."""
-        from loralab.runs.folder import RunFolder
-
+        """Write a run folder like ``loralab train`` does: config, manifest, history, metrics
+        and predictions on the held-out texts, and the model, reloaded and checked."""
         classifier = self._fitted()
-        folder = RunFolder(path)
-        folder.create(overwrite=True)
-        folder.start(classifier.config.to_dict(), {"method": classifier.method, "data": {"source": "python"}})
-        folder.save_model(classifier)
-        trainable, total = classifier.parameter_counts()
-        folder.finish("completed", trainable_parameters=trainable, total_parameters=total)
-        return folder.path
+        fitted = getattr(self, "training_", None) or FitResult(classifier)
+        empty = LabelledTexts([], [])
+        splits = getattr(self, "splits_", None) or DataSplits(
+            empty, empty, empty, list(classifier.labels), source="python"
+        )
+        return execute(classifier.config, splits, path, overwrite=True, progress=False, fitted=fitted).folder
 
     @classmethod
     def load(cls, path: str | Path) -> TextClassifier:
         """Load a run folder (or its ``model/`` folder) saved by ``save`` or ``loralab train``."""
-        from loralab.methods import load_saved_classifier
-        from loralab.runs.train import load_run
-
         path = Path(path)
         classifier = load_saved_classifier(path) if (path / "loralab.json").exists() else load_run(path)
         config = classifier.config

@@ -23,11 +23,18 @@ from torch import nn
 from loralab.analysis.delta import update_diagnostics
 from loralab.data import load_labelled_file
 from loralab.errors import LoralabError, RunError
+from loralab.evaluation.evaluate import evaluate_classifier
+from loralab.methods import get_method, method_names
+from loralab.methods.merge import merge_adapters
 from loralab.models.loading import load_classifier
-from loralab.models.merge import merge_adapters
 from loralab.models.surgery import extract, replace
+from loralab.runs.evaluate import check_labels
+from loralab.runs.train import load_run
 
-STUDY_METHODS = ("full", "lora", "lora-scratch")
+
+def study_methods() -> list[str]:
+    """Methods whose runs change encoder weights, so that ΔW can be studied."""
+    return [name for name in method_names() if get_method(name).has_weight_update]
 
 
 def approximate(matrix: torch.Tensor, rank: int) -> torch.Tensor:
@@ -75,13 +82,11 @@ def check_same_base(run_dir: str | Path, other_dir: str | Path) -> None:
 
 def _updates(run_dir, targets: list[str] | None):
     """The run's classifier (adapters merged), its targeted layers, and ΔW for each."""
-    from loralab.runs.train import load_run
-
     classifier = load_run(run_dir)
-    if classifier.method not in STUDY_METHODS:
+    if not get_method(classifier.method).has_weight_update:
         raise LoralabError(
             f"{run_dir}: the low-rank study needs a run that changes encoder weights "
-            f"({', '.join(STUDY_METHODS)}); this run is '{classifier.method}'."
+            f"({', '.join(study_methods())}); this run is '{classifier.method}'."
         )
     classifier.model, adapted = merge_adapters(classifier.model)
     names = adapted or targets or classifier.config.target_modules
@@ -114,9 +119,6 @@ def lowrank_study(
     its accuracy becomes a reference line and its updates the reference for the subspace
     similarity.
     """
-    from loralab.runs.evaluate import check_labels
-    from loralab.runs.train import evaluate_classifier
-
     if against is not None:
         check_same_base(run_dir, against)
     classifier, tuned_layers, base_layers, updates = _updates(run_dir, targets)
@@ -124,7 +126,7 @@ def lowrank_study(
     check_labels(part, classifier.labels, where)
 
     def accuracy(model_classifier=classifier) -> float:
-        return evaluate_classifier(model_classifier, part)[0]["accuracy"]
+        return evaluate_classifier(model_classifier, part).metrics.accuracy
 
     rank = classifier.config.lora_rank
     reference = None
@@ -138,7 +140,7 @@ def lowrank_study(
     study.update(
         layers=list(tuned_layers),
         full_rank=full_rank,
-        lora_rank=rank if classifier.method != "full" else None,
+        lora_rank=rank if get_method(classifier.method).trains_adapters else None,
         fine_tuned_accuracy=accuracy(),
         diagnostics=update_diagnostics(updates, rank, reference),
     )

@@ -27,7 +27,8 @@ def inspect(
     max_length: int = typer.Option(128, "--max-length"),
 ) -> None:
     """Architecture, parameters per method, tokenisation, hidden-state shapes, LoRA targets."""
-    from loralab.models.inspect import inspect_model, parameter_table
+    from loralab.methods.inspect import parameter_table
+    from loralab.models.inspect import inspect_model
 
     config = TrainConfig(
         model=model, lora_rank=lora_rank, target_modules=target_modules, max_length=max_length

@@ -1,31 +1,36 @@
 """One protocol for every method, and the registry that names them.
 
-A :class:`Method` turns training data into a :class:`Classifier` (``fit``) and reads a saved
-one back (``load``). Neural methods share :class:`NeuralMethod`, which loads the encoder with
-its head, lets the method choose what trains (``prepare``), runs the training loop and saves
-what the method owns (``save_weights`` / ``load_weights``).
+A :class:`Method` turns training data into a :class:`Classifier` and reads a saved one back
+(``load``); its traits (class attributes) tell the rest of loralab how to run it. Methods
+that train in seconds do it in ``fit``. Neural methods share :class:`NeuralMethod`: it loads
+the encoder with its head, lets the method choose what trains (``prepare``) and what the loop
+reads (``training_data``), and saves what the method owns (``save_weights`` /
+``load_weights``); the loop itself is :mod:`loralab.training`'s, one layer up.
 """
 
 from __future__ import annotations
 
-import functools
+import importlib.util
 import json
-import time
-import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 from torch import nn
+from transformers import AutoTokenizer
 
 from loralab.config import TrainConfig
 from loralab.data import DataSplits
+from loralab.data.batching import encode
 from loralab.errors import LoralabError, RunError, closest
-from loralab.evaluation.inference import predict_logits, softmax
 from loralab.models.first_token import first_token_only
+from loralab.models.inference import predict_logits, softmax
 from loralab.models.loading import LoadedModel, count_parameters, load_classifier
 
 MODEL_INFO = "loralab.json"
@@ -59,35 +64,107 @@ class Classifier(ABC):
         (folder / MODEL_INFO).write_text(json.dumps(info, indent=2))
 
 
+@dataclass
+class FitResult:
+    """What fitting a method hands on: the classifier and the facts of its training.
+
+    Fields a method does not have stay ``None`` (a TF-IDF baseline has no epochs); the
+    manifest of a run records them as they are (see :meth:`manifest_fields`).
+    """
+
+    classifier: Classifier
+    history: list[dict] = field(default_factory=list)  # one row per epoch
+    train_seconds: float = 0.0
+    train_tokens: int | None = None
+    cache_seconds: float | None = None  # computing what frozen layers output, once
+    best_epoch: int | None = None
+    stopped_early: bool | None = None
+    lr: float | None = None  # resolved: the config's, or the method's default
+    epochs: int | None = None
+    batch_size: int | None = None
+    precision: str | None = None  # what the matrix products ran in
+    head_modules: list[str] | None = None  # trained from scratch and saved with the run
+    newly_initialised: list[str] | None = None
+    features: dict | None = None  # where frozen features came from (embedding baselines)
+    vocabulary_size: int | None = None  # TF-IDF baselines
+
+    def manifest_fields(self) -> dict:
+        """The run manifest's fields about training (its keys are read by reports)."""
+        trainable, total = self.classifier.parameter_counts()
+        return {
+            "trainable_parameters": trainable,
+            "total_parameters": total,
+            "trainable_share": trainable / total if total else None,
+            "train_seconds": self.train_seconds,
+            "train_tokens": self.train_tokens,
+            "cache_seconds": self.cache_seconds or None,
+            "resolved": {
+                "lr": self.lr,
+                "epochs": self.epochs,
+                "batch_size": self.batch_size,
+                "precision": self.precision,
+            },
+            "head_modules": self.head_modules,
+            "newly_initialised": self.newly_initialised,
+            "best_epoch": self.best_epoch,
+            "stopped_early": self.stopped_early,
+            "features": self.features,
+        }
+
+
 class Method(ABC):
+    """A way of turning labelled texts into a :class:`Classifier`, and of reading one back.
+
+    The class attributes below are the method's traits: the rest of loralab asks them
+    instead of testing the method's name.
+    """
+
     name: ClassVar[str]
     summary: ClassVar[str]
     default_lr: ClassVar[float] = 1e-3
     default_epochs: ClassVar[int] = 3
     default_batch_size: ClassVar[int] = 32
+    # Its figures vary with the seed (training order, dropout), so a comparison repeats it per seed.
+    seeded: ClassVar[bool] = False
+    # Trained by loralab.training's loop: epochs, history, checkpoints, resuming.
+    trains_in_epochs: ClassVar[bool] = False
+    # --lora-layers N (adapt only the top N layers) applies.
+    supports_lora_layers: ClassVar[bool] = False
+    # Its trained weights differ from the base model's, so the low-rank analysis can study ΔW.
+    has_weight_update: ClassVar[bool] = False
+    # It trains low-rank adapters of rank config.lora_rank on a frozen encoder.
+    trains_adapters: ClassVar[bool] = False
+    # The pretrained encoder with an untrained head: the "before" of an evaluation.
+    untrained: ClassVar[bool] = False
+    # The optional dependency group (pip install 'loralab[EXTRA]') it needs, if any, and a
+    # module of it whose absence means the group is not installed.
+    extra: ClassVar[str | None] = None
+    extra_module: ClassVar[str | None] = None
+    # Its place in the default comparison ladder, cheapest first; None keeps it out.
+    ladder_position: ClassVar[int | None] = None
 
-    @abstractmethod
-    def fit(
-        self,
-        splits: DataSplits,
-        config: TrainConfig,
-        *,
-        progress: bool = True,
-        on_epoch: Callable[[dict], None] | None = None,
-        checkpoints=None,
-        on_step: Callable[[dict, int], None] | None = None,
-    ) -> tuple[Classifier, dict]:
-        """Train on ``splits.train`` (selecting on ``splits.validation``); return the
-        classifier and a dict of training facts (history, timings). Methods that train in
-        epochs save and resume from ``checkpoints`` (a :class:`Checkpointing`); the others,
-        which take seconds, ignore it."""
+    def fit(self, splits: DataSplits, config: TrainConfig, *, progress: bool = True) -> FitResult:
+        """Train on ``splits.train`` in one go (methods that train in seconds).
+
+        Methods that :attr:`trains_in_epochs` are trained by
+        :func:`loralab.training.fit.fit_method` instead, which runs the loop on what they prepare.
+        """
+        raise NotImplementedError(f"method {self.name} trains through loralab.training.fit.fit_method.")
 
     @abstractmethod
     def load(self, folder: Path, info: dict) -> Classifier:
         """Rebuild the classifier saved in ``folder``."""
 
-    def check(self, config: TrainConfig) -> None:  # noqa: B027 - optional hook
+    def check(self, config: TrainConfig) -> None:
         """Validate the parts of ``config`` this method uses, before any work starts."""
+        if self.extra_module is not None and importlib.util.find_spec(self.extra_module) is None:
+            raise LoralabError(
+                f"--method {self.name} needs the {self.extra} extra, which is not installed "
+                f"(no module {self.extra_module}): pip install 'loralab[{self.extra}]'."
+            )
+        if config.lora_layers is not None and not self.supports_lora_layers:
+            with_it = " or ".join(m.name for m in _REGISTRY.values() if m.supports_lora_layers)
+            raise LoralabError(f"--lora-layers applies to --method {with_it}, not {self.name}.")
 
 
 _REGISTRY: dict[str, Method] = {}
@@ -102,6 +179,17 @@ def method_names() -> list[str]:
     return list(_REGISTRY)
 
 
+def default_ladder() -> list[str]:
+    """The methods a comparison runs when none are named, cheapest first."""
+    rungs = [m for m in _REGISTRY.values() if m.ladder_position is not None]
+    return [m.name for m in sorted(rungs, key=lambda m: m.ladder_position or 0)]
+
+
+def untrained_method() -> Method:
+    """The method whose classifier is the pretrained encoder with an untrained head."""
+    return next(m for m in _REGISTRY.values() if m.untrained)
+
+
 def get_method(name: str) -> Method:
     if name not in _REGISTRY:
         raise LoralabError(
@@ -113,8 +201,6 @@ def get_method(name: str) -> Method:
 
 def load_weights_file(model: nn.Module, path: Path, model_name: str) -> nn.Module:
     """Copy the tensors of a safetensors file into ``model``'s parameters of the same names."""
-    from safetensors.torch import load_file
-
     state = load_file(str(path))
     params = dict(model.named_parameters())
     absent = sorted(set(state) - set(params))
@@ -187,8 +273,51 @@ class TransformerClassifier(Classifier):
         self._write_info(folder, {"head_modules": self.head_modules})
 
 
+@dataclass
+class Prepared:
+    """A model ready to train: the loaded base (tokenizer, head modules) and the model the
+    method made of it, with its trainable set chosen (possibly wrapped, e.g. by PEFT)."""
+
+    loaded: LoadedModel
+    model: nn.Module
+
+    @property
+    def tokenizer(self):
+        return self.loaded.tokenizer
+
+    @property
+    def pad_id(self) -> int:
+        pad = self.loaded.tokenizer.pad_token_id
+        return pad if pad is not None else 0
+
+
+@dataclass
+class TrainingData:
+    """What the training loop reads: token ids with class ids, and the context to train in.
+
+    A method that caches what frozen layers compute hands over row indices in place of token
+    ids and a ``context`` that swaps the cache in for the frozen layers while the loop runs.
+    """
+
+    train_ids: list[list[int]]
+    train_labels: list[int]
+    validation: tuple[list[list[int]], list[int]] | None
+    pad_id: int
+    context: AbstractContextManager = field(default_factory=nullcontext)
+    cache_seconds: float = 0.0
+    # Checkpoints hold the model's weights; a run served from a cache of frozen outputs
+    # finishes in seconds, so it does not checkpoint.
+    checkpointable: bool = True
+
+
 class NeuralMethod(Method):
-    """Shared fit/load for methods that adapt a transformer encoder."""
+    """Methods that adapt a transformer encoder: they load it with its head, choose what
+    trains (:meth:`prepare`), say what the loop trains on (:meth:`training_data`), and save
+    and load what they own (:meth:`save_weights` / :meth:`load_weights`)."""
+
+    seeded = True
+    trains_in_epochs = True
+    has_weight_update = True
 
     @abstractmethod
     def prepare(self, loaded: LoadedModel, config: TrainConfig) -> nn.Module:
@@ -212,110 +341,41 @@ class NeuralMethod(Method):
             config.batch_size or self.default_batch_size,
         )
 
-    def build(self, labels: list[str], config: TrainConfig) -> tuple[LoadedModel, nn.Module]:
+    def build(self, labels: list[str], config: TrainConfig) -> Prepared:
         torch.manual_seed(config.seed)  # the new head's initialisation is part of the run
         loaded = self.base(labels, config)
         model = self.prepare(loaded, config)
         first_token_only(model)
-        return loaded, model
+        return Prepared(loaded, model)
 
-    def fit(self, splits, config, *, progress=True, on_epoch=None, checkpoints=None, on_step=None):
-        loaded, model = self.build(splits.labels, config)
-        lr, epochs, batch_size = self.resolved(config)
-        config = config.replace(batch_size=batch_size)
-        result = self.train(
-            loaded, model, splits, config, lr, epochs, progress, on_epoch, checkpoints, on_step
+    def classifier(self, prepared: Prepared, labels: list[str], config: TrainConfig) -> TransformerClassifier:
+        loaded = prepared.loaded
+        return TransformerClassifier(
+            prepared.model, loaded.tokenizer, labels, self.name, config, loaded.head_modules, self
         )
-        classifier = TransformerClassifier(
-            model, loaded.tokenizer, splits.labels, self.name, config, loaded.head_modules, self
-        )
-        facts = {
-            "history": result.history,
-            "best_epoch": result.best_epoch,
-            "stopped_early": result.stopped_early,
-            "train_seconds": result.train_seconds,
-            "train_tokens": result.train_tokens,
-            "cache_seconds": result.cache_seconds,
-            "precision": result.precision,
-            "lr": lr,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "head_modules": loaded.head_modules,
-            "newly_initialised": loaded.newly_initialised,
-        }
-        return classifier, facts
 
-    def train(
-        self, loaded, model, splits, config, lr, epochs, progress, on_epoch, checkpoints=None, on_step=None
-    ):
-        """Tokenise once and run the training loop; methods may train differently."""
-        from loralab.training.batching import encode
-        from loralab.training.loop import train_model
-
-        tokenizer = loaded.tokenizer
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    def training_data(
+        self, prepared: Prepared, splits: DataSplits, config: TrainConfig, *, progress: bool = True
+    ) -> TrainingData:
+        """Token ids of the training and validation texts, encoded once; methods that cache
+        what frozen layers compute override this."""
         label2id = splits.label2id
         validation = None
         if len(splits.validation):
             validation = (
-                encode(tokenizer, splits.validation.texts, config.max_length),
+                encode(prepared.tokenizer, splits.validation.texts, config.max_length),
                 [label2id[y] for y in splits.validation.labels],
             )
-        train_ids = encode(tokenizer, splits.train.texts, config.max_length)
-        run = functools.partial(
-            train_model,
-            config=config,
-            lr=lr,
-            epochs=epochs,
-            progress=progress,
-            on_epoch=on_epoch,
-            checkpoints=checkpoints,
-            on_step=on_step,
+        return TrainingData(
+            encode(prepared.tokenizer, splits.train.texts, config.max_length),
+            [label2id[y] for y in splits.train.labels],
+            validation,
+            prepared.pad_id,
         )
-        labels = [label2id[y] for y in splits.train.labels]
-        if config.lora_layers is not None:
-            cached = self.train_top_layers(model, train_ids, labels, validation, pad, config, progress, run)
-            if cached is not None:
-                return cached
-        return run(model, train_ids, labels, validation, pad)
-
-    def train_top_layers(self, model, train_ids, labels, validation, pad, config, progress, run):
-        """Train with the frozen bottom layers' outputs computed once per text (``--lora-layers``).
-
-        Token id lists become ``[row, *ids[1:]]`` (same lengths, so the same batches), and the
-        stand-in serves row ``row`` of the cache. Returns ``None`` to train through the model."""
-        from loralab.methods.frozen import bottom_swapped, cache_bottom_layers
-        from loralab.models.targets import encoder_layers
-
-        frozen = len(encoder_layers(model.get_base_model() if hasattr(model, "get_base_model") else model)[1])
-        frozen -= config.lora_layers
-        if frozen <= 0:
-            return None
-        begin = time.perf_counter()
-        every = train_ids + (validation[0] if validation else [])
-        stand_in = cache_bottom_layers(model, every, pad, frozen, config.eval_batch_size, progress)
-        if stand_in is None:
-            warnings.warn(
-                "--lora-layers: the frozen layers' outputs cannot be cached for this model; "
-                "training runs through all layers.",
-                stacklevel=2,
-            )
-            return None
-        seconds = time.perf_counter() - begin
-        rows = [[i, *ids[1:]] for i, ids in enumerate(every)]
-        if validation is not None:
-            validation = (rows[len(train_ids) :], validation[1])
-        with bottom_swapped(model, stand_in, frozen):
-            result = run(model, rows[: len(train_ids)], labels, validation, pad)
-        result.cache_seconds = seconds
-        result.train_seconds += seconds
-        return result
 
     def load(self, folder: Path, info: dict) -> Classifier:
         config = TrainConfig.from_dict(info["config"], strict=False)
         labels = list(info["labels"])
-        from transformers import AutoTokenizer
-
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = self.load_weights(labels, folder, config)
         first_token_only(model)

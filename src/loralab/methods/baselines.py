@@ -20,7 +20,7 @@ from sklearn.naive_bayes import MultinomialNB
 from loralab.config import TrainConfig
 from loralab.data import DataSplits
 from loralab.errors import RunError
-from loralab.methods.base import Classifier, Method, register
+from loralab.methods.base import Classifier, FitResult, Method, register
 
 BASELINE_FILE = "baseline.json"
 ARRAYS_FILE = "baseline.safetensors"
@@ -85,28 +85,17 @@ class TfidfMethod(Method):
     def restore(self, config: TrainConfig, arrays: dict[str, np.ndarray], n_classes: int):
         raise NotImplementedError
 
-    def fit(
-        self,
-        splits: DataSplits,
-        config: TrainConfig,
-        *,
-        progress=True,
-        on_epoch=None,
-        checkpoints=None,
-        on_step=None,
-    ):
+    def fit(self, splits: DataSplits, config: TrainConfig, *, progress: bool = True) -> FitResult:
         start = time.perf_counter()
         vectorizer = make_vectorizer(config)
         features = vectorizer.fit_transform(splits.train.texts)
         label2id = splits.label2id
         estimator = self.estimator(config).fit(features, [label2id[y] for y in splits.train.labels])
-        classifier = TfidfClassifier(vectorizer, estimator, splits.labels, config, self)
-        facts = {
-            "history": [],
-            "train_seconds": time.perf_counter() - start,
-            "vocabulary_size": int(features.shape[1]),
-        }
-        return classifier, facts
+        return FitResult(
+            TfidfClassifier(vectorizer, estimator, splits.labels, config, self),
+            train_seconds=time.perf_counter() - start,
+            vocabulary_size=int(features.shape[1]),
+        )
 
     def load(self, folder: Path, info: dict) -> Classifier:
         config = TrainConfig.from_dict(info["config"], strict=False)
@@ -130,6 +119,7 @@ class TfidfLogReg(TfidfMethod):
 
     name = "tfidf-logreg"
     summary = "TF-IDF n-grams + logistic regression (scikit-learn)"
+    ladder_position = 10
 
     def estimator(self, config):
         return LogisticRegression(C=config.baseline_c, max_iter=2000, random_state=config.seed)
@@ -149,6 +139,7 @@ class TfidfNaiveBayes(TfidfMethod):
 
     name = "tfidf-nb"
     summary = "TF-IDF n-grams + multinomial naive Bayes (scikit-learn)"
+    ladder_position = 11
 
     def estimator(self, config):
         return MultinomialNB(alpha=1.0 / config.baseline_c)

@@ -22,9 +22,9 @@ from sklearn.svm import LinearSVC
 from loralab.config import TrainConfig
 from loralab.data import DataSplits
 from loralab.errors import LoralabError, RunError
-from loralab.evaluation.inference import softmax
-from loralab.methods.base import Classifier, Method, register
-from loralab.methods.features import POOLINGS, cached_features, encode_texts
+from loralab.methods.base import Classifier, FitResult, Method, register
+from loralab.methods.features import ENCODER_PASSES, POOLINGS, cached_features, encode_texts
+from loralab.models.inference import softmax
 
 ARRAYS_FILE = "linear.safetensors"
 
@@ -76,21 +76,11 @@ class EmbeddingMethod(Method):
         raise NotImplementedError
 
     def check(self, config: TrainConfig) -> None:
+        super().check(config)
         if config.pooling not in POOLINGS:
             raise LoralabError(f"--pooling must be one of {', '.join(POOLINGS)}; got '{config.pooling}'.")
 
-    def fit(
-        self,
-        splits: DataSplits,
-        config: TrainConfig,
-        *,
-        progress=True,
-        on_epoch=None,
-        checkpoints=None,
-        on_step=None,
-    ):
-        from loralab.methods.features import ENCODER_PASSES
-
+    def fit(self, splits: DataSplits, config: TrainConfig, *, progress: bool = True) -> FitResult:
         start = time.perf_counter()
         passes_before = ENCODER_PASSES["texts"]
         features = cached_features(config.model, splits.train.texts, config.pooling, config.max_length)
@@ -107,18 +97,16 @@ class EmbeddingMethod(Method):
             "coef": np.atleast_2d(estimator.coef_).astype(np.float32),
             "intercept": np.atleast_1d(estimator.intercept_).astype(np.float32),
         }
-        classifier = EmbeddingClassifier(arrays, splits.labels, config, self, cache=True)
-        facts = {
-            "history": [],
-            "train_seconds": time.perf_counter() - start,
-            "features": {
+        return FitResult(
+            EmbeddingClassifier(arrays, splits.labels, config, self, cache=True),
+            train_seconds=time.perf_counter() - start,
+            features={
                 "texts": len(splits.train),
                 "source": "cache" if from_cache else "encoder",
                 "seconds": encoded - start,
                 "pooling": config.pooling,
             },
-        }
-        return classifier, facts
+        )
 
     def load(self, folder: Path, info: dict) -> Classifier:
         config = TrainConfig.from_dict(info["config"], strict=False)
@@ -133,6 +121,7 @@ class EmbeddingMethod(Method):
 class EmbedLogReg(EmbeddingMethod):
     name = "embed-logreg"
     summary = "logistic regression on frozen encoder features"
+    ladder_position = 20
 
     def estimator(self, config):
         return LogisticRegression(C=config.baseline_c, max_iter=3000, random_state=config.seed)

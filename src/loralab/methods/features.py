@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file, save_file
 
+from loralab.data.batching import collate, encode, sorted_batches
 from loralab.models.loading import load_classifier
-from loralab.training.batching import collate, encode, sorted_batches
 
 CACHE_ENV = "LORALAB_CACHE_DIR"
 POOLINGS = ("cls", "mean")

@@ -6,11 +6,22 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 from torch import nn
+from transformers import AutoModelForSequenceClassification
 
 from loralab.config import TrainConfig
+from loralab.data import DataSplits
 from loralab.errors import RunError
-from loralab.methods.base import NeuralMethod, TransformerClassifier, load_weights_file, register
-from loralab.models.loading import LoadedModel
+from loralab.methods.base import (
+    FitResult,
+    NeuralMethod,
+    Prepared,
+    TrainingData,
+    TransformerClassifier,
+    load_weights_file,
+    register,
+)
+from loralab.methods.frozen import cache_encoder_outputs, swapped_encoder
+from loralab.models.loading import LoadedModel, quiet_transformers
 
 HEAD_FILE = "head.safetensors"
 
@@ -25,6 +36,8 @@ class HeadTuning(NeuralMethod):
 
     name = "head"
     summary = "encoder frozen, only the classification head trains"
+    ladder_position = 40
+    has_weight_update = False  # the encoder is untouched; only a new head is learned
     default_lr = 2e-3
     default_epochs = 10
 
@@ -33,21 +46,16 @@ class HeadTuning(NeuralMethod):
             param.requires_grad = _in_head(name, loaded.head_modules)
         return loaded.model
 
-    def train(
-        self, loaded, model, splits, config, lr, epochs, progress, on_epoch, checkpoints=None, on_step=None
-    ):
-        """Encode train and validation texts once, then train the head on the cached outputs."""
-        from loralab.methods.frozen import cache_encoder_outputs, swapped_encoder
-        from loralab.training.loop import train_model
-
+    def training_data(
+        self, prepared: Prepared, splits: DataSplits, config: TrainConfig, *, progress: bool = True
+    ) -> TrainingData:
+        """Encode train and validation texts once; the head then trains on the cached outputs."""
         texts = splits.train.texts + splits.validation.texts
         stand_in = cache_encoder_outputs(
-            model, loaded.tokenizer, texts, config.max_length, config.eval_batch_size, progress
+            prepared.model, prepared.tokenizer, texts, config.max_length, config.eval_batch_size, progress
         )
         if stand_in is None:  # this head reads more than the first token: train through the encoder
-            return super().train(
-                loaded, model, splits, config, lr, epochs, progress, on_epoch, checkpoints, on_step
-            )
+            return super().training_data(prepared, splits, config, progress=progress)
         label2id = splits.label2id
         n_train = len(splits.train)
         validation = None
@@ -56,20 +64,14 @@ class HeadTuning(NeuralMethod):
                 [[n_train + i] for i in range(len(splits.validation))],
                 [label2id[y] for y in splits.validation.labels],
             )
-        with swapped_encoder(model, stand_in):
-            return train_model(
-                model,
-                [[i] for i in range(n_train)],
-                [label2id[y] for y in splits.train.labels],
-                validation,
-                0,
-                config,
-                lr=lr,
-                epochs=epochs,
-                progress=progress,
-                on_epoch=on_epoch,
-                on_step=on_step,
-            )
+        return TrainingData(
+            [[i] for i in range(n_train)],
+            [label2id[y] for y in splits.train.labels],
+            validation,
+            0,
+            context=swapped_encoder(prepared.model, stand_in),
+            checkpointable=False,
+        )
 
     def save_weights(self, classifier: TransformerClassifier, folder: Path) -> None:
         state = {
@@ -95,6 +97,7 @@ class FullFineTuning(NeuralMethod):
 
     name = "full"
     summary = "all weights train"
+    ladder_position = 60
     default_lr = 5e-5
     default_epochs = 3
     # Measured on rotten_tomatoes with MiniLM-L6: batch 16 reached 0.834 test accuracy, batch 32 0.828.
@@ -109,10 +112,6 @@ class FullFineTuning(NeuralMethod):
         classifier.model.save_pretrained(folder)
 
     def load_weights(self, labels: list[str], folder: Path, config: TrainConfig) -> nn.Module:
-        from transformers import AutoModelForSequenceClassification
-
-        from loralab.models.loading import quiet_transformers
-
         quiet_transformers()
         model = AutoModelForSequenceClassification.from_pretrained(
             folder, trust_remote_code=config.trust_remote_code
@@ -132,21 +131,21 @@ class ZeroShot(HeadTuning):
     name = "zero-shot"
     summary = "no training: the pretrained encoder with an untrained head"
 
-    def fit(self, splits, config, *, progress=True, on_epoch=None, checkpoints=None, on_step=None):
-        loaded, model = self.build(splits.labels, config)
-        for param in model.parameters():
+    # The untrained head is a reference point: one draw of it is enough for a comparison.
+    seeded = False
+    trains_in_epochs = False
+    untrained = True
+    ladder_position = 30
+
+    def fit(self, splits: DataSplits, config: TrainConfig, *, progress: bool = True) -> FitResult:
+        prepared = self.build(splits.labels, config)
+        for param in prepared.model.parameters():
             param.requires_grad = False
-        model.eval()
-        classifier = TransformerClassifier(
-            model, loaded.tokenizer, splits.labels, self.name, config, loaded.head_modules, self
+        prepared.model.eval()
+        return FitResult(
+            self.classifier(prepared, splits.labels, config),
+            train_tokens=0,
+            epochs=0,
+            head_modules=prepared.loaded.head_modules,
+            newly_initialised=prepared.loaded.newly_initialised,
         )
-        facts = {
-            "history": [],
-            "train_seconds": 0.0,
-            "train_tokens": 0,
-            "lr": None,
-            "epochs": 0,
-            "head_modules": loaded.head_modules,
-            "newly_initialised": loaded.newly_initialised,
-        }
-        return classifier, facts

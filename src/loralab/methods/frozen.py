@@ -20,7 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from loralab.training.batching import collate, encode, sorted_batches
+from loralab.data.batching import collate, encode, sorted_batches
 
 EQUIVALENCE_TOLERANCE = 1e-4
 

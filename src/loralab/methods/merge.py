@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from torch import nn
 
+from loralab.methods.lora.layer import LoRALinear
+from loralab.models.surgery import replace
+
 PEFT_PREFIX = "base_model.model."
 
 
@@ -17,9 +20,6 @@ def merge_adapters(model: nn.Module) -> tuple[nn.Module, list[str]]:
 
     A model without adapters (a fully fine-tuned run) comes back as it is, with no names.
     """
-    from loralab.methods.lora.layer import LoRALinear
-    from loralab.models.surgery import replace
-
     try:
         from peft import PeftModel
         from peft.tuners.lora import LoraLayer

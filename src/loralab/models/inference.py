@@ -1,15 +1,32 @@
-"""Batched inference: sorted by length, dynamic padding, ``torch.inference_mode``."""
+"""Batched inference: sorted by length, dynamic padding, ``torch.inference_mode``.
+
+It sits with the models because every layer above predicts with it: a classifier of the
+methods, the training loop's validation, evaluation and serving.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from loralab.training.batching import collate, encode, sorted_batches
-from loralab.training.precision import autocast
+from loralab.data.batching import collate, encode, sorted_batches
+
+
+def autocast(
+    precision: str, device: torch.device, *, inference: bool = False
+) -> contextlib.AbstractContextManager:
+    """The forward pass's context: bf16 autocast, or nothing. In training fp16 goes through
+    Accelerate, which pairs it with loss scaling; in ``inference`` (no gradients, nothing to
+    scale) fp16 is a plain autocast too."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision == "fp16" and inference:
+        return torch.autocast(device.type, dtype=torch.float16)
+    return contextlib.nullcontext()
 
 
 def predict_logits(

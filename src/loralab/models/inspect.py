@@ -1,5 +1,6 @@
-"""What ``loralab model inspect`` shows: architecture, parameter counts per method,
-tokenisation, hidden-state shapes and the linear layers LoRA can target."""
+"""What ``loralab model inspect`` shows: architecture, tokenisation, hidden-state shapes and
+the linear layers LoRA can target (parameter counts per method are in
+:mod:`loralab.methods.inspect`)."""
 
 from __future__ import annotations
 
@@ -8,23 +9,8 @@ from collections import Counter
 import torch
 
 from loralab.config import TrainConfig
-from loralab.models.loading import count_parameters, load_classifier
+from loralab.models.loading import load_classifier
 from loralab.models.targets import FAMILY_TARGETS, linear_modules
-
-NEURAL_METHODS = ("full", "head", "lora")
-
-
-def parameter_table(config: TrainConfig, labels: list[str], methods=NEURAL_METHODS) -> list[dict]:
-    """Trainable and total parameters of each method, measured on the prepared model."""
-    from loralab.methods import get_method
-
-    rows = []
-    for name in methods:
-        method = get_method(name)
-        loaded, model = method.build(labels, config.replace(method=name))
-        trainable, total = count_parameters(model)
-        rows.append({"method": name, "trainable": trainable, "total": total, "share": trainable / total})
-    return rows
 
 
 def architecture(model) -> dict:

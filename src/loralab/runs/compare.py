@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import statistics
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +18,12 @@ import numpy as np
 from loralab.config import TrainConfig
 from loralab.data import DataSplits, LabelledTexts, load_data
 from loralab.errors import DataError, RunError
-from loralab.methods import get_method
+from loralab.methods import default_ladder, get_method
+from loralab.runs.execute import execute
 from loralab.runs.folder import RunFolder, write_csv, write_json
-from loralab.runs.train import train_run
 
-DEFAULT_LADDER = ["tfidf-logreg", "tfidf-nb", "embed-logreg", "zero-shot", "head", "lora", "full"]
-NEURAL = {"head", "lora", "full"}
+# Cheapest first; each method's place is its ``ladder_position`` trait.
+DEFAULT_LADDER = default_ladder()
 COMPARE_FILE = "compare.json"
 
 
@@ -112,6 +112,27 @@ def run_row(folder: Path, method: str, seed: int, train_size: str, root: Path) -
     }
 
 
+@dataclass(frozen=True)
+class PlannedRun:
+    train_size: int | None  # texts per class; None for the whole training split
+    method: str
+    seed: int
+    folder_name: str
+
+
+def run_plan(methods: list[str], seeds: int, first_seed: int, sizes: list[int | None]) -> list[PlannedRun]:
+    """The runs of a comparison: every method at every training size, methods whose figures
+    vary with the seed (their ``seeded`` trait) once per seed, the others once."""
+    plan = []
+    for size in sizes:
+        for name in methods:
+            seeded = get_method(name).seeded
+            for k in range(seeds if seeded else 1):
+                seed = first_seed + k
+                plan.append(PlannedRun(size, name, seed, f"{name}-seed{seed}" if seeded else name))
+    return plan
+
+
 def compare(
     data: str,
     output_dir: str | Path,
@@ -126,7 +147,8 @@ def compare(
     progress: bool = True,
     on_run=None,
 ) -> dict:
-    """Run every method (neural ones with ``seeds`` seeds) on the same splits; return the results.
+    """Run every method (those whose figures vary with the seed ``seeds`` times) on the same
+    splits; return the results.
 
     ``train_sizes`` (texts per class; ``None`` for all) repeats the ladder on nested stratified
     subsets of the training split for a learning curve; validation and test stay the same.
@@ -153,27 +175,20 @@ def compare(
             "data_summary": splits.summary(),
         },
     )
-    plan = [
-        (size, method, base_config.seed + k)
-        for size in sizes
-        for method in methods
-        for k in range(seeds if method in NEURAL else 1)
-    ]
     rows = []
-    for size, method, seed in plan:
+    for planned in run_plan(methods, seeds, base_config.seed, sizes):
+        size, method, seed = planned.train_size, planned.method, planned.seed
         size_name = "all" if size is None else str(size)
-        run_dir = folder / (f"{method}-seed{seed}" if method in NEURAL else method)
+        run_dir = folder / planned.folder_name
         if train_sizes:
             run_dir = folder / f"per-class-{size_name}" / run_dir.name
         config = base_config.replace(method=method, seed=seed)
-        run = RunFolder(run_dir)
         reused = (
-            run.exists()
-            and run.read_manifest().get("status") == "completed"
+            RunFolder(run_dir).is_completed()
             and json.loads((run_dir / "config.json").read_text()) == config.to_dict()
         )
         if not reused:
-            train_run(subsets[size], config, run_dir, overwrite=True, progress=progress)
+            execute(config, subsets[size], run_dir, overwrite=True, progress=progress)
         row = run_row(run_dir, method, seed, size_name, folder)
         row["reused"] = reused
         rows.append(row)

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from loralab.data import LabelledTexts, load_labelled_file
+from loralab.data import DataSplits, LabelledTexts, load_labelled_file
 from loralab.errors import DataError
-from loralab.methods import Classifier, TransformerClassifier, get_method
-from loralab.runs.train import evaluate_classifier, load_run
+from loralab.evaluation.evaluate import evaluate_classifier
+from loralab.methods import Classifier, TransformerClassifier, untrained_method
+from loralab.runs.train import load_run
 
 
 def untrained_classifier(trained: Classifier) -> Classifier:
     """The base model with a freshly initialised head, seeded as the run was ("before")."""
     if not isinstance(trained, TransformerClassifier):
         raise DataError(f"--before needs a transformer run; this run's method is '{trained.method}'.")
-    from loralab.data import DataSplits, LabelledTexts
-
     empty = LabelledTexts([], [])
     splits = DataSplits(empty, empty, empty, trained.labels, source="none")
-    classifier, _ = get_method("zero-shot").fit(splits, trained.config, progress=False)
-    return classifier
+    return untrained_method().fit(splits, trained.config, progress=False).classifier
 
 
 def check_labels(part: LabelledTexts, known: list[str], where: str) -> None:
@@ -45,8 +43,8 @@ def evaluate_run(
     check_labels(part, classifier.labels, where)
     results: dict = {"_data": where, "_notes": notes}
     if before:
-        results["before"] = evaluate_classifier(untrained_classifier(classifier), part)[0]
-        results["after"] = evaluate_classifier(classifier, part)[0]
+        results["before"] = evaluate_classifier(untrained_classifier(classifier), part).metrics.to_dict()
+        results["after"] = evaluate_classifier(classifier, part).metrics.to_dict()
     else:
-        results["trained"] = evaluate_classifier(classifier, part)[0]
+        results["trained"] = evaluate_classifier(classifier, part).metrics.to_dict()
     return results

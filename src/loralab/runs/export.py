@@ -53,7 +53,7 @@ def _export_transformer(classifier, folder: Path, texts: list[str]) -> np.ndarra
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from loralab.models.merge import merge_adapters
+    from loralab.methods.merge import merge_adapters
 
     expected = classifier.predict_proba(texts)
     model, _ = merge_adapters(classifier.model)

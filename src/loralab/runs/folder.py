@@ -100,6 +100,11 @@ class RunFolder:
     def exists(self) -> bool:
         return (self.path / MANIFEST).exists()
 
+    def is_completed(self) -> bool:
+        """Whether a run finished here and was reload-checked: the one test of "is it done?"."""
+        path = self.path / MANIFEST
+        return path.exists() and json.loads(path.read_text()).get("status") == "completed"
+
     def read_manifest(self) -> dict[str, Any]:
         path = self.path / MANIFEST
         if not path.exists():

@@ -55,9 +55,9 @@ def write_onnx(classifier, folder: Path, int8: bool) -> None:
     """Write ``model.onnx`` (and with ``int8`` ``model.int8.onnx``) for a neural run into ``folder``."""
     import torch
 
+    from loralab.data.batching import collate, encode
+    from loralab.methods.merge import merge_adapters
     from loralab.models.first_token import first_token_only
-    from loralab.models.merge import merge_adapters
-    from loralab.training.batching import collate, encode
 
     require_onnx()
     model, _ = merge_adapters(classifier.model)
@@ -122,8 +122,8 @@ class OnnxClassifier:
         self.path = path
 
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
-        from loralab.evaluation.inference import softmax
-        from loralab.training.batching import collate, encode, sorted_batches
+        from loralab.data.batching import collate, encode, sorted_batches
+        from loralab.models.inference import softmax
 
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         if not len(texts):

@@ -18,8 +18,8 @@ from tqdm.auto import tqdm
 
 from loralab.data.readers import iter_table_chunks, table_format
 from loralab.errors import DataError
+from loralab.evaluation.evaluate import predictions_frame
 from loralab.methods import Classifier
-from loralab.runs.train import predictions_frame
 
 STATE_FILE = "state.json"
 
@@ -31,7 +31,7 @@ def load_for_prediction(run: str | Path, backend: str = "torch", int8: bool = Fa
     (bf16 where :mod:`loralab.training.precision` measures it faster)."""
     from loralab.errors import LoralabError
     from loralab.methods.base import TransformerClassifier
-    from loralab.models.merge import merge_adapters
+    from loralab.methods.merge import merge_adapters
     from loralab.runs.train import load_run
     from loralab.training.precision import resolve_precision
 

@@ -11,13 +11,19 @@ only; the test split is evaluated once, for the best trial, at the end.
 from __future__ import annotations
 
 import json
+import random
 import re
+import time
 from pathlib import Path
 
 from loralab.config import TrainConfig
+from loralab.data import load_data
 from loralab.errors import LoralabError
+from loralab.evaluation.evaluate import evaluate_classifier
+from loralab.runs.execute import execute
 from loralab.runs.folder import write_json
 from loralab.runs.sweep import AXIS_FIELDS, coerce
+from loralab.runs.train import load_run
 
 RANGE = re.compile(r"^(int|float):([^:]+):([^:]+)(:log)?$")
 
@@ -67,10 +73,7 @@ def _suggest(trial, name: str, dim: dict):
 def open_study(storage: str, name: str, attempts: int = 5):
     """Create or join the study. Workers that start together race to create SQLite's tables;
     the losers see an error once and succeed when they try again."""
-    import random
-    import time
-
-    import optuna
+    import optuna  # the 'search' extra
 
     for attempt in range(attempts):
         try:
@@ -108,10 +111,7 @@ def run_search(
     label_col: str = "label",
 ) -> dict:
     """Run trials in this process until the study holds ``trials``; return the study summary."""
-    import optuna
-
-    from loralab.data import load_data
-    from loralab.runs.train import train_run
+    import optuna  # the 'search' extra
 
     folder = Path(folder)
     if trials < 1:
@@ -136,8 +136,8 @@ def run_search(
                 raise optuna.TrialPruned(f"pruned after epoch {row['epoch']}")
 
         try:
-            result = train_run(
-                splits, config, run_dir, progress=False, on_epoch_hook=report, evaluate_splits=("validation",)
+            result = execute(
+                config, splits, run_dir, progress=False, on_epoch_hook=report, evaluate_splits=("validation",)
             )
         except optuna.TrialPruned:
             manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -153,9 +153,7 @@ def run_search(
 
 def summarise_study(study, splits, folder: Path) -> dict:
     """Trials best-first; the best trial's run is evaluated on the test split once."""
-    import optuna
-
-    from loralab.runs.train import evaluate_classifier, load_run
+    import optuna  # the 'search' extra
 
     rows = [
         {
@@ -174,7 +172,7 @@ def summarise_study(study, splits, folder: Path) -> dict:
         best = study.best_trial
         test_file = Path(best.user_attrs["run"]) / "test_metrics.json"
         if not test_file.exists():
-            metrics = evaluate_classifier(load_run(best.user_attrs["run"]), splits.test)[0]
+            metrics = evaluate_classifier(load_run(best.user_attrs["run"]), splits.test).metrics.to_dict()
             write_json(test_file, metrics)
         test = json.loads(test_file.read_text())
         summary["best"] = {

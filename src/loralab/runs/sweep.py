@@ -1,14 +1,16 @@
 """Grid sweeps: every point of a grid of training settings is an ordinary run folder.
 
 ``run_sweep`` trains the points that are not completed yet — so an interrupted sweep, run
-again, redoes only what is missing — in up to ``jobs`` parallel ``loralab train`` processes
-with a fair share of the CPU threads each, and summarises the folder: one row per point
+again, redoes only what is missing — one after another in this process, or in up to ``jobs``
+parallel ``loralab train`` processes with a fair share of the CPU threads each (every point
+goes through :func:`loralab.runs.execute.execute` either way), and summarises the folder: one row per point
 sorted by validation accuracy, the best configuration, and a heatmap over two axes. Selection
 uses validation accuracy only; the test accuracy is reported for the chosen point.
 """
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import fcntl
 import itertools
@@ -24,7 +26,8 @@ from pathlib import Path
 
 from loralab.config import TrainConfig
 from loralab.errors import LoralabError, closest
-from loralab.runs.folder import write_json
+from loralab.runs.execute import execute
+from loralab.runs.folder import RunFolder, write_json
 
 SWEEP_FILE = "sweep.json"
 AXIS_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig) if f.name != "extra"}
@@ -110,16 +113,9 @@ def _check_folder(folder: Path, spec: dict) -> None:
         )
 
 
-def _completed(run: Path) -> bool:
-    manifest = run / "manifest.json"
-    return manifest.exists() and json.loads(manifest.read_text()).get("status") == "completed"
-
-
 def _die_with_parent() -> None:
     # A sweep killed outright must not leave training processes behind (Linux).
     try:
-        import ctypes
-
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
@@ -201,10 +197,35 @@ def run_sweep(
     (folder / "configs").mkdir(exist_ok=True)
     (folder / "logs").mkdir(exist_ok=True)
     threads = base.get("threads") or max(1, (os.cpu_count() or 1) // jobs)
-    todo = [p for p in points if not _completed(folder / point_name(p))]
+    todo = [p for p in points if not RunFolder(folder / point_name(p)).is_completed()]
     launcher = _Launcher()
 
-    def train(point: dict) -> tuple[dict, int]:
+    def train_in_this_process(point: dict) -> tuple[dict, int]:
+        name = point_name(point)
+        settings = {**base, **point, "threads": threads}
+        write_json(folder / "configs" / f"{name}.json", settings)
+        log = folder / "logs" / f"{name}.log"
+        try:
+            execute(
+                TrainConfig.from_dict(settings),
+                data,
+                folder / name,
+                text_col=text_col,
+                label_col=label_col,
+                subset=subset,
+                overwrite=True,
+                progress=False,
+            )
+            log.write_text("completed\n")
+            code = 0
+        except Exception as err:  # a failed point is recorded, as a failed process is; the sweep goes on
+            log.write_text(f"{type(err).__name__}: {err}\n")
+            code = 1
+        if on_point:
+            on_point(name, code)
+        return point, code
+
+    def train_in_a_subprocess(point: dict) -> tuple[dict, int]:
         name = point_name(point)
         config_path = folder / "configs" / f"{name}.json"
         write_json(config_path, {**base, **point, "threads": threads})
@@ -220,7 +241,11 @@ def run_sweep(
     previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:
-        outcomes = list(pool.map(train, todo))
+        # One job trains here, in the main thread, so Ctrl-C and SIGTERM reach the run.
+        if jobs == 1:
+            outcomes = [train_in_this_process(point) for point in todo]
+        else:
+            outcomes = list(pool.map(train_in_a_subprocess, todo))
     except KeyboardInterrupt:
         launcher.stop()
         raise
@@ -248,10 +273,10 @@ def summarise(folder: str | Path) -> dict:
         name = point_name(point)
         run = folder / name
         row = {"point": name, **{k: _label(v) for k, v in point.items()}, "status": "missing"}
-        if (run / "manifest.json").exists():
-            manifest = json.loads((run / "manifest.json").read_text())
+        if RunFolder(run).exists():
+            manifest = RunFolder(run).read_manifest()
             row["status"] = manifest.get("status")
-            if row["status"] == "completed":
+            if RunFolder(run).is_completed():
                 metrics = json.loads((run / "metrics.json").read_text())
                 row.update(
                     validation_accuracy=metrics["validation"]["accuracy"],

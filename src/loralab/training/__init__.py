@@ -1,1 +1,1 @@
-"""Training: batching and the loop."""
+"""Training: the loop, checkpoints, and fitting any method (:mod:`loralab.training.fit`)."""

@@ -1,7 +1,8 @@
-"""Tokenise once, then batch by length with dynamic padding (never pad to ``max_length``).
+"""Length-bucketed training batches: similar lengths share a batch, so dynamic padding
+(:func:`loralab.data.batching.collate`) wastes little compute.
 
-Batches of similar length waste little compute on padding; shuffling happens at two levels
-(which texts share a bucket, and the order of the batches) so training stays stochastic.
+Shuffling happens at two levels (which texts share a bucket, and the order of the batches)
+so training stays stochastic.
 """
 
 from __future__ import annotations
@@ -9,28 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import torch
-
-
-def encode(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
-    """Token ids per text, truncated to ``max_length``, without padding."""
-    out = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
-    return out["input_ids"]
-
-
-def collate(
-    ids: Sequence[Sequence[int]], pad_token_id: int, labels: Sequence[int] | None = None
-) -> dict[str, torch.Tensor]:
-    """Pad a batch to its own longest sequence."""
-    width = max(len(x) for x in ids)
-    input_ids = torch.full((len(ids), width), pad_token_id, dtype=torch.long)  # (B, T)
-    attention_mask = torch.zeros((len(ids), width), dtype=torch.long)  # (B, T)
-    for row, seq in enumerate(ids):
-        input_ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
-        attention_mask[row, : len(seq)] = 1
-    batch = {"input_ids": input_ids, "attention_mask": attention_mask}
-    if labels is not None:
-        batch["labels"] = torch.as_tensor(labels, dtype=torch.long)  # (B,)
-    return batch
 
 
 class LengthBucketBatches:
@@ -61,9 +40,3 @@ class LengthBucketBatches:
         for index in torch.randperm(len(batches), generator=generator).tolist():
             yield batches[index]
         self.epoch += 1
-
-
-def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length, longest first (for inference)."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 
 LOOP_FILE = "loop.json"
 BEST_FILE = "best.safetensors"
@@ -47,8 +48,6 @@ def save(
 ) -> Path:
     """Write a checkpoint; every process calls this (under DDP the writes are the main one's,
     and each process adds its own generator state)."""
-    from safetensors.torch import save_file
-
     folder = Path(checkpointing.folder)
     final = folder / f"{PREFIX}{step:07d}"
     staging = folder / f".{final.name}.tmp"
@@ -76,8 +75,6 @@ def save(
 
 def load(accelerator, path: Path) -> tuple[dict, dict[str, torch.Tensor] | None, torch.Tensor]:
     """Restore Accelerate's state; return the loop state, best weights and generator state."""
-    from safetensors.torch import load_file
-
     accelerator.load_state(str(path / "accelerate"))
     state = json.loads((path / LOOP_FILE).read_text())
     best = load_file(str(path / BEST_FILE)) if (path / BEST_FILE).exists() else None

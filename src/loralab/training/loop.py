@@ -15,17 +15,27 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+from accelerate.utils import set_seed as accelerate_set_seed
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
 
 from loralab.config import TrainConfig
-from loralab.evaluation.inference import predict_logits_from_ids
+from loralab.data.batching import collate
+from loralab.methods.base import TrainingData
+from loralab.models.inference import autocast, predict_logits_from_ids
 from loralab.training import checkpoints as checkpoint_files
-from loralab.training.batching import LengthBucketBatches, collate
+from loralab.training.batching import LengthBucketBatches
 from loralab.training.checkpoints import Checkpointing
 from loralab.training.fast import cpu_fast_paths
-from loralab.training.precision import autocast, resolve_precision
+from loralab.training.precision import resolve_precision
+
+# Scores of an epoch on the validation split from its logits ``(N, C)`` and class ids ``(N,)``:
+# at least ``val_accuracy``, which chooses the best epoch. The evaluation layer provides them.
+ValidationScores = Callable[[np.ndarray, np.ndarray], dict[str, float]]
 
 
 @dataclass
@@ -36,7 +46,6 @@ class TrainResult:
     train_seconds: float = 0.0
     train_tokens: int = 0
     stopped_early: bool = False
-    cache_seconds: float = 0.0  # computing what frozen layers output, once, before the epochs
     precision: str = "fp32"  # what the matrix products ran in (see loralab.training.precision)
 
 
@@ -52,8 +61,6 @@ def _accelerate_precision(precision: str) -> str:
     and the trained model stay fp32. Accelerate keeps its setting in a process-wide singleton
     that refuses a change, and one process may train several models (compare, sweeps), so the
     singleton is reset when the setting differs."""
-    from accelerate.state import AcceleratorState
-
     wanted = "fp16" if precision == "fp16" else "no"
     current = AcceleratorState._shared_state.get("_mixed_precision")
     if current is not None and current != wanted:
@@ -62,8 +69,6 @@ def _accelerate_precision(precision: str) -> str:
 
 
 def set_seed(seed: int) -> None:
-    from accelerate.utils import set_seed as accelerate_set_seed
-
     accelerate_set_seed(seed)
 
 
@@ -93,38 +98,57 @@ def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def train_model(model: nn.Module, *args, **kwargs) -> TrainResult:
-    """Train ``model`` in place on token ids with class ids, and return per-epoch history.
+def train_model(
+    model: nn.Module,
+    data: TrainingData,
+    config: TrainConfig,
+    *,
+    lr: float,
+    epochs: int,
+    validation_scores: ValidationScores,
+    progress: bool = True,
+    on_epoch: Callable[[dict], None] | None = None,
+    checkpoints: Checkpointing | None = None,
+    on_step: Callable[[dict, int], None] | None = None,
+) -> TrainResult:
+    """Train ``model`` in place on ``data`` (token ids with class ids), return per-epoch history.
 
-    With a validation split, every epoch is evaluated, the best epoch's trainable weights are
-    restored at the end, and ``config.patience`` epochs without improvement stop training.
+    With a validation split, every epoch is scored by ``validation_scores``, the best epoch's
+    trainable weights are restored at the end, and ``config.patience`` epochs without
+    improvement stop training.
     With ``checkpoints``, the state is saved every ``every_steps`` optimizer steps and at
     the end of each epoch; with ``checkpoints.resume`` training continues from the latest
     checkpoint (its finished epochs are passed to ``on_epoch`` again first). On a CPU,
     dropout masks are drawn by :mod:`loralab.training.fast` while training.
     """
     with cpu_fast_paths(model):
-        return _train_model(model, *args, **kwargs)
+        return _train_model(
+            model,
+            data,
+            config,
+            lr=lr,
+            epochs=epochs,
+            validation_scores=validation_scores,
+            progress=progress,
+            on_epoch=on_epoch,
+            checkpoints=checkpoints,
+            on_step=on_step,
+        )
 
 
 def _train_model(
     model: nn.Module,
-    train_ids: list[list[int]],
-    train_labels: list[int],
-    validation: tuple[list[list[int]], list[int]] | None,
-    pad_id: int,
+    data: TrainingData,
     config: TrainConfig,
     *,
     lr: float,
     epochs: int,
+    validation_scores: ValidationScores,
     progress: bool = True,
     on_epoch: Callable[[dict], None] | None = None,
     checkpoints: Checkpointing | None = None,
     on_step: Callable[[dict, int], None] | None = None,
 ) -> TrainResult:
-    from accelerate import Accelerator
-    from transformers import get_linear_schedule_with_warmup
-
     if config.threads:
         torch.set_num_threads(config.threads)
     set_seed(config.seed)
@@ -136,6 +160,8 @@ def _train_model(
         mixed_precision=_accelerate_precision(precision),
     )
     progress = progress and accelerator.is_local_main_process
+    train_ids, train_labels, validation = data.train_ids, data.train_labels, data.validation
+    pad_id = data.pad_id
     sampler = LengthBucketBatches([len(x) for x in train_ids], config.batch_size, config.seed)
     loader = DataLoader(
         list(range(len(train_ids))),
@@ -246,11 +272,7 @@ def _train_model(
             logits = predict_logits_from_ids(
                 accelerator.unwrap_model(model), validation[0], pad_id, config.eval_batch_size
             )
-            targets = np.array(validation[1])
-            row["val_loss"] = float(
-                F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(targets)).item()
-            )
-            row["val_accuracy"] = float((logits.argmax(-1) == targets).mean())
+            row.update(validation_scores(logits, np.array(validation[1])))
             if (
                 result.best_validation_accuracy is None
                 or row["val_accuracy"] > result.best_validation_accuracy

@@ -16,7 +16,6 @@ ones the run's report was computed from.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import time
 
@@ -75,16 +74,3 @@ def resolve_precision(precision: str, device: torch.device) -> str:
             "use fp32."
         )
     return precision
-
-
-def autocast(
-    precision: str, device: torch.device, *, inference: bool = False
-) -> contextlib.AbstractContextManager:
-    """The forward pass's context: bf16 autocast, or nothing. In training fp16 goes through
-    Accelerate, which pairs it with loss scaling; in ``inference`` (no gradients, nothing to
-    scale) fp16 is a plain autocast too."""
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    if precision == "fp16" and inference:
-        return torch.autocast(device.type, dtype=torch.float16)
-    return contextlib.nullcontext()

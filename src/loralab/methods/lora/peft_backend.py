@@ -8,13 +8,18 @@ adapts exactly the layers the user was shown.
 
 from __future__ import annotations
 
+import json
+import warnings
 from pathlib import Path
 
+import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from loralab.config import TrainConfig
 from loralab.errors import RunError
-from loralab.methods.base import NeuralMethod, TransformerClassifier, register
+from loralab.methods.base import TransformerClassifier, register
+from loralab.methods.lora.top_layers import LoraMethod
 from loralab.models.loading import LoadedModel
 from loralab.models.targets import resolve_targets
 
@@ -23,7 +28,7 @@ PISSA_INITIAL = "loralab_pissa_initial"
 
 
 def lora_config(loaded: LoadedModel, config: TrainConfig):
-    from peft import LoraConfig, TaskType
+    from peft import LoraConfig, TaskType  # importing PEFT takes seconds; only LoRA runs need it
 
     targets = resolve_targets(
         loaded.model, loaded.head_modules, config.target_modules, config.lora_rank, config.lora_layers
@@ -44,16 +49,17 @@ def lora_config(loaded: LoadedModel, config: TrainConfig):
 
 
 @register
-class PeftLora(NeuralMethod):
+class PeftLora(LoraMethod):
     """Low-rank adapters on the chosen linear layers; encoder frozen; head trains."""
 
     name = "lora"
     summary = "LoRA adapters through PEFT (encoder frozen, head trains)"
     default_lr = 1e-3
     default_epochs = 3
+    ladder_position = 50
 
     def prepare(self, loaded: LoadedModel, config: TrainConfig) -> nn.Module:
-        from peft import get_peft_model
+        from peft import get_peft_model, get_peft_model_state_dict  # PEFT takes seconds to import
 
         peft_config = lora_config(loaded, config)
         model = get_peft_model(loaded.model, peft_config)
@@ -61,15 +67,11 @@ class PeftLora(NeuralMethod):
         # adapter points at the same base model on any machine.
         model.peft_config["default"].base_model_name_or_path = config.model
         if config.lora_init == "pissa":
-            from peft import get_peft_model_state_dict
-
             initial = get_peft_model_state_dict(model)
             setattr(model, PISSA_INITIAL, {k: v.clone() for k, v in initial.items() if ".lora_" in k})
         return model
 
     def save_weights(self, classifier: TransformerClassifier, folder: Path) -> None:
-        import warnings
-
         with warnings.catch_warnings():
             # PEFT looks up the base model's config to see whether the vocabulary changed;
             # it never does here (embeddings are frozen), and the lookup may be offline.
@@ -80,7 +82,7 @@ class PeftLora(NeuralMethod):
             save_pissa_as_lora(folder, initial)
 
     def load_weights(self, labels: list[str], folder: Path, config: TrainConfig) -> nn.Module:
-        from peft import PeftModel
+        from peft import PeftModel  # importing PEFT takes seconds; only LoRA runs need it
 
         if not (folder / "adapter_config.json").exists():
             raise RunError(f"{folder}: the saved adapter (adapter_config.json) is missing.")
@@ -96,11 +98,6 @@ def save_pissa_as_lora(folder: Path, initial: dict) -> None:
     path_initial_model_for_weight_conversion=…)``) keeps only the LoRA matrices and so drops
     the classification head (``modules_to_save``); this one keeps every other tensor as saved.
     """
-    import json
-
-    import torch
-    from safetensors.torch import load_file, save_file
-
     weights, config_path = folder / "adapter_model.safetensors", folder / "adapter_config.json"
     state = load_file(str(weights))
     for key, value in state.items():

@@ -16,8 +16,9 @@ from torch import nn
 
 from loralab.config import TrainConfig
 from loralab.errors import LoralabError, RunError
-from loralab.methods.base import NeuralMethod, TransformerClassifier, load_weights_file, register
+from loralab.methods.base import TransformerClassifier, load_weights_file, register
 from loralab.methods.lora.layer import LoRALinear
+from loralab.methods.lora.top_layers import LoraMethod
 from loralab.models.loading import LoadedModel
 from loralab.models.surgery import replace
 from loralab.models.targets import linear_modules, resolve_targets
@@ -61,7 +62,7 @@ def inject_lora(model: nn.Module, head_modules: list[str], config: TrainConfig) 
 
 
 @register
-class ScratchLora(NeuralMethod):
+class ScratchLora(LoraMethod):
     """LoRA adapters from loralab's own layer (seed 002), encoder frozen, head trains."""
 
     name = "lora-scratch"
@@ -70,6 +71,7 @@ class ScratchLora(NeuralMethod):
     default_epochs = 3
 
     def check(self, config: TrainConfig) -> None:
+        super().check(config)
         if config.use_dora:
             raise LoralabError("--use-dora is available with --method lora (PEFT), not lora-scratch.")
 

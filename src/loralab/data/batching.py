@@ -1,0 +1,40 @@
+"""Tokenised batches: tokenise once, pad each batch to its own longest text (never to
+``max_length``), and group texts of similar length for inference.
+
+Training's shuffled length buckets are in :mod:`loralab.training.batching`; these pieces sit
+below the models and methods, which encode texts and cache frozen outputs with them too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+def encode(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
+    """Token ids per text, truncated to ``max_length``, without padding."""
+    out = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
+    return out["input_ids"]
+
+
+def collate(
+    ids: Sequence[Sequence[int]], pad_token_id: int, labels: Sequence[int] | None = None
+) -> dict[str, torch.Tensor]:
+    """Pad a batch to its own longest sequence."""
+    width = max(len(x) for x in ids)
+    input_ids = torch.full((len(ids), width), pad_token_id, dtype=torch.long)  # (B, T)
+    attention_mask = torch.zeros((len(ids), width), dtype=torch.long)  # (B, T)
+    for row, seq in enumerate(ids):
+        input_ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+        attention_mask[row, : len(seq)] = 1
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+    if labels is not None:
+        batch["labels"] = torch.as_tensor(labels, dtype=torch.long)  # (B,)
+    return batch
+
+
+def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length, longest first (for inference)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]

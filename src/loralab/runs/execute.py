@@ -1,0 +1,214 @@
+"""Write one run folder: data → method → training → evaluation → a checked run folder.
+
+Every route that produces a run goes through :func:`execute` — ``loralab train``, each run of
+a comparison, each point of a sweep, each trial of a search, and ``TextClassifier.save`` (which
+hands over a classifier it has already fitted) — so every run folder has the same files:
+``config.json``, ``manifest.json``, ``history.csv``, ``metrics.json``, ``predictions/`` and a
+``model/`` that was reloaded and checked before the run is called completed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from accelerate import PartialState
+
+from loralab.config import TrainConfig
+from loralab.data import DataSplits, load_data
+from loralab.errors import LoralabError, RunError
+from loralab.evaluation.evaluate import evaluate_classifier, predictions_frame
+from loralab.evaluation.metrics import validation_scores
+from loralab.methods import Classifier, FitResult, get_method, load_saved_classifier
+from loralab.runs.folder import RunFolder, write_csv, write_json
+from loralab.runs.tracking import Trackers
+from loralab.training.checkpoints import Checkpointing
+from loralab.training.fit import TrainingHooks, fit_method
+from loralab.training.loop import cpu_only
+
+# Texts used to check that the saved run predicts exactly like the model in memory.
+RELOAD_CHECK_TEXTS = 32
+RELOAD_TOLERANCE = 1e-5
+CHECKPOINTS = "checkpoints"
+# Settings that may differ between an interrupted run and its resumption.
+RESUME_MAY_CHANGE = ("threads", "checkpoint_every", "eval_batch_size")
+
+
+@dataclass
+class RunResult:
+    folder: Path
+    classifier: Classifier
+    metrics: dict  # as in metrics.json: split → SplitMetrics.to_dict()
+    manifest: dict
+    splits: DataSplits
+
+
+def check_reload(classifier: Classifier, model_dir: Path, texts: list[str]) -> float:
+    """Reload the saved model and return the largest probability difference on ``texts``."""
+    reloaded = load_saved_classifier(model_dir)
+    sample = texts[:RELOAD_CHECK_TEXTS] or ["a text to check the reload with"]
+    difference = float(np.abs(classifier.predict_proba(sample) - reloaded.predict_proba(sample)).max())
+    if difference > RELOAD_TOLERANCE:
+        raise RunError(
+            f"{model_dir}: the saved model predicts differently from the trained one "
+            f"(max probability difference {difference:.2e}); the run is not usable."
+        )
+    return difference
+
+
+def _check_resumable(folder: RunFolder, config: TrainConfig, splits: DataSplits) -> None:
+    """Refuse to resume a run that is complete, absent, or had other settings or data."""
+    manifest = folder.read_manifest()
+    if folder.is_completed():
+        raise RunError(f"{folder.path}: the run is already completed; there is nothing to resume.")
+    saved = json.loads((folder.path / "config.json").read_text())
+    now = config.to_dict()
+    changed = [k for k in now if k not in RESUME_MAY_CHANGE and saved.get(k) != now[k]]
+    if changed:
+        details = "; ".join(f"{k}: {saved.get(k)} → {now[k]}" for k in changed)
+        raise RunError(f"{folder.path}: cannot resume with different settings ({details}).")
+    if manifest.get("data") != json.loads(json.dumps(splits.summary())):
+        raise RunError(
+            f"{folder.path}: cannot resume, the data differ from the interrupted run's "
+            "(split sizes, label counts or origin)."
+        )
+
+
+def execute(
+    config: TrainConfig,
+    data: str | Path | DataSplits,
+    output_dir: str | Path,
+    *,
+    text_col: str = "text",
+    label_col: str = "label",
+    subset: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    resume: bool = False,
+    on_epoch_hook: Callable[[dict], None] | None = None,
+    evaluate_splits: Sequence[str] = ("validation", "test"),
+    fitted: FitResult | None = None,
+) -> RunResult:
+    """Train ``config.method`` on DATA (or take the ``fitted`` result) and write a complete,
+    reload-checked run folder.
+
+    Methods that train in epochs checkpoint while they train (see
+    :mod:`loralab.training.checkpoints`); ``resume`` continues the interrupted run in
+    ``output_dir`` from its last checkpoint, if its configuration and data are unchanged.
+    Checkpoints are removed once the run completes. ``on_epoch_hook(row)`` sees each epoch's
+    history row (a search uses it to prune), and ``evaluate_splits`` limits the final
+    evaluation (a search keeps the test split for the end); empty splits are skipped.
+
+    Launched by ``torchrun`` or ``accelerate launch``, every process trains its share of the
+    batches (DDP through Accelerate) and only the main process writes the run folder,
+    evaluates (each example once) and saves; the others return a result without metrics.
+    """
+    distributed = PartialState(cpu=cpu_only())
+    method = get_method(config.method)
+    method.check(config)
+    splits = (
+        data
+        if isinstance(data, DataSplits)
+        else load_data(data, text_col, label_col, seed=config.seed, subset=subset)
+    )
+    folder = RunFolder(output_dir)
+    checkpoints = Checkpointing(folder.path / CHECKPOINTS, config.checkpoint_every, resume=resume)
+    if not distributed.is_main_process:
+        distributed.wait_for_everyone()  # the main process has set up the folder
+        if fitted is None:
+            hooks = TrainingHooks(progress=False, checkpoints=checkpoints)
+            fitted = fit_method(method, splits, config, validation_scores=validation_scores, hooks=hooks)
+        return RunResult(folder.path, fitted.classifier, {}, {}, splits)
+    try:
+        if resume:
+            _check_resumable(folder, config, splits)
+        else:
+            folder.create(overwrite)
+    finally:
+        distributed.wait_for_everyone()
+    folder.start(
+        config.to_dict(),
+        {
+            "method": config.method,
+            "data": splits.summary(),
+            "columns": {"text": text_col, "label": label_col},
+            "processes": distributed.num_processes,
+        },
+    )
+    history: list[dict] = []
+    trackers = Trackers(config.report_to, folder.path, config.to_dict()) if config.report_to else None
+    if trackers is not None:
+        folder.update(tracking=trackers.where)
+
+    def on_epoch(row: dict) -> None:
+        history.append(row)
+        write_csv(folder.path / "history.csv", history)
+        if trackers is not None:
+            epoch_values = {"val/accuracy": row.get("val_accuracy"), "val/loss": row.get("val_loss")}
+            epoch_values.update({"train/epoch_loss": row["train_loss"], "epoch": row["epoch"]})
+            trackers.log({k: v for k, v in epoch_values.items() if v is not None}, row["step"])
+        if on_epoch_hook is not None:
+            on_epoch_hook(row)
+
+    training_started = False
+    try:
+        if fitted is None:
+            hooks = TrainingHooks(
+                progress=progress,
+                on_epoch=on_epoch,
+                on_step=trackers.log if trackers is not None else None,
+                checkpoints=checkpoints,
+            )
+            fitted = fit_method(method, splits, config, validation_scores=validation_scores, hooks=hooks)
+        else:
+            for row in fitted.history:
+                on_epoch(row)
+        classifier = fitted.classifier
+        training_started = True
+        folder.update(**fitted.manifest_fields())
+        metrics: dict = {}
+        (folder.path / "predictions").mkdir(exist_ok=True)
+        for split in evaluate_splits:
+            part = splits.split(split)
+            if not len(part):  # a classifier fitted from Python may have no held-out texts
+                continue
+            evaluation = evaluate_classifier(classifier, part)
+            metrics[split] = evaluation.metrics.to_dict()
+            predictions_frame(part.texts, evaluation.probabilities, classifier.labels, part.labels).to_csv(
+                folder.path / "predictions" / f"{split}.csv", index=False
+            )
+        write_json(folder.path / "metrics.json", metrics)
+        if trackers is not None:
+            last = history[-1]["step"] if history else 0
+            trackers.log(
+                {f"{s}/{k}": m[k] for s, m in metrics.items() for k in ("accuracy", "macro_f1", "f1")}, last
+            )
+        folder.save_model(classifier)
+        difference = check_reload(classifier, folder.model_dir, splits.validation.texts or splits.train.texts)
+        folder.finish("completed", reload_max_difference=difference, resumed=resume)
+        shutil.rmtree(folder.path / CHECKPOINTS, ignore_errors=True)
+    except KeyboardInterrupt:
+        shutil.rmtree(folder.path / "model.tmp", ignore_errors=True)
+        folder.finish("interrupted")
+        raise
+    except LoralabError as err:
+        shutil.rmtree(folder.path / "model.tmp", ignore_errors=True)
+        if not training_started and not history:
+            # A user mistake found before any work (model name, target modules, rank):
+            # leave nothing behind.
+            shutil.rmtree(folder.path, ignore_errors=True)
+        else:
+            folder.finish("failed", error=str(err))
+        raise
+    except BaseException as err:
+        shutil.rmtree(folder.path / "model.tmp", ignore_errors=True)
+        folder.finish("failed", error=f"{type(err).__name__}: {err}")
+        raise
+    finally:
+        if trackers is not None:
+            trackers.finish()
+    return RunResult(folder.path, classifier, metrics, folder.manifest, splits)
