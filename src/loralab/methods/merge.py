@@ -21,9 +21,9 @@ def merge_adapters(model: nn.Module) -> tuple[nn.Module, list[str]]:
     A model without adapters (a fully fine-tuned run) comes back as it is, with no names.
     """
     try:
-        from peft import PeftModel
+        from peft import PeftModel  # importing PEFT takes seconds; only adapter runs need it
         from peft.tuners.lora import LoraLayer
-    except ImportError:  # PEFT is an extra; without it there are no PEFT models to merge
+    except ImportError:  # without PEFT there are no PEFT models to merge
         PeftModel = LoraLayer = ()  # noqa: N806
 
     if PeftModel and isinstance(model, PeftModel):

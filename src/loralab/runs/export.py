@@ -15,8 +15,17 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import torch
+from sklearn.pipeline import Pipeline
+from transformers import AutoModelForSequenceClassification
 
 from loralab.errors import LoralabError, RunError
+from loralab.methods.base import TransformerClassifier
+from loralab.methods.baselines import TfidfClassifier
+from loralab.methods.merge import merge_adapters
+from loralab.runs.onnx import FP32_FILE, INT8_FILE, OnnxClassifier, require_onnx, write_onnx
+from loralab.runs.train import load_run
 
 CHECK_TEXTS = 64
 TOLERANCE = 1e-4
@@ -40,8 +49,6 @@ pipeline.predict(["a gripping, beautifully acted film"])
 
 
 def _sample_texts(run_dir: Path) -> list[str]:
-    import pandas as pd
-
     texts = ["a gripping, beautifully acted film", "dull and far too long", "ok"]
     predictions = run_dir / "predictions" / "test.csv"
     if predictions.exists():
@@ -50,11 +57,6 @@ def _sample_texts(run_dir: Path) -> list[str]:
 
 
 def _export_transformer(classifier, folder: Path, texts: list[str]) -> np.ndarray:
-    import torch
-    from transformers import AutoModelForSequenceClassification
-
-    from loralab.methods.merge import merge_adapters
-
     expected = classifier.predict_proba(texts)
     model, _ = merge_adapters(classifier.model)
     model.config.id2label = dict(enumerate(classifier.labels))
@@ -72,8 +74,7 @@ def _export_transformer(classifier, folder: Path, texts: list[str]) -> np.ndarra
 
 
 def _export_pipeline(classifier, folder: Path, texts: list[str]) -> float:
-    import skops.io as sio
-    from sklearn.pipeline import Pipeline
+    import skops.io as sio  # the 'serve' extra
 
     estimator = copy.deepcopy(classifier.estimator)
     estimator.classes_ = np.array(classifier.labels)  # predict() returns label names
@@ -94,7 +95,6 @@ def _export_pipeline(classifier, folder: Path, texts: list[str]) -> float:
 def _check_onnx(classifier, expected: np.ndarray, folder: Path, texts: list[str], int8: bool):
     """Max probability difference of the fp32 ONNX model from the run's ``expected``
     probabilities, and the int8 model's label agreement with them (None without ``int8``)."""
-    from loralab.runs.onnx import FP32_FILE, INT8_FILE, OnnxClassifier
 
     def session(name: str) -> np.ndarray:
         onnx = OnnxClassifier(
@@ -114,10 +114,6 @@ def export_run(
 
     With ``onnx``, ``model.onnx`` (and with ``int8`` a dynamically quantized ``model.int8.onnx``)
     is written next to the transformers files, for ``loralab predict OUT --backend onnx``."""
-    from loralab.methods.base import TransformerClassifier
-    from loralab.methods.baselines import TfidfClassifier
-    from loralab.runs.train import load_run
-
     run_dir, out = Path(run_dir), Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise RunError(f"{out}: already exists and is not empty; pass --overwrite to replace it.")
@@ -135,8 +131,6 @@ def export_run(
             "scikit-learn pipeline."
         )
     if onnx:
-        from loralab.runs.onnx import require_onnx
-
         require_onnx()
     texts = _sample_texts(run_dir)
     onnx_difference = agreement = None
@@ -150,8 +144,6 @@ def export_run(
         else:
             difference, kind = _export_pipeline(classifier, staging, texts), "scikit-learn"
         if onnx:
-            from loralab.runs.onnx import write_onnx
-
             write_onnx(classifier, staging, int8)
             onnx_difference, agreement = _check_onnx(classifier, expected, staging, texts, int8)
             difference = max(difference, onnx_difference)

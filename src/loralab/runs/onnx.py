@@ -14,6 +14,7 @@ folder from ``loralab export --onnx`` is read as it is.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import json
 import logging
@@ -26,8 +27,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
+from transformers import AutoTokenizer
 
+from loralab.data.batching import collate, encode, sorted_batches
 from loralab.errors import LoralabError, RunError
+from loralab.methods.merge import merge_adapters
+from loralab.models.first_token import first_token_only
+from loralab.models.inference import softmax
+from loralab.runs.train import load_run
 
 ONNX_DIR = "onnx"
 FP32_FILE = "model.onnx"
@@ -38,8 +46,6 @@ EXTRA = "pip install 'loralab[onnx]'"
 
 def require_onnx() -> None:
     """Fail with the extra to install when ONNX Runtime or the exporter's packages are missing."""
-    import importlib.util
-
     missing = [m for m in ("onnxruntime", "onnx", "onnxscript") if importlib.util.find_spec(m) is None]
     if missing:
         raise LoralabError(
@@ -53,11 +59,6 @@ def file_name(int8: bool) -> str:
 
 def write_onnx(classifier, folder: Path, int8: bool) -> None:
     """Write ``model.onnx`` (and with ``int8`` ``model.int8.onnx``) for a neural run into ``folder``."""
-    import torch
-
-    from loralab.data.batching import collate, encode
-    from loralab.methods.merge import merge_adapters
-    from loralab.models.first_token import first_token_only
 
     require_onnx()
     model, _ = merge_adapters(classifier.model)
@@ -87,7 +88,7 @@ def write_onnx(classifier, folder: Path, int8: bool) -> None:
                 dynamic_shapes={"input_ids": {0: batch, 1: length}, "attention_mask": {0: batch, 1: length}},
             )
             if int8:
-                from onnxruntime.quantization import QuantType, quantize_dynamic
+                from onnxruntime.quantization import QuantType, quantize_dynamic  # the 'onnx' extra
 
                 quantize_dynamic(
                     folder / FP32_FILE,
@@ -107,8 +108,7 @@ class OnnxClassifier:
     """Probabilities from an ONNX file through ONNX Runtime, batched longest first."""
 
     def __init__(self, path: Path, tokenizer, labels: list[str], max_length: int, method: str) -> None:
-        import onnxruntime as ort
-        import torch
+        import onnxruntime as ort  # the 'onnx' extra
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
@@ -122,9 +122,6 @@ class OnnxClassifier:
         self.path = path
 
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
-        from loralab.data.batching import collate, encode, sorted_batches
-        from loralab.models.inference import softmax
-
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         if not len(texts):
             return out
@@ -142,15 +139,11 @@ class OnnxClassifier:
 
 def load_onnx(path: str | Path, int8: bool = False, progress: bool = True) -> OnnxClassifier:
     """An :class:`OnnxClassifier` for a run folder (exported on first use) or an export folder."""
-    from transformers import AutoTokenizer
-
     require_onnx()
     path = Path(path)
     if (path / FP32_FILE).exists():  # a folder written by ``loralab export --onnx``
         onnx_dir, tokenizer_dir = path, path
     else:
-        from loralab.runs.train import load_run
-
         onnx_dir, tokenizer_dir = path / ONNX_DIR, path / "model"
         if not (onnx_dir / file_name(int8)).exists():
             classifier = load_run(path)

@@ -8,6 +8,7 @@ in ``tracking/tensorboard``; MLflow into ``sqlite:///RUN/tracking/mlflow.db`` un
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -19,8 +20,6 @@ EXTRA = {"tensorboard": "tensorboard", "mlflow": "mlflow-skinny", "wandb": "wand
 
 def _flat(config: dict) -> dict:
     """Trackers take scalars and strings: lists become comma-joined, dicts JSON, None dropped."""
-    import json
-
     flat = {}
     for key, value in config.items():
         if isinstance(value, list):
@@ -36,7 +35,7 @@ class Trackers:
     """The chosen trackers, started for one run; ``log`` sends to all of them."""
 
     def __init__(self, names: list[str], run_dir: Path, config: dict) -> None:
-        from accelerate import tracking
+        from accelerate import tracking  # imports the chosen trackers' packages (the 'tracking' extra)
 
         folder = run_dir / "tracking"
         folder.mkdir(parents=True, exist_ok=True)
@@ -47,7 +46,7 @@ class Trackers:
                     tracker = tracking.TensorBoardTracker("tensorboard", folder)
                     self.where[name] = str(folder / "tensorboard")
                 elif name == "mlflow":
-                    import mlflow
+                    import mlflow  # the 'tracking' extra
 
                     uri = (
                         os.environ.get("MLFLOW_TRACKING_URI")
