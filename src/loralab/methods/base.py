@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -282,12 +282,12 @@ class Prepared:
     model: nn.Module
 
     @property
-    def tokenizer(self):
+    def tokenizer(self) -> Any:  # a transformers tokenizer of whichever class the model uses
         return self.loaded.tokenizer
 
     @property
     def pad_id(self) -> int:
-        pad = self.loaded.tokenizer.pad_token_id
+        pad = self.tokenizer.pad_token_id
         return pad if pad is not None else 0
 
 
