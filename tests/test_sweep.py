@@ -121,3 +121,16 @@ def test_a_killed_sweep_redoes_only_the_missing_points(tiny_bert, synthetic_dir,
     assert all(r["status"] == "completed" for r in summary["rows"])
     for point, stamp in started.items():  # finished points were not trained again
         assert json.loads((folder / point / "manifest.json").read_text())["started"] == stamp
+
+
+def test_a_point_that_fails_is_recorded_and_the_others_still_train(tiny_bert, synthetic_dir, tmp_path):
+    # One job trains in this process; a failing point must not stop the sweep.
+    axes = parse_axes(["target_modules=query,no_such_layer"])
+    folder = tmp_path / "s"
+    summary = run_sweep(str(synthetic_dir), axes, _base(tiny_bert), folder)
+    assert summary["failed"] == ["target_modules-no_such_layer"]
+    assert summary["trained"] == 2
+    statuses = {r["point"]: r["status"] for r in summary["rows"]}
+    assert statuses == {"target_modules-query": "completed", "target_modules-no_such_layer": "missing"}
+    log = (folder / "logs" / "target_modules-no_such_layer.log").read_text()
+    assert "no_such_layer" in log
