@@ -246,3 +246,21 @@ def test_head_tuning_encodes_once_and_matches_training_through_the_encoder(
     finally:
         finetune.HeadTuning.training_data = original
     assert abs(cached.metrics["test"]["accuracy"] - through.metrics["test"]["accuracy"]) <= 0.1
+
+
+def test_a_run_stopped_before_its_manifest_leaves_no_folder(synthetic_dir, tmp_path, monkeypatch):
+    from loralab.runs.folder import RunFolder, write_json
+
+    def start_then_stop(self, config, extra):
+        write_json(self.path / "config.json", config)
+        raise KeyboardInterrupt  # as a sweep's SIGTERM does, between config.json and manifest.json
+
+    out = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        patch.setattr(RunFolder, "start", start_then_stop)
+        with pytest.raises(KeyboardInterrupt):
+            train_run(synthetic_dir, TrainConfig(method="tfidf-nb"), out, progress=False)
+    assert not out.exists()
+    # Run again, as a resumed sweep does: nothing is in the way.
+    result = train_run(synthetic_dir, TrainConfig(method="tfidf-nb"), out, overwrite=True, progress=False)
+    assert RunFolder(result.folder).is_completed()

@@ -130,15 +130,22 @@ def execute(
             folder.create(overwrite)
     finally:
         distributed.wait_for_everyone()
-    folder.start(
-        config.to_dict(),
-        {
-            "method": config.method,
-            "data": splits.summary(),
-            "columns": {"text": text_col, "label": label_col},
-            "processes": distributed.num_processes,
-        },
-    )
+    try:
+        folder.start(
+            config.to_dict(),
+            {
+                "method": config.method,
+                "data": splits.summary(),
+                "columns": {"text": text_col, "label": label_col},
+                "processes": distributed.num_processes,
+            },
+        )
+    except BaseException:
+        # Stopped (Ctrl-C, a sweep's SIGTERM) before the manifest exists: the folder is not a
+        # run yet, and left as it is, it would be refused as foreign files when run again.
+        if not resume and not folder.exists():
+            shutil.rmtree(folder.path, ignore_errors=True)
+        raise
     history: list[dict] = []
     trackers = Trackers(config.report_to, folder.path, config.to_dict()) if config.report_to else None
     if trackers is not None:
