@@ -23,6 +23,7 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from loralab.config import TrainConfig
 from loralab.errors import LoralabError, closest
@@ -272,7 +273,7 @@ def summarise(folder: str | Path) -> dict:
     for point in grid_points(axes):
         name = point_name(point)
         run = folder / name
-        row = {"point": name, **{k: _label(v) for k, v in point.items()}, "status": "missing"}
+        row: dict[str, Any] = {"point": name, **{k: _label(v) for k, v in point.items()}, "status": "missing"}
         if RunFolder(run).exists():
             manifest = RunFolder(run).read_manifest()
             row["status"] = manifest.get("status")

@@ -41,8 +41,8 @@ def cached_bottom_data(
     Token id lists become ``[row, *ids[1:]]`` (same lengths, so the same batches), and the
     stand-in serves row ``row`` of the cache. Returns ``None`` to train through the model."""
     model = prepared.model
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    frozen = len(encoder_layers(base)[1]) - (config.lora_layers or 0)
+    unwrap = getattr(model, "get_base_model", None)  # a PEFT model wraps the encoder model
+    frozen = len(encoder_layers(unwrap() if unwrap else model)[1]) - (config.lora_layers or 0)
     if frozen <= 0:
         return None
     begin = time.perf_counter()
