@@ -49,7 +49,7 @@ class JobConfig:
         return self.data
 
 
-TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("help"))
+TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 JOB_KEYS = tuple(f.name for f in dataclasses.fields(JobConfig))
 
 

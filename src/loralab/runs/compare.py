@@ -112,6 +112,14 @@ def run_row(folder: Path, method: str, seed: int, train_size: str, root: Path) -
     }
 
 
+def _asked_for(run: RunFolder, config: TrainConfig) -> bool:
+    """Whether ``run`` is completed and was asked for exactly ``config`` (its config.json holds
+    the resolved values; older runs, without ``requested`` in the manifest, only those)."""
+    manifest = run.read_manifest()
+    asked = manifest.get("requested") or json.loads((run.path / "config.json").read_text())
+    return manifest.get("status") == "completed" and asked == config.to_dict()
+
+
 def compare(
     data: str,
     output_dir: str | Path,
@@ -167,11 +175,7 @@ def compare(
             run_dir = folder / f"per-class-{size_name}" / run_dir.name
         config = base_config.replace(method=method, seed=seed)
         run = RunFolder(run_dir)
-        reused = (
-            run.exists()
-            and run.read_manifest().get("status") == "completed"
-            and json.loads((run_dir / "config.json").read_text()) == config.to_dict()
-        )
+        reused = run.exists() and _asked_for(run, config)
         if not reused:
             train_run(subsets[size], config, run_dir, overwrite=True, progress=progress)
         row = run_row(run_dir, method, seed, size_name, folder)

@@ -82,7 +82,7 @@ def _check_resumable(folder: RunFolder, config: TrainConfig, splits: DataSplits)
     manifest = folder.read_manifest()
     if manifest.get("status") == "completed":
         raise RunError(f"{folder.path}: the run is already completed; there is nothing to resume.")
-    saved = json.loads((folder.path / "config.json").read_text())
+    saved = manifest.get("requested") or json.loads((folder.path / "config.json").read_text())
     now = config.to_dict()
     changed = [k for k in now if k not in RESUME_MAY_CHANGE and saved.get(k) != now[k]]
     if changed:
@@ -183,6 +183,10 @@ def train_run(
             on_step=trackers.log if trackers is not None else None,
         )
         training_started = True
+        # config.json holds the values the run actually used, the method's defaults filled in;
+        # the manifest keeps what was asked for (a compare reuses a run on that).
+        used = {k: facts[k] for k in ("lr", "epochs", "batch_size", "precision") if facts.get(k) is not None}
+        write_json(folder.path / "config.json", config.replace(**used).to_dict())
         trainable, total = classifier.parameter_counts()
         folder.update(
             trainable_parameters=trainable,
@@ -191,6 +195,7 @@ def train_run(
             train_seconds=facts.get("train_seconds"),
             train_tokens=facts.get("train_tokens"),
             cache_seconds=facts.get("cache_seconds") or None,
+            requested=config.to_dict(),
             resolved={
                 "lr": facts.get("lr"),
                 "epochs": facts.get("epochs"),
