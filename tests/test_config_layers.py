@@ -243,3 +243,18 @@ def test_text_classifier_takes_every_setting_as_an_explicit_keyword():
     assert copy._config() == TrainConfig(method="full", lora_rank=4, pooling="mean")
     with pytest.raises(TypeError, match="lora_rnak"):
         TextClassifier(lora_rnak=4)
+
+
+def test_sweep_reads_data_and_fixed_settings_from_a_config_file(tmp_path, synthetic_dir):
+    job = write(
+        tmp_path / "sweep.yaml", {"data": str(synthetic_dir), "method": "tfidf-nb", "tfidf_ngram_max": 1}
+    )
+    out = tmp_path / "sweep"
+    result = invoke(
+        "sweep", "--config", job, "baseline_c=0.5,1.0", "--set", "tfidf_max_features=100", "-o", out
+    )
+    assert result.exit_code == 0, result.output
+    spec = json.loads((out / "sweep.json").read_text())
+    assert spec["data"] == str(synthetic_dir) and spec["grid"] == {"baseline_c": ["0.5", "1"]}
+    point = json.loads((out / "baseline_c-0.5" / "config.json").read_text())
+    assert (point["method"], point["tfidf_ngram_max"], point["tfidf_max_features"]) == ("tfidf-nb", 1, 100)

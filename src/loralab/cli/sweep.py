@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
     def sweep(
         data: str | None = typer.Argument(
             None,
-            metavar="[DATA]",
+            metavar="DATA",
             help="Data, as for train; may be named in --config instead.",
             show_default=False,
         ),

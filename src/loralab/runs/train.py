@@ -184,8 +184,9 @@ def train_run(
         )
         training_started = True
         # config.json holds the values the run actually used, the method's defaults filled in;
-        # the manifest keeps what was asked for (a compare reuses a run on that).
-        used = {k: facts[k] for k in ("lr", "epochs", "batch_size", "precision") if facts.get(k) is not None}
+        # the manifest keeps what was asked for (a compare reuses a run on that). A method that
+        # does not train reports 0 epochs, which stays "not set" rather than an invalid setting.
+        used = {k: facts[k] for k in ("lr", "epochs", "batch_size", "precision") if facts.get(k)}
         write_json(folder.path / "config.json", config.replace(**used).to_dict())
         trainable, total = classifier.parameter_counts()
         folder.update(
