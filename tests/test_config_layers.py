@@ -258,3 +258,32 @@ def test_sweep_reads_data_and_fixed_settings_from_a_config_file(tmp_path, synthe
     assert spec["data"] == str(synthetic_dir) and spec["grid"] == {"baseline_c": ["0.5", "1"]}
     point = json.loads((out / "baseline_c-0.5" / "config.json").read_text())
     assert (point["method"], point["tfidf_ngram_max"], point["tfidf_max_features"]) == ("tfidf-nb", 1, 100)
+
+
+def test_every_setting_declares_its_help_text():
+    # A field without help stays off the command line and out of TextClassifier: only the
+    # free-form ``extra`` mapping should be like that.
+    hidden = [f.name for f in dataclasses.fields(TrainConfig) if not f.metadata.get("help")]
+    assert hidden == ["extra"], f"declare these with setting(default, help): {hidden}"
+
+
+def test_a_new_field_with_help_becomes_an_option(monkeypatch):
+    from loralab.cli import options
+    from loralab.config import setting
+
+    @dataclasses.dataclass
+    class Extended(TrainConfig):
+        stride: int = setting(64, "Tokens shared by neighbouring windows.")
+
+    monkeypatch.setattr(options, "TrainConfig", Extended)
+    generated = {p.name: p for p in options.training_options()}
+    assert "stride" in generated and generated["stride"].annotation == int | None
+    assert generated["stride"].default.param_decls == ("--stride",)
+    assert generated["stride"].default.help == "Tokens shared by neighbouring windows. (default: 64)"
+
+
+@pytest.mark.parametrize("path", ["evaluate", "lowrank", "data inspect", "train", "compare"])
+def test_every_command_refuses_an_empty_subset_before_any_work(tmp_path, synthetic_dir, path):
+    run = [tmp_path] if path in ("evaluate", "lowrank") else []
+    result = invoke(*path.split(), *run, synthetic_dir, "--subset", 0)
+    assert result.exit_code == 2 and "--subset must be ≥ 1, got 0." in result.output

@@ -137,10 +137,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         return estimator
 
 
-# TrainConfig's exposed fields besides method and model, with their defaults (a list default
-# comes from a factory, which would be shared between estimators; only ``extra`` has one).
+# TrainConfig's exposed fields besides method and model, with their defaults.
 SETTINGS: dict[str, Any] = {
-    f.name: f.default
+    f.name: f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
     for f in dataclasses.fields(TrainConfig)
     if f.metadata.get("help") and f.name not in ("method", "model")
 }

@@ -43,6 +43,10 @@ class JobConfig:
     subset: int | None = setting(None, "Stratified subset of at most N rows per split.")
     output_dir: str | None = setting(None, "Folder the job writes into.")
 
+    def __post_init__(self) -> None:
+        if self.subset is not None and self.subset < 1:
+            raise LoralabError(f"--subset must be ≥ 1, got {self.subset}.")
+
     def require_data(self) -> str:
         if not self.data:
             raise LoralabError("Give DATA on the command line, or name it in the --config file (data: …).")

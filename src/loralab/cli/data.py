@@ -8,7 +8,7 @@ import typer
 
 from loralab.cli.common import console, handle_errors, table
 from loralab.cli.options import DATA_OPTIONS, data_options, setting_option, with_options
-from loralab.config_files import DATA_HELP
+from loralab.config_files import DATA_HELP, JobConfig
 
 app = typer.Typer(help="Look at a data set.", no_args_is_help=True)
 
@@ -32,6 +32,7 @@ def inspect(
     from loralab.data.inspect import data_report
     from loralab.models import load_tokenizer
 
+    JobConfig(text_col=text_col, label_col=label_col, subset=subset)  # checks the data options
     splits = load_data(data, text_col, label_col, seed=seed, subset=subset)
     report = data_report(splits, load_tokenizer(model), max_length)
     console.print(f"[bold]{report['source']}[/]  labels: {', '.join(splits.labels)}")

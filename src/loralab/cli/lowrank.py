@@ -9,6 +9,7 @@ import typer
 from loralab.analysis.tables import diagnostics_table, rank_table
 from loralab.cli.common import console, handle_errors, table
 from loralab.cli.options import DATA_OPTIONS, data_options, with_options
+from loralab.config_files import JobConfig
 
 
 def register(app: typer.Typer) -> None:
@@ -42,6 +43,7 @@ def register(app: typer.Typer) -> None:
         from loralab.reports.plots import delta_spectra, lowrank_curve
         from loralab.runs.folder import write_json
 
+        JobConfig(text_col=text_col, label_col=label_col, subset=subset)  # checks the data options
         targets = [t.strip() for t in target_modules.split(",")] if target_modules else None
         if head_run is not None:
             check_same_base(run, head_run)

@@ -27,7 +27,7 @@ from loralab.cli.options import (
     with_options,
 )
 from loralab.config import TrainConfig
-from loralab.config_files import DATA_HELP
+from loralab.config_files import DATA_HELP, JobConfig
 from loralab.errors import LoralabError
 
 
@@ -117,7 +117,11 @@ def register(app: typer.Typer) -> None:
         """Evaluate a trained run on any data with the same label set."""
         from loralab.runs.evaluate import evaluate_run
 
-        results = evaluate_run(run, data, split=split, before=before, **data_settings)
+        job = JobConfig(**data_settings)
+        results = evaluate_run(
+            run, data, split=split, text_col=job.text_col, label_col=job.label_col, subset=job.subset,
+            before=before,
+        )  # fmt: skip
         for note in results.pop("_notes", []):
             console.print(f"[yellow]note:[/] {note}")
         where = results.pop("_data")

@@ -48,7 +48,7 @@ def evaluate_run(
     classifier = load_run(run)
     part, where, notes = load_labelled_file(data, split, text_col, label_col)
     check_labels(part, classifier.labels, where)
-    if subset is not None and len(part) > subset:
+    if subset is not None and len(part) > subset:  # the CLI has checked subset ≥ 1
         part = stratified_subset(part, subset, seed)
         notes = [*notes, f"Evaluated on a stratified subset of {subset} of {where}'s rows (seed {seed})."]
     results: dict = {"_data": where, "_notes": notes}
