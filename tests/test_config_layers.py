@@ -181,10 +181,16 @@ def test_a_file_naming_the_data_describes_the_whole_job(tmp_path, synthetic_dir)
     assert manifest["columns"] == {"text": "review", "label": "bias"}
     assert manifest["status"] == "completed"
 
-    compare_job = write(tmp_path / "jobs" / "cmp.yaml", {"data": "data", **columns})
-    result = invoke("compare", "--config", compare_job, "--methods", "tfidf-nb", "-o", tmp_path / "cmp")
+    compare_job = write(
+        tmp_path / "jobs" / "cmp.yaml", {"data": "data", **columns, "methods": ["tfidf-nb", "tfidf-logreg"]}
+    )
+    result = invoke("compare", "--config", compare_job, "-o", tmp_path / "cmp")
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "cmp" / "results.json").read_text())["summary"][0]["method"] == "tfidf-nb"
+    summary = json.loads((tmp_path / "cmp" / "results.json").read_text())["summary"]
+    assert [row["method"] for row in summary] == ["tfidf-nb", "tfidf-logreg"]
+    result = invoke("compare", "--config", compare_job, "--methods", "tfidf-nb", "-o", tmp_path / "cmp2")
+    assert result.exit_code == 0, result.output  # the flag overrides the file
+    assert len(json.loads((tmp_path / "cmp2" / "results.json").read_text())["summary"]) == 1
 
 
 def test_without_data_anywhere_the_error_says_where_to_give_it(tmp_path):

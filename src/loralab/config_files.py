@@ -23,7 +23,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from loralab.config import CONFIG_VERSION, TrainConfig, check_value, parse_value, setting
 from loralab.errors import LoralabError, closest
@@ -54,7 +54,7 @@ class JobConfig:
 
 
 TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
-JOB_KEYS = tuple(f.name for f in dataclasses.fields(JobConfig))
+J = TypeVar("J", bound=JobConfig)
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -88,12 +88,13 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _typed(key: str, value: Any, as_text: bool) -> tuple[str, Any]:
+def _typed(key: str, value: Any, as_text: bool, job_class: type[JobConfig]) -> tuple[str, Any]:
     """(``"train"`` or ``"job"``, the checked value) for one key of a file or ``--set``."""
-    for kind, cls, keys in (("train", TrainConfig, TRAIN_KEYS), ("job", JobConfig, JOB_KEYS)):
+    job_keys = tuple(f.name for f in dataclasses.fields(job_class))
+    for kind, cls, keys in (("train", TrainConfig, TRAIN_KEYS), ("job", job_class, job_keys)):
         if key in keys:
             return kind, parse_value(cls, key, value) if as_text else check_value(cls, key, value)
-    known = sorted(TRAIN_KEYS + JOB_KEYS)
+    known = sorted(TRAIN_KEYS + job_keys)
     raise LoralabError(f"unknown setting '{key}'{closest(key, known)}; the settings are {', '.join(known)}.")
 
 
@@ -112,10 +113,13 @@ def layer_settings(
     config_file: str | Path | None,
     assignments: list[str] | None,
     flags: dict[str, Any],
-) -> tuple[dict[str, Any], JobConfig]:
+    job_class: type[J] = JobConfig,  # type: ignore[assignment]
+) -> tuple[dict[str, Any], J]:
     """Training settings (only those given somewhere; the rest keep TrainConfig's defaults)
     and the job, layered as file < ``--set`` < ``flags``. Flags left as ``None`` were not
-    given and do not override."""
+    given and do not override. A command whose files may name more (compare's ``methods``)
+    passes a subclass of :class:`JobConfig` as ``job_class``."""
+    job_keys = tuple(f.name for f in dataclasses.fields(job_class))
     train: dict[str, Any] = {}
     job: dict[str, Any] = {}
     if config_file is not None:
@@ -128,7 +132,7 @@ def layer_settings(
                     )
                 continue
             try:
-                kind, checked = _typed(str(key), value, as_text=False)
+                kind, checked = _typed(str(key), value, False, job_class)
             except LoralabError as err:
                 raise LoralabError(f"{config_file}: {err}") from None
             (train if kind == "train" else job)[key] = checked
@@ -137,11 +141,11 @@ def layer_settings(
             job["data"] = str(Path(config_file).parent / Path(data).expanduser())
     for key, text in parse_assignments(assignments or []).items():
         try:
-            kind, checked = _typed(key, text, as_text=True)
+            kind, checked = _typed(key, text, True, job_class)
         except LoralabError as err:
             raise LoralabError(f"--set {err}") from None
         (train if kind == "train" else job)[key] = checked
     for key, value in flags.items():
         if value is not None:
-            (job if key in JOB_KEYS else train)[key] = value
-    return train, JobConfig(**job)
+            (job if key in job_keys else train)[key] = value
+    return train, job_class(**job)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,12 @@ from loralab.cli.options import (
     DATA_OPTIONS,
     data_options,
     layered_job,
+    option,
     training_options,
     with_options,
 )
-from loralab.config import TrainConfig
+from loralab.config import TrainConfig, setting
+from loralab.config_files import JobConfig
 from loralab.errors import LoralabError
 
 
@@ -75,11 +78,27 @@ def parse_train_sizes(text: str) -> list[int | None]:
     return sizes
 
 
+@dataclass
+class CompareJob(JobConfig):
+    """A comparison: the data and columns of any job, and which methods, seeds and sizes."""
+
+    methods: list[str] | None = setting(
+        None, "Comma-separated methods (default: the ladder from TF-IDF to full fine-tuning)."
+    )
+    seeds: int = setting(1, "Repeat each neural method with K seeds; report mean ± std.")
+    train_sizes: str | None = setting(
+        None, "Learning curve: texts per class, e.g. 8,16,64,256,all (nested subsets)."
+    )
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     @handle_errors
     @with_options(
-        data_options(*DATA_OPTIONS, layered=True), training_options(exclude=["method"]), CONFIG_OPTIONS
+        [option(CompareJob, name, panel=None) for name in ("methods", "seeds", "train_sizes")],
+        data_options(*DATA_OPTIONS, layered=True),
+        training_options(exclude=["method"]),
+        CONFIG_OPTIONS,
     )
     def compare(
         data: str | None = typer.Argument(
@@ -88,35 +107,27 @@ def register(app: typer.Typer) -> None:
             help="Data set (as for train); may be named in --config instead.",
             show_default=False,
         ),
-        methods: str | None = typer.Option(
-            None,
-            "--methods",
-            help="Comma-separated methods (default: the ladder from TF-IDF to full fine-tuning).",
-        ),
-        seeds: int = typer.Option(
-            1, "--seeds", help="Repeat each neural method with K seeds; report mean ± std."
-        ),
         output_dir: Path | None = typer.Option(
             None, "--output-dir", "-o", help="Compare folder (reused to resume)."
         ),
-        train_sizes: str | None = typer.Option(
-            None,
-            "--train-sizes",
-            help="Learning curve: texts per class, e.g. 8,16,64,256,all (nested subsets).",
-        ),
         **options: Any,
     ) -> None:
-        """Train the method ladder on the same splits and print one table."""
+        """Train the method ladder on the same splits and print one table.
+
+        A --config file may also name methods, seeds and train_sizes."""
         from loralab.runs.compare import DEFAULT_LADDER
         from loralab.runs.compare import compare as run_compare
 
-        settings, job = layered_job(options, data, output_dir)
+        settings, job = layered_job(options, data, output_dir, CompareJob)
         if "method" in settings:
             raise LoralabError("compare trains several methods: choose them with --methods, not method.")
-        chosen = [m.strip() for m in methods.split(",")] if methods else DEFAULT_LADDER
-        if seeds < 1:
-            raise LoralabError(f"--seeds must be ≥ 1, got {seeds}.")
-        sizes = parse_train_sizes(train_sizes) if train_sizes else None
+        chosen = job.methods if job.methods is not None else DEFAULT_LADDER
+        if isinstance(chosen, str):  # given as a flag: comma-separated
+            chosen = [m.strip() for m in chosen.split(",") if m.strip()]
+        if job.seeds < 1:
+            raise LoralabError(f"--seeds must be ≥ 1, got {job.seeds}.")
+        sizes = parse_train_sizes(job.train_sizes) if job.train_sizes else None
+        seeds = job.seeds
         config = TrainConfig.from_dict(settings)
         source = job.require_data()
         out = Path(job.output_dir) if job.output_dir else default_run_dir(source, "compare")

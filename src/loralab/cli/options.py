@@ -22,7 +22,7 @@ from typing import Any, Optional, TypeVar
 import typer
 
 from loralab.config import TrainConfig, setting_types
-from loralab.config_files import JobConfig, layer_settings
+from loralab.config_files import J, JobConfig, layer_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,7 +49,9 @@ def _help(item: dataclasses.Field) -> str:
     return text
 
 
-def option(cls: type, name: str, *, layered: bool = True, panel: str = TRAINING_PANEL) -> inspect.Parameter:
+def option(
+    cls: type, name: str, *, layered: bool = True, panel: str | None = TRAINING_PANEL
+) -> inspect.Parameter:
     """The Typer option for the field ``name`` of ``cls``, as a keyword-only parameter.
 
     ``layered`` options default to ``None`` ("not given"); the others to the field's default.
@@ -152,10 +154,13 @@ def with_options(*groups: Iterable[inspect.Parameter]) -> Callable[[F], F]:
 
 
 def layered_job(
-    options: dict[str, Any], data: str | None, output_dir: Path | None = None
-) -> tuple[dict[str, Any], JobConfig]:
+    options: dict[str, Any],
+    data: str | None,
+    output_dir: Path | None = None,
+    job_class: type[J] = JobConfig,  # type: ignore[assignment]
+) -> tuple[dict[str, Any], J]:
     """Training settings and the job of a layered command, from what Typer passed in."""
     config_file = options.pop("config_file", None)
     assignments = options.pop("assignments", None)
     flags = dict(options, data=data, output_dir=str(output_dir) if output_dir else None)
-    return layer_settings(config_file, assignments, flags)
+    return layer_settings(config_file, assignments, flags, job_class)
