@@ -31,12 +31,6 @@ TRAINING_PANEL = "Training settings"
 CONFIG_PANEL = "Configuration"
 
 
-def flag_of(cls: type, name: str) -> str:
-    """The flag of the field ``name``: ``--lora-rank`` for ``lora_rank``, unless declared."""
-    declared = _field(cls, name).metadata.get("flag")
-    return (declared or "--" + name.replace("_", "-")).split("/")[0]
-
-
 def _field(cls: type, name: str) -> dataclasses.Field:
     return next(f for f in dataclasses.fields(cls) if f.name == name)
 
