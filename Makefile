@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint docs-cli clean
 
 $(BIN)/.loralab-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: install
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
+
+# The command reference in docs/cli.md, generated from the commands' --help.
+docs-cli: install
+	$(BIN)/python -m loralab.cli.reference docs/cli.md
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

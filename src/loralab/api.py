@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import typing
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from loralab.config import DEFAULT_MODEL, TrainConfig
 from loralab.data.dataset import DataSplits, LabelledTexts, sort_labels, stratified_split
-from loralab.errors import DataError, RunError
+from loralab.errors import DataError, RunError, closest
 from loralab.evaluation.metrics import validation_scores
 from loralab.methods import FitResult, get_method, load_saved_classifier
 from loralab.runs.execute import execute
@@ -21,8 +25,11 @@ from loralab.training.fit import TrainingHooks, fit_method
 class TextClassifier(ClassifierMixin, BaseEstimator):
     """Train a text classifier by adapting a pretrained encoder.
 
-    ``__init__`` only stores its arguments (so ``sklearn.base.clone`` and ``get_params`` work);
-    ``fit`` returns ``self``; learned state ends in ``_``.
+    Every field of :class:`~loralab.config.TrainConfig` that the command line exposes is a
+    keyword argument here too (``lr``, ``epochs``, ``lora_rank``, ``pooling``, …), with the
+    same default; ``validation_fraction`` and ``progress`` belong to ``fit``. ``__init__``
+    only stores its arguments (so ``sklearn.base.clone`` and ``get_params`` work); ``fit``
+    returns ``self``; learned state ends in ``_``.
 
     >>> clf = TextClassifier(method="lora", lora_rank=8).fit(texts, labels)  # doctest: +SKIP
     >>> clf.predict(["a charming mess"])  # doctest: +SKIP
@@ -35,49 +42,28 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         method: str = "lora",
         model: str = DEFAULT_MODEL,
         *,
-        lr: float | None = None,
-        epochs: int | None = None,
-        batch_size: int | None = None,
-        max_length: int = 128,
-        lora_rank: int = 8,
-        lora_alpha: float = 16.0,
-        lora_dropout: float = 0.1,
-        target_modules: list[str] | None = None,
-        patience: int | None = None,
-        seed: int = 42,
         validation_fraction: float = 0.1,
         progress: bool = False,
+        **settings: Any,
     ) -> None:
+        # The settings are TrainConfig's fields; the signature scikit-learn reads lists them
+        # one by one (see _init_signature), so they are not written out a second time here.
+        unknown = sorted(set(settings) - set(SETTINGS))
+        if unknown:
+            raise TypeError(
+                f"TextClassifier got unexpected keyword argument(s) {', '.join(unknown)}"
+                f"{closest(unknown[0], list(SETTINGS))}."
+            )
         self.method = method
         self.model = model
-        self.lr = lr
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.max_length = max_length
-        self.lora_rank = lora_rank
-        self.lora_alpha = lora_alpha
-        self.lora_dropout = lora_dropout
-        self.target_modules = target_modules
-        self.patience = patience
-        self.seed = seed
+        for name, default in SETTINGS.items():
+            setattr(self, name, settings.get(name, default))
         self.validation_fraction = validation_fraction
         self.progress = progress
 
     def _config(self) -> TrainConfig:
-        return TrainConfig(
-            method=self.method,
-            model=self.model,
-            lr=self.lr,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            max_length=self.max_length,
-            lora_rank=self.lora_rank,
-            lora_alpha=self.lora_alpha,
-            lora_dropout=self.lora_dropout,
-            target_modules=self.target_modules,
-            patience=self.patience,
-            seed=self.seed,
-        )
+        values = {name: getattr(self, name) for name in ("method", "model", *SETTINGS)}
+        return TrainConfig(**values)
 
     def fit(
         self,
@@ -148,17 +134,32 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         estimator = cls(
             method=classifier.method,
             model=config.model,
-            lr=config.lr,
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-            max_length=config.max_length,
-            lora_rank=config.lora_rank,
-            lora_alpha=config.lora_alpha,
-            lora_dropout=config.lora_dropout,
-            target_modules=config.target_modules,
-            patience=config.patience,
-            seed=config.seed,
+            **{name: getattr(config, name) for name in SETTINGS},
         )
         estimator.classifier_ = classifier
         estimator.classes_ = np.array(classifier.labels, dtype=object)
         return estimator
+
+
+# TrainConfig's exposed fields besides method and model, with their defaults.
+SETTINGS: dict[str, Any] = {
+    f.name: f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+    for f in dataclasses.fields(TrainConfig)
+    if f.metadata.get("help") and f.name not in ("method", "model")
+}
+
+
+def _init_signature() -> inspect.Signature:
+    """``__init__``'s signature with every setting as an explicit keyword argument, which is
+    what scikit-learn's ``get_params`` (and so ``clone`` and grid searches) read."""
+    own = inspect.signature(TextClassifier.__init__, eval_str=True)
+    hints = typing.get_type_hints(TrainConfig)
+    fixed = [p for p in own.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    generated = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=hints[name])
+        for name, default in SETTINGS.items()
+    ]
+    return own.replace(parameters=fixed + generated)
+
+
+TextClassifier.__init__.__signature__ = _init_signature()  # type: ignore[attr-defined]

@@ -1,14 +1,32 @@
 """The training configuration: one dataclass with defaults, validation and dict round trips.
 
-Layering (defaults, then a file, then flags) happens in :func:`TrainConfig.from_dict`,
-which rejects unknown keys from users and only warns about unknown keys in saved runs.
+Every setting is declared once, here: its field, its help text (and its flag when the flag is
+not ``--`` plus the name with dashes) in :func:`setting`'s metadata, and its range check in
+``__post_init__``. The command line (``loralab train``, ``compare``, ``sweep``), config files,
+``--set key=value`` and :class:`loralab.TextClassifier` all take their settings from these
+fields, so adding a setting is::
+
+    # in TrainConfig
+    stride: int = setting(64, "Tokens shared by neighbouring windows of a long text.")
+    # in __post_init__'s checks
+    (self.stride >= 0, f"--stride must be ≥ 0, got {self.stride}."),
+
+and nothing else: the options, the layering and the Python API follow. A field declared with
+plain ``field()`` (no help) stays out of the command line.
+
+Layering (defaults, then a file, then flags) happens in :mod:`loralab.config_files`;
+:func:`TrainConfig.from_dict` checks each value's type and rejects unknown keys from users,
+but only warns about unknown keys in saved runs.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import types
+import typing
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from typing import Any
 
 from loralab.errors import LoralabError, closest
@@ -29,6 +47,25 @@ def check_tracker_names(names: list[str] | None) -> list[str]:
     return names
 
 
+def setting(
+    default: Any = MISSING,
+    help: str = "",
+    *,
+    flag: str | None = None,
+    short: str | None = None,
+    default_factory: Any = MISSING,
+) -> Any:
+    """A dataclass field that the command line, config files and the Python API expose.
+
+    ``flag`` replaces the derived flag (``--lora-rank`` for ``lora_rank``); booleans get
+    ``--name/--no-name`` unless ``flag`` says otherwise; ``short`` adds a one-letter alias.
+    """
+    metadata = {"help": help, "flag": flag, "short": short}
+    if default_factory is not MISSING:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass
 class TrainConfig:
     """Everything that decides how a classifier is trained.
@@ -40,42 +77,63 @@ class TrainConfig:
     4
     """
 
-    method: str = "lora"
-    model: str = DEFAULT_MODEL
-    max_length: int = 128
-    epochs: int | None = None
-    lr: float | None = None
-    batch_size: int | None = None
-    eval_batch_size: int = 128
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.06
-    grad_accum_steps: int = 1
-    max_grad_norm: float = 1.0
-    patience: int | None = None
-    seed: int = 42
+    method: str = setting(
+        "lora",
+        "lora, lora-scratch, full, head, zero-shot, tfidf-logreg, tfidf-nb, embed-logreg, embed-svm, "
+        "embed-ridge.",
+        short="-m",
+    )
+    model: str = setting(DEFAULT_MODEL, "Hugging Face name or local folder.")
+    max_length: int = setting(128, "Truncate texts to this many tokens.")
+    epochs: int | None = setting(None, "Epochs (default per method).")
+    lr: float | None = setting(None, "Learning rate (default per method: lora 1e-3, full 5e-5, head 2e-3).")
+    batch_size: int | None = setting(None, "Training batch size (default per method).")
+    eval_batch_size: int = setting(128, "Batch size for evaluation and prediction.")
+    weight_decay: float = setting(0.01, "AdamW weight decay.")
+    warmup_ratio: float = setting(0.06, "Share of the steps spent warming the learning rate up.")
+    grad_accum_steps: int = setting(1, "Batches whose gradients add up to one optimizer step.")
+    max_grad_norm: float = setting(1.0, "Clip the gradient norm to this.")
+    patience: int | None = setting(None, "Stop after N epochs without a better validation accuracy.")
+    seed: int = setting(42, "Seed for carved splits, subsets, initialisation and batch order.")
     # LoRA
-    lora_rank: int = 8
-    lora_alpha: float = 16.0
-    lora_dropout: float = 0.1
-    target_modules: list[str] | None = None
-    lora_bias: str = "none"
-    lora_init: str = "normal"
-    use_rslora: bool = False
-    use_dora: bool = False
-    loraplus_lr_ratio: float | None = None
-    lora_layers: int | None = None
+    lora_rank: int = setting(8, "LoRA rank r.")
+    lora_alpha: float = setting(16.0, "LoRA alpha; the update is scaled by alpha / rank.")
+    lora_dropout: float = setting(0.1, "Dropout on the LoRA input.")
+    target_modules: list[str] | None = setting(
+        None, "Comma-separated module names or all-linear (default: the model family's preset)."
+    )
+    lora_bias: str = setting("none", "Which biases train with LoRA: none, all or lora_only.")
+    lora_init: str = setting(
+        "normal", "normal (A ~ N(0, 1/rank²)), kaiming, or pissa (principal singular vectors of W)."
+    )
+    use_rslora: bool = setting(False, "Scale by alpha/sqrt(rank) (rsLoRA).", flag="--use-rslora/--no-rslora")
+    use_dora: bool = setting(False, "DoRA: magnitude and direction (PEFT).", flag="--use-dora/--no-dora")
+    loraplus_lr_ratio: float | None = setting(
+        None, "LoRA+: learning rate of the B matrices = ratio × --lr (e.g. 16)."
+    )
+    lora_layers: int | None = setting(
+        None,
+        "Adapt only the top K encoder layers; the frozen layers below run once per text and are "
+        "cached, so every epoch runs only the top K.",
+    )
     # TF-IDF baselines
-    tfidf_ngram_max: int = 2
-    tfidf_max_features: int | None = 50000
-    tfidf_sublinear_tf: bool = True
-    baseline_c: float = 1.0
-    pooling: str = "cls"
+    tfidf_ngram_max: int = setting(2, "TF-IDF baselines: longest n-gram.")
+    tfidf_max_features: int | None = setting(50000, "TF-IDF baselines: vocabulary size.")
+    tfidf_sublinear_tf: bool = setting(True, "TF-IDF baselines: 1 + log(tf).")
+    baseline_c: float = setting(1.0, "Baselines: inverse regularisation strength.")
+    pooling: str = setting("cls", "Embedding baselines: cls or mean.")
     # Execution
-    threads: int | None = None
-    precision: str = "auto"  # auto, fp32, bf16, fp16: see loralab.training.precision
-    checkpoint_every: int | None = None  # optimizer steps between checkpoints, besides each epoch's end
-    report_to: list[str] | None = None  # tensorboard, mlflow, wandb
-    trust_remote_code: bool = False
+    threads: int | None = setting(None, "CPU threads for torch.")
+    precision: str = setting(
+        "auto", "auto (bf16 autocast where measured faster, else fp32), fp32, bf16, or fp16 (GPU)."
+    )  # see loralab.training.precision
+    checkpoint_every: int | None = setting(
+        None, "Also checkpoint every N optimizer steps (default: each epoch)."
+    )
+    report_to: list[str] | None = setting(
+        None, "Track with tensorboard, mlflow and/or wandb (comma-separated), or none."
+    )
+    trust_remote_code: bool = setting(False, "Run the model repository's own code (off unless asked).")
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -148,7 +206,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, strict: bool = True) -> TrainConfig:
-        """Build a config from a dict; unknown keys are errors (``strict``) or warnings."""
+        """Build a config from a dict; unknown keys are errors (``strict``) or warnings.
+
+        Each value must have its field's type (``{"lr": "fast"}`` is refused in one sentence).
+        """
         known = {f.name for f in dataclasses.fields(cls)}
         data = {k: v for k, v in data.items() if k != "config_version"}
         unknown = sorted(set(data) - known)
@@ -159,7 +220,85 @@ class TrainConfig:
             if strict:
                 raise LoralabError(message[0].upper() + message[1:] + ".")
             warnings.warn(f"Ignoring {message}.", stacklevel=2)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**{k: check_value(cls, k, v) for k, v in data.items() if k in known})
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+
+TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+EXPECTED = {
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    bool: "true or false",
+    list: "a list of names or one comma-separated string",
+    dict: "a mapping",
+}
+
+
+@functools.cache
+def setting_types(cls: type) -> dict[str, tuple[type, bool]]:
+    """Each field of the dataclass ``cls`` as (base type, whether ``None`` is allowed):
+    ``int | None`` → ``(int, True)``, ``list[str] | None`` → ``(list, True)``."""
+    hints = typing.get_type_hints(cls)
+    result = {}
+    for item in dataclasses.fields(cls):
+        hint = hints[item.name]
+        args = typing.get_args(hint)
+        is_union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+        base = next(a for a in args if a is not type(None)) if is_union else hint
+        result[item.name] = (typing.get_origin(base) or base, is_union and type(None) in args)
+    return result
+
+
+def check_value(cls: type, name: str, value: Any) -> Any:
+    """``value`` for the field ``name`` of ``cls``, checked against the field's type.
+
+    Integers pass as floats, and numbers written as text pass as floats too (YAML reads
+    ``1e-3`` as a string); anything else of the wrong type is one sentence naming the key.
+    """
+    kind, optional = setting_types(cls)[name]
+    if value is None and optional:
+        return None
+    if kind is float and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is list and isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return list(value)
+    ok = isinstance(value, str) if kind is list else isinstance(value, kind)
+    if kind in (int, float) and isinstance(value, bool):
+        ok = False
+    if not ok:
+        raise LoralabError(f"{name}: expected {EXPECTED.get(kind, kind.__name__)}, got {value!r}.")
+    return value
+
+
+def parse_value(cls: type, name: str, text: str) -> Any:
+    """The typed value of the field ``name`` of ``cls`` written as text (``--set``, grids).
+
+    ``none`` stands for ``None`` where the field allows it; list items are separated by
+    commas or ``+``.
+    """
+    kind, optional = setting_types(cls)[name]
+    word = text.strip().lower()
+    if optional and word in ("none", "null"):
+        return None
+    try:
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+    except ValueError:
+        raise LoralabError(f"{name}: expected {EXPECTED[kind]}, got {text!r}.") from None
+    if kind is bool:
+        if word not in TRUE_WORDS + FALSE_WORDS:
+            raise LoralabError(f"{name}: expected {EXPECTED[bool]}, got {text!r}.")
+        return word in TRUE_WORDS
+    if kind is list:
+        return [part.strip() for part in text.replace("+", ",").split(",") if part.strip()]
+    return text

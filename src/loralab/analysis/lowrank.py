@@ -22,6 +22,7 @@ from torch import nn
 
 from loralab.analysis.delta import update_diagnostics
 from loralab.data import load_labelled_file
+from loralab.data.dataset import stratified_subset
 from loralab.errors import LoralabError, RunError
 from loralab.evaluation.evaluate import evaluate_classifier
 from loralab.methods import get_method, method_names
@@ -112,6 +113,7 @@ def lowrank_study(
     against: str | Path | None = None,
     text_col: str = "text",
     label_col: str = "label",
+    subset: int | None = None,
 ) -> dict:
     """Accuracy of versions 1 and 2 at halving ranks, the replace test, and ΔW diagnostics.
 
@@ -124,6 +126,8 @@ def lowrank_study(
     classifier, tuned_layers, base_layers, updates = _updates(run_dir, targets)
     part, where, _ = load_labelled_file(data, split, text_col, label_col)
     check_labels(part, classifier.labels, where)
+    if subset is not None:
+        part = stratified_subset(part, subset, seed=42)
 
     def accuracy(model_classifier=classifier) -> float:
         return evaluate_classifier(model_classifier, part).metrics.accuracy

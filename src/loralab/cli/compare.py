@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from loralab.cli.common import console, default_run_dir, handle_errors, table
-from loralab.config import DEFAULT_MODEL, TrainConfig
+from loralab.cli.options import (
+    CONFIG_OPTIONS,
+    DATA_OPTIONS,
+    data_options,
+    layered_job,
+    option,
+    training_options,
+    with_options,
+)
+from loralab.config import TrainConfig, setting
+from loralab.config_files import JobConfig
+from loralab.errors import LoralabError
 
 
 def _pm(row: dict, key: str, digits: int = 4) -> str:
@@ -51,8 +64,6 @@ def results_table(summary: list[dict], title: str):
 
 
 def parse_train_sizes(text: str) -> list[int | None]:
-    from loralab.errors import LoralabError
-
     sizes: list[int | None] = []
     for part in text.split(","):
         part = part.strip()
@@ -67,46 +78,59 @@ def parse_train_sizes(text: str) -> list[int | None]:
     return sizes
 
 
+@dataclass
+class CompareJob(JobConfig):
+    """A comparison: the data and columns of any job, and which methods, seeds and sizes."""
+
+    methods: list[str] | None = setting(
+        None, "Comma-separated methods (default: the ladder from TF-IDF to full fine-tuning)."
+    )
+    seeds: int = setting(1, "Repeat each neural method with K seeds; report mean ± std.")
+    train_sizes: str | None = setting(
+        None, "Learning curve: texts per class, e.g. 8,16,64,256,all (nested subsets)."
+    )
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     @handle_errors
+    @with_options(
+        [option(CompareJob, name, panel=None) for name in ("methods", "seeds", "train_sizes")],
+        data_options(*DATA_OPTIONS, layered=True),
+        training_options(exclude=["method"]),
+        CONFIG_OPTIONS,
+    )
     def compare(
-        data: str = typer.Argument(..., help="Data set (as for train)."),
-        methods: str | None = typer.Option(
+        data: str | None = typer.Argument(
             None,
-            "--methods",
-            help="Comma-separated methods (default: the ladder from TF-IDF to full fine-tuning).",
+            metavar="DATA",
+            help="Data set (as for train); may be named in --config instead.",
+            show_default=False,
         ),
-        seeds: int = typer.Option(
-            1, "--seeds", help="Repeat each neural method with K seeds; report mean ± std."
-        ),
-        model: str = typer.Option(DEFAULT_MODEL, "--model"),
-        text_col: str = typer.Option("text", "--text-col"),
-        label_col: str = typer.Option("label", "--label-col"),
-        subset: int | None = typer.Option(None, "--subset"),
         output_dir: Path | None = typer.Option(
             None, "--output-dir", "-o", help="Compare folder (reused to resume)."
         ),
-        seed: int = typer.Option(42, "--seed"),
-        max_length: int = typer.Option(128, "--max-length"),
-        train_sizes: str | None = typer.Option(
-            None,
-            "--train-sizes",
-            help="Learning curve: texts per class, e.g. 8,16,64,256,all (nested subsets).",
-        ),
+        **options: Any,
     ) -> None:
-        """Train the method ladder on the same splits and print one table."""
+        """Train the method ladder on the same splits and print one table.
+
+        A --config file may also name methods, seeds and train_sizes."""
         from loralab.runs.compare import DEFAULT_LADDER
         from loralab.runs.compare import compare as run_compare
 
-        chosen = [m.strip() for m in methods.split(",")] if methods else DEFAULT_LADDER
-        if seeds < 1:
-            from loralab.errors import LoralabError
-
-            raise LoralabError(f"--seeds must be ≥ 1, got {seeds}.")
-        sizes = parse_train_sizes(train_sizes) if train_sizes else None
-        out = output_dir or default_run_dir(data, "compare")
-        config = TrainConfig(model=model, seed=seed, max_length=max_length)
+        settings, job = layered_job(options, data, output_dir, CompareJob)
+        if "method" in settings:
+            raise LoralabError("compare trains several methods: choose them with --methods, not method.")
+        chosen = job.methods if job.methods is not None else DEFAULT_LADDER
+        if isinstance(chosen, str):  # given as a flag: comma-separated
+            chosen = [m.strip() for m in chosen.split(",") if m.strip()]
+        if job.seeds < 1:
+            raise LoralabError(f"--seeds must be ≥ 1, got {job.seeds}.")
+        sizes = parse_train_sizes(job.train_sizes) if job.train_sizes else None
+        seeds = job.seeds
+        config = TrainConfig.from_dict(settings)
+        source = job.require_data()
+        out = Path(job.output_dir) if job.output_dir else default_run_dir(source, "compare")
 
         def report(row: dict) -> None:
             state = "reused" if row["reused"] else "done"
@@ -116,18 +140,18 @@ def register(app: typer.Typer) -> None:
             )
 
         results = run_compare(
-            data,
+            source,
             out,
             methods=chosen,
             seeds=seeds,
             base_config=config,
-            text_col=text_col,
-            label_col=label_col,
-            subset=subset,
+            text_col=job.text_col,
+            label_col=job.label_col,
+            subset=job.subset,
             train_sizes=sizes,
             on_run=report,
         )
-        console.print(results_table(results["summary"], f"{data} (splits {results['fingerprint']})"))
+        console.print(results_table(results["summary"], f"{source} (splits {results['fingerprint']})"))
         console.print(f"Results in {out}/results.csv and results.json")
 
 

@@ -7,32 +7,32 @@ import random
 import typer
 
 from loralab.cli.common import console, handle_errors, table
-from loralab.config import DEFAULT_MODEL
+from loralab.cli.options import DATA_OPTIONS, data_options, setting_option, with_options
+from loralab.config_files import DATA_HELP, JobConfig
 
 app = typer.Typer(help="Look at a data set.", no_args_is_help=True)
 
 
 @app.command("inspect")
 @handle_errors
+@with_options(data_options(*DATA_OPTIONS))
 def inspect(
-    data: str = typer.Argument(
-        ..., help="CSV/TSV/JSON/JSONL/Parquet file, folder of splits, hf:NAME[:CONFIG] or demo."
-    ),
-    text_col: str = typer.Option("text", "--text-col", help="Column holding the texts."),
-    label_col: str = typer.Option("label", "--label-col", help="Column holding the class names."),
-    model: str = typer.Option(DEFAULT_MODEL, "--model", help="Model whose tokenizer counts tokens."),
-    max_length: int = typer.Option(128, "--max-length", help="Token limit to report truncation against."),
-    subset: int | None = typer.Option(
-        None, "--subset", help="Stratified subset of at most N rows per split."
-    ),
+    data: str = typer.Argument(..., help=DATA_HELP),
+    model: str = setting_option("model"),
+    max_length: int = setting_option("max_length"),
     samples: int = typer.Option(3, "--samples", help="Sample rows to show."),
-    seed: int = typer.Option(42, "--seed", help="Seed for carved splits, subsets and samples."),
+    seed: int = setting_option("seed"),
+    *,
+    text_col: str,
+    label_col: str,
+    subset: int | None,
 ) -> None:
     """Split sizes, label counts, token lengths and a few sample rows."""
     from loralab.data import load_data
     from loralab.data.inspect import data_report
     from loralab.models import load_tokenizer
 
+    JobConfig(text_col=text_col, label_col=label_col, subset=subset)  # checks the data options
     splits = load_data(data, text_col, label_col, seed=seed, subset=subset)
     report = data_report(splits, load_tokenizer(model), max_length)
     console.print(f"[bold]{report['source']}[/]  labels: {', '.join(splits.labels)}")

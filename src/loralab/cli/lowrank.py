@@ -8,11 +8,14 @@ import typer
 
 from loralab.analysis.tables import diagnostics_table, rank_table
 from loralab.cli.common import console, handle_errors, table
+from loralab.cli.options import DATA_OPTIONS, data_options, with_options
+from loralab.config_files import JobConfig
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     @handle_errors
+    @with_options(data_options(*DATA_OPTIONS))
     def lowrank(
         run: Path = typer.Argument(..., help="A full, lora or lora-scratch run folder."),
         data: str = typer.Argument(..., help="Data to evaluate on (as for evaluate)."),
@@ -29,8 +32,10 @@ def register(app: typer.Typer) -> None:
         head_run: Path | None = typer.Option(
             None, "--head-run", help="A head-tuned run, drawn as a reference line."
         ),
-        text_col: str = typer.Option("text", "--text-col"),
-        label_col: str = typer.Option("label", "--label-col"),
+        *,
+        text_col: str,
+        label_col: str,
+        subset: int | None,
     ) -> None:
         """Truncated-SVD approximations of the targeted layers at ranks halving from full to 1,
         the replace test, and the singular spectrum of each layer's update ΔW."""
@@ -38,17 +43,25 @@ def register(app: typer.Typer) -> None:
         from loralab.reports.plots import delta_spectra, lowrank_curve
         from loralab.runs.folder import write_json
 
+        JobConfig(text_col=text_col, label_col=label_col, subset=subset)  # checks the data options
         targets = [t.strip() for t in target_modules.split(",")] if target_modules else None
         if head_run is not None:
             check_same_base(run, head_run)
         study = lowrank_study(
-            run, data, split=split, targets=targets, against=against, text_col=text_col, label_col=label_col
+            run,
+            data,
+            split=split,
+            targets=targets,
+            against=against,
+            text_col=text_col,
+            label_col=label_col,
+            subset=subset,
         )
         if head_run is not None:
             from loralab.runs.evaluate import evaluate_run
 
             study["head_accuracy"] = evaluate_run(
-                head_run, data, split=split, text_col=text_col, label_col=label_col
+                head_run, data, split=split, text_col=text_col, label_col=label_col, subset=subset
             )["trained"]["accuracy"]
             study["lowest_rank_beating_head"] = lowest_rank_above(study, study["head_accuracy"])
         for line in summary_lines(study):

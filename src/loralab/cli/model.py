@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from loralab.cli.common import console, handle_errors, table
-from loralab.config import DEFAULT_MODEL, TrainConfig
+from loralab.cli.options import setting_option
+from loralab.config import TrainConfig
 
 app = typer.Typer(help="Look at a model and its tokenizer.", no_args_is_help=True)
 
@@ -13,18 +14,16 @@ app = typer.Typer(help="Look at a model and its tokenizer.", no_args_is_help=Tru
 @app.command("inspect")
 @handle_errors
 def inspect(
-    model: str = typer.Option(DEFAULT_MODEL, "--model", help="Hugging Face name or local folder."),
+    model: str = setting_option("model"),
     text: str = typer.Option(
         "a charming and often affecting journey.", "--text", help="Text to tokenise and encode."
     ),
     num_labels: int = typer.Option(
         2, "--num-labels", help="Classes of the head used for the parameter counts."
     ),
-    lora_rank: int = typer.Option(8, "--lora-rank"),
-    target_modules: str | None = typer.Option(
-        None, "--target-modules", help="Comma-separated names, or all-linear; default: the family preset."
-    ),
-    max_length: int = typer.Option(128, "--max-length"),
+    lora_rank: int = setting_option("lora_rank"),
+    target_modules: str | None = setting_option("target_modules"),
+    max_length: int = setting_option("max_length"),
 ) -> None:
     """Architecture, parameters per method, tokenisation, hidden-state shapes, LoRA targets."""
     from loralab.methods.inspect import parameter_table

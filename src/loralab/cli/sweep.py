@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from loralab.cli.common import console, handle_errors, runs_dir, table
+from loralab.cli.options import (
+    CONFIG_OPTIONS,
+    DATA_OPTIONS,
+    data_options,
+    layered_job,
+    training_options,
+    with_options,
+)
+from loralab.config import TrainConfig
 from loralab.errors import LoralabError
 
 GRID_HELP = (
@@ -20,8 +30,14 @@ GRID_HELP = (
 def register(app: typer.Typer) -> None:
     @app.command(context_settings={"allow_interspersed_args": True})
     @handle_errors
+    @with_options(data_options(*DATA_OPTIONS, layered=True), training_options(), CONFIG_OPTIONS)
     def sweep(
-        data: str = typer.Argument(..., help="Data, as for train."),
+        data: str | None = typer.Argument(
+            None,
+            metavar="DATA",
+            help="Data, as for train; may be named in --config instead.",
+            show_default=False,
+        ),
         more_axes: list[str] = typer.Argument(
             None, help="Further grid axes (setting=values).", show_default=False
         ),
@@ -44,38 +60,28 @@ def register(app: typer.Typer) -> None:
         study: str | None = typer.Option(
             None, "--study", help="Study name to create or join (default: folder name)."
         ),
-        method: str | None = typer.Option(None, "--method", "-m", help="Method (default: lora)."),
-        model: str | None = typer.Option(None, "--model"),
-        epochs: int | None = typer.Option(None, "--epochs"),
-        subset: int | None = typer.Option(
-            None, "--subset", help="Stratified subset of at most N rows per split."
-        ),
-        set_: list[str] = typer.Option(
-            None, "--set", help="A fixed training setting for every point, as setting=value (repeatable)."
-        ),
-        config_file: Path | None = typer.Option(None, "--config", help="JSON file of fixed settings."),
         jobs: int = typer.Option(1, "--jobs", "-j", help="Points trained in parallel processes."),
         output_dir: Path | None = typer.Option(None, "--output-dir", "-o", help="Sweep folder."),
-        text_col: str = typer.Option("text", "--text-col"),
-        label_col: str = typer.Option("label", "--label-col"),
         heatmap: str | None = typer.Option(
             None, "--heatmap", help="Two axes for the heatmap as x,y (default: the first two)."
         ),
+        **options: Any,
     ) -> None:
-        """Train every point of a grid (skipping completed points), or search with --search optuna."""
-        from loralab.cli.train import _config_file
+        """Train every point of a grid (skipping completed points), or search with --search optuna.
+
+        --config, --set and the training flags fix the settings every point shares."""
         from loralab.reports.plots import sweep_heatmap
         from loralab.runs.sweep import parse_axes, run_sweep
 
-        fixed = parse_axes(set_ or []) if set_ else {}
-        if any(len(v) != 1 for v in fixed.values()):
-            raise LoralabError("--set takes one value per setting (use --grid for several).")
-        base = _config_file(config_file)
-        base.update({k: v[0] for k, v in fixed.items()})
-        base.update(
-            {k: v for k, v in dict(method=method, model=model, epochs=epochs).items() if v is not None}
-        )
-        folder = output_dir or runs_dir() / f"sweep-{datetime.now():%Y%m%d-%H%M%S}"
+        if data is not None and "=" in data and not Path(data).exists():
+            # DATA named in --config: the first positional argument is already a grid axis.
+            more_axes, data = [data, *(more_axes or [])], None
+        base, job = layered_job(options, data, output_dir)
+        TrainConfig.from_dict(base)  # the fixed settings are checked before any point starts
+        data = job.require_data()
+        text_col, label_col, subset = job.text_col, job.label_col, job.subset
+        default_folder = runs_dir() / f"sweep-{datetime.now():%Y%m%d-%H%M%S}"
+        folder = Path(job.output_dir) if job.output_dir else default_folder
         if search is not None:
             if search != "optuna":
                 raise LoralabError(f"--search supports optuna, not '{search}'.")

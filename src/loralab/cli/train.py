@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -17,23 +17,18 @@ from loralab.cli.common import (
     per_class_table,
     table,
 )
-from loralab.config import DEFAULT_MODEL, TrainConfig
-from loralab.errors import LoralabError
-
-DATA_HELP = (
-    "CSV/TSV/JSON/JSONL/Parquet file, folder of train/validation/test files, hf:NAME[:CONFIG] or demo."
+from loralab.cli.options import (
+    CONFIG_OPTIONS,
+    DATA_OPTIONS,
+    data_option,
+    data_options,
+    layered_job,
+    training_options,
+    with_options,
 )
-
-
-def _config_file(path: Path | None) -> dict:
-    if path is None:
-        return {}
-    if not path.exists():
-        raise LoralabError(f"{path}: no such config file.")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise LoralabError(f"{path}: not valid JSON (line {err.lineno}: {err.msg}).") from err
+from loralab.config import TrainConfig
+from loralab.config_files import DATA_HELP, JobConfig
+from loralab.errors import LoralabError
 
 
 def print_run_summary(result) -> None:
@@ -62,22 +57,10 @@ def print_run_summary(result) -> None:
 def register(app: typer.Typer) -> None:
     @app.command()
     @handle_errors
+    @with_options(data_options(*DATA_OPTIONS, layered=True), training_options(), CONFIG_OPTIONS)
     def train(
-        data: str = typer.Argument(..., help=DATA_HELP),
-        method: str | None = typer.Option(
-            None,
-            "--method",
-            "-m",
-            help="lora (default), lora-scratch, full, head, zero-shot, tfidf-logreg, tfidf-nb, "
-            "embed-logreg, embed-svm, embed-ridge.",
-        ),
-        model: str | None = typer.Option(
-            None, "--model", help=f"Hugging Face name or local folder (default: {DEFAULT_MODEL})."
-        ),
-        text_col: str = typer.Option("text", "--text-col"),
-        label_col: str = typer.Option("label", "--label-col"),
-        subset: int | None = typer.Option(
-            None, "--subset", help="Stratified subset of at most N rows per split."
+        data: str | None = typer.Argument(
+            None, metavar="DATA", help=DATA_HELP + " May be named in --config instead.", show_default=False
         ),
         output_dir: Path | None = typer.Option(
             None,
@@ -89,128 +72,24 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(
             False, "--resume", help="Continue the interrupted run in --output-dir from its last checkpoint."
         ),
-        report_to: str | None = typer.Option(
-            None,
-            "--report-to",
-            help="Track with tensorboard, mlflow and/or wandb (comma-separated), or none.",
-        ),
-        checkpoint_every: int | None = typer.Option(
-            None, "--checkpoint-every", help="Also checkpoint every N optimizer steps (default: each epoch)."
-        ),
-        config_file: Path | None = typer.Option(
-            None, "--config", help="JSON file of settings; flags override it."
-        ),
-        lr: float | None = typer.Option(
-            None, "--lr", help="Learning rate (default per method: lora 1e-3, full 5e-5, head 2e-3)."
-        ),
-        epochs: int | None = typer.Option(None, "--epochs", help="Epochs (default per method)."),
-        batch_size: int | None = typer.Option(None, "--batch-size"),
-        max_length: int | None = typer.Option(
-            None, "--max-length", help="Truncate texts to this many tokens."
-        ),
-        lora_rank: int | None = typer.Option(None, "--lora-rank"),
-        lora_alpha: float | None = typer.Option(None, "--lora-alpha"),
-        lora_dropout: float | None = typer.Option(None, "--lora-dropout"),
-        target_modules: str | None = typer.Option(
-            None,
-            "--target-modules",
-            help="Comma-separated module names or all-linear (default: family preset).",
-        ),
-        lora_bias: str | None = typer.Option(None, "--lora-bias", help="none, all or lora_only."),
-        lora_init: str | None = typer.Option(
-            None,
-            "--lora-init",
-            help="normal (A ~ N(0, 1/rank²)), kaiming, or pissa (principal singular vectors of W).",
-        ),
-        use_rslora: bool | None = typer.Option(
-            None, "--use-rslora/--no-rslora", help="Scale by alpha/sqrt(rank) (rsLoRA)."
-        ),
-        use_dora: bool | None = typer.Option(
-            None, "--use-dora/--no-dora", help="DoRA: magnitude and direction (PEFT)."
-        ),
-        loraplus_lr_ratio: float | None = typer.Option(
-            None,
-            "--loraplus-lr-ratio",
-            help="LoRA+: learning rate of the B matrices = ratio × --lr (e.g. 16).",
-        ),
-        lora_layers: int | None = typer.Option(
-            None,
-            "--lora-layers",
-            help="Adapt only the top K encoder layers; the frozen layers below run once per text "
-            "and are cached, so every epoch runs only the top K.",
-        ),
-        weight_decay: float | None = typer.Option(None, "--weight-decay"),
-        warmup_ratio: float | None = typer.Option(None, "--warmup-ratio"),
-        grad_accum_steps: int | None = typer.Option(None, "--grad-accum-steps"),
-        max_grad_norm: float | None = typer.Option(None, "--max-grad-norm"),
-        patience: int | None = typer.Option(
-            None, "--patience", help="Stop after N epochs without a better validation accuracy."
-        ),
-        seed: int | None = typer.Option(None, "--seed"),
-        threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
-        precision: str | None = typer.Option(
-            None,
-            "--precision",
-            help="auto (bf16 autocast where measured faster, else fp32), fp32, bf16, or fp16 (GPU).",
-        ),
-        tfidf_ngram_max: int | None = typer.Option(
-            None, "--tfidf-ngram-max", help="TF-IDF baselines: longest n-gram (2)."
-        ),
-        tfidf_max_features: int | None = typer.Option(
-            None, "--tfidf-max-features", help="TF-IDF baselines: vocabulary size (50000)."
-        ),
-        tfidf_sublinear_tf: bool | None = typer.Option(
-            None, "--tfidf-sublinear-tf/--no-tfidf-sublinear-tf", help="TF-IDF baselines: 1 + log(tf)."
-        ),
-        pooling: str | None = typer.Option(None, "--pooling", help="Embedding baselines: cls or mean (cls)."),
-        baseline_c: float | None = typer.Option(
-            None, "--baseline-c", help="Baselines: inverse regularisation strength (1.0)."
-        ),
+        **options: Any,
     ) -> None:
         """Train a classifier and save it as a run folder."""
         from loralab.runs.train import train_run
 
-        settings = _config_file(config_file)
-        flags = dict(
-            method=method,
-            model=model,
-            lr=lr,
-            epochs=epochs,
-            batch_size=batch_size,
-            max_length=max_length,
-            lora_rank=lora_rank,
-            lora_alpha=lora_alpha,
-            lora_dropout=lora_dropout,
-            target_modules=target_modules,
-            lora_bias=lora_bias,
-            lora_init=lora_init,
-            use_rslora=use_rslora,
-            use_dora=use_dora,
-            loraplus_lr_ratio=loraplus_lr_ratio,
-            lora_layers=lora_layers,
-            weight_decay=weight_decay,
-            warmup_ratio=warmup_ratio,
-            grad_accum_steps=grad_accum_steps,
-            max_grad_norm=max_grad_norm,
-            patience=patience,
-            seed=seed,
-            threads=threads,
-            precision=precision,
-            checkpoint_every=checkpoint_every,
-            report_to=report_to,
-        )
-        settings.update({k: v for k, v in flags.items() if v is not None})
+        settings, job = layered_job(options, data, output_dir)
         config = TrainConfig.from_dict(settings)
-        if resume and output_dir is None:
+        source = job.require_data()
+        if resume and job.output_dir is None:
             raise LoralabError("--resume needs the --output-dir of the run to continue.")
-        out = output_dir or default_run_dir(data, config.method)
+        out = Path(job.output_dir) if job.output_dir else default_run_dir(source, config.method)
         result = train_run(
-            data,
+            source,
             config,
             out,
-            text_col=text_col,
-            label_col=label_col,
-            subset=subset,
+            text_col=job.text_col,
+            label_col=job.label_col,
+            subset=job.subset,
             overwrite=overwrite,
             resume=resume,
         )
@@ -222,23 +101,27 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @handle_errors
+    @with_options(data_options(*DATA_OPTIONS))
     def evaluate(
         run: Path = typer.Argument(..., help="A run folder."),
         data: str = typer.Argument(..., help=DATA_HELP),
         split: str = typer.Option("test", "--split", help="train, validation or test."),
-        text_col: str = typer.Option("text", "--text-col"),
-        label_col: str = typer.Option("label", "--label-col"),
         before: bool = typer.Option(
             False,
             "--before",
             help="Also evaluate the untrained model (same base, fresh head) for a before/after comparison.",
         ),
         output: Path | None = typer.Option(None, "--output", help="Write the metrics as JSON here."),
+        **data_settings: Any,
     ) -> None:
         """Evaluate a trained run on any data with the same label set."""
         from loralab.runs.evaluate import evaluate_run
 
-        results = evaluate_run(run, data, split=split, text_col=text_col, label_col=label_col, before=before)
+        job = JobConfig(**data_settings)
+        results = evaluate_run(
+            run, data, split=split, text_col=job.text_col, label_col=job.label_col, subset=job.subset,
+            before=before,
+        )  # fmt: skip
         for note in results.pop("_notes", []):
             console.print(f"[yellow]note:[/] {note}")
         where = results.pop("_data")
@@ -264,7 +147,6 @@ def register(app: typer.Typer) -> None:
         output_file: Path | None = typer.Option(
             None, "--output", "-o", help="Where to write the scored file (same formats)."
         ),
-        text_col: str = typer.Option("text", "--text-col"),
         chunk_size: int = typer.Option(4096, "--chunk-size", help="Rows read and scored at a time."),
         batch_size: int | None = typer.Option(None, "--batch-size"),
         resume: bool = typer.Option(
@@ -281,6 +163,7 @@ def register(app: typer.Typer) -> None:
             "--precision",
             help="fp32 (the run's own numbers), bf16 or fp16 autocast, or auto (bf16 where measured faster).",
         ),
+        text_col: str = data_option("text_col"),
     ) -> None:
         """Classify texts given on the command line, or a whole file in chunks."""
         from loralab.runs.predict import load_for_prediction, predict_file

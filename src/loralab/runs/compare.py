@@ -133,6 +133,16 @@ def run_plan(methods: list[str], seeds: int, first_seed: int, sizes: list[int | 
     return plan
 
 
+def _asked_for(run: RunFolder, config: TrainConfig) -> bool:
+    """Whether ``run`` is completed and was asked for exactly ``config`` (its config.json holds
+    the resolved values; older runs, without ``requested`` in the manifest, only those)."""
+    if not run.is_completed():
+        return False
+    manifest = run.read_manifest()
+    asked = manifest.get("requested") or json.loads((run.path / "config.json").read_text())
+    return asked == config.to_dict()
+
+
 def compare(
     data: str,
     output_dir: str | Path,
@@ -183,10 +193,8 @@ def compare(
         if train_sizes:
             run_dir = folder / f"per-class-{size_name}" / run_dir.name
         config = base_config.replace(method=method, seed=seed)
-        reused = (
-            RunFolder(run_dir).is_completed()
-            and json.loads((run_dir / "config.json").read_text()) == config.to_dict()
-        )
+        run = RunFolder(run_dir)
+        reused = _asked_for(run, config)
         if not reused:
             execute(config, subsets[size], run_dir, overwrite=True, progress=progress)
         row = run_row(run_dir, method, seed, size_name, folder)

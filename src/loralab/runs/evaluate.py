@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from loralab.data import DataSplits, LabelledTexts, load_labelled_file
+from loralab.data.dataset import stratified_subset
 from loralab.errors import DataError
 from loralab.evaluation.evaluate import evaluate_classifier
 from loralab.methods import Classifier, TransformerClassifier, untrained_method
@@ -36,11 +37,18 @@ def evaluate_run(
     split: str = "test",
     text_col: str = "text",
     label_col: str = "label",
+    subset: int | None = None,
+    seed: int = 42,
     before: bool = False,
 ) -> dict:
+    """Metrics of the run on one split of DATA (``subset``: a stratified sample of at most
+    that many texts), and of the untrained model too with ``before``."""
     classifier = load_run(run)
     part, where, notes = load_labelled_file(data, split, text_col, label_col)
     check_labels(part, classifier.labels, where)
+    if subset is not None and len(part) > subset:  # the CLI has checked subset ≥ 1
+        part = stratified_subset(part, subset, seed)
+        notes = [*notes, f"Evaluated on a stratified subset of {subset} of {where}'s rows (seed {seed})."]
     results: dict = {"_data": where, "_notes": notes}
     if before:
         results["before"] = evaluate_classifier(untrained_classifier(classifier), part).metrics.to_dict()

@@ -65,7 +65,7 @@ def _check_resumable(folder: RunFolder, config: TrainConfig, splits: DataSplits)
     manifest = folder.read_manifest()
     if folder.is_completed():
         raise RunError(f"{folder.path}: the run is already completed; there is nothing to resume.")
-    saved = json.loads((folder.path / "config.json").read_text())
+    saved = manifest.get("requested") or json.loads((folder.path / "config.json").read_text())
     now = config.to_dict()
     changed = [k for k in now if k not in RESUME_MAY_CHANGE and saved.get(k) != now[k]]
     if changed:
@@ -176,7 +176,12 @@ def execute(
                 on_epoch(row)
         classifier = fitted.classifier
         training_started = True
-        folder.update(**fitted.manifest_fields())
+        # config.json holds the values the run actually used, the method's defaults filled in;
+        # the manifest keeps what was asked for (a compare reuses a run on that). A method that
+        # does not train reports 0 epochs, which stays "not set" rather than an invalid setting.
+        used = {k: v for k, v in fitted.manifest_fields()["resolved"].items() if v}
+        write_json(folder.path / "config.json", config.replace(**used).to_dict())
+        folder.update(requested=config.to_dict(), **fitted.manifest_fields())
         metrics: dict = {}
         (folder.path / "predictions").mkdir(exist_ok=True)
         for split in evaluate_splits:
