@@ -125,11 +125,14 @@ def compare(
     train_sizes: list[int | None] | None = None,
     progress: bool = True,
     on_run=None,
+    on_epoch=None,
 ) -> dict:
     """Run every method (neural ones with ``seeds`` seeds) on the same splits; return the results.
 
     ``train_sizes`` (texts per class; ``None`` for all) repeats the ladder on nested stratified
     subsets of the training split for a learning curve; validation and test stay the same.
+    ``on_run(row)`` sees each finished run and ``on_epoch(row)`` each epoch's history row; either
+    may raise to stop the comparison (completed runs are reused when it is started again).
     """
     methods = methods or list(DEFAULT_LADDER)
     for name in methods:
@@ -173,7 +176,9 @@ def compare(
             and json.loads((run_dir / "config.json").read_text()) == config.to_dict()
         )
         if not reused:
-            train_run(subsets[size], config, run_dir, overwrite=True, progress=progress)
+            train_run(
+                subsets[size], config, run_dir, overwrite=True, progress=progress, on_epoch_hook=on_epoch
+            )
         row = run_row(run_dir, method, seed, size_name, folder)
         row["reused"] = reused
         rows.append(row)
