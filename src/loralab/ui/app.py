@@ -47,6 +47,13 @@ def parse_train_sizes(text: str) -> list[int | None] | None:
     return sizes
 
 
+def short_path(path: object, root: Path) -> str:
+    """A path under the runs directory relative to it (uploads/…/tweets.csv), others as given."""
+    text = str(path)
+    prefix = str(root) + "/"
+    return text[len(prefix) :] if text.startswith(prefix) else text
+
+
 def _compare_folder(runs_dir: Path, data: str) -> Path:
     name = "demo" if data == "demo" else Path(data.rstrip("/")).name.split(".")[0]
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -68,6 +75,7 @@ def create_app(runs_dir: str | Path = "runs", model: str = DEFAULT_MODEL) -> Fas
     root.mkdir(parents=True, exist_ok=True)
     worker = Worker()
     templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.filters["short"] = lambda path: short_path(path, root)
     app = FastAPI(title="loralab", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.worker = worker
     app.state.runs_dir = root

@@ -7,7 +7,6 @@ several questions in a row and loading a transformer takes seconds.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import threading
@@ -22,6 +21,8 @@ from fastapi.responses import FileResponse, HTMLResponse
 from loralab.errors import DataError, LoralabError, RunError
 from loralab.methods import Classifier, get_method
 from loralab.methods import method_names as registry_names
+from loralab.ui.jobs import JOB_FILE
+from loralab.ui.progress import read_json
 from loralab.ui.runs_index import resolve_in
 from loralab.ui.uploads import safe_name, uploads_dir
 
@@ -72,8 +73,16 @@ def _run_folder(root: Path, name: str) -> Path:
     return folder
 
 
-def _text_column(folder: Path) -> str:
-    manifest = json.loads((folder / "manifest.json").read_text())
+def _text_column(folder: Path, root: Path) -> str:
+    """The text column the run was trained on: a comparison started from the page records it
+    in its job file (its runs' manifests are given ready-made splits); else the manifest's."""
+    for parent in folder.parents:
+        if parent == root or root not in parent.parents:
+            break
+        request = read_json(parent / JOB_FILE).get("request") or {}
+        if request.get("text_col"):
+            return str(request["text_col"])
+    manifest = read_json(folder / "manifest.json")
     return str((manifest.get("columns") or {}).get("text", "text"))
 
 
@@ -116,7 +125,7 @@ def add_routes(app: FastAPI, root: Path, page: Callable, error: Callable) -> Non
                     handle.write(chunk)
             folder = _run_folder(root, run)
             classifier = loaded.get(folder)
-            rows = predict_file(classifier, Path(tmp), output, text_col.strip() or _text_column(folder))
+            rows = predict_file(classifier, Path(tmp), output, text_col.strip() or _text_column(folder, root))
         except LoralabError as err:
             return error(request, DataError(str(err).replace(tmp, file.filename or name)))
         finally:

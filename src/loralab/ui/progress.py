@@ -91,6 +91,8 @@ def run_progress(folder: Path, name: str) -> RunProgress:
             progress.seconds_left = sum(seconds) / len(seconds) * (progress.epochs - progress.epoch)
     metrics = read_json(folder / "metrics.json")
     progress.test_accuracy = (metrics.get("test") or {}).get("accuracy")
+    if progress.validation_accuracy is None:  # methods without epochs report it once, at the end
+        progress.validation_accuracy = (metrics.get("validation") or {}).get("accuracy")
     return progress
 
 
