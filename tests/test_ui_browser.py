@@ -241,3 +241,45 @@ def test_a_run_deleted_while_the_page_shows_it(browser, served, tmp_path):
     page.wait_for_selector("#try-result .error")
     assert "no longer exists" in page.inner_text("#try-result .error")
     context.close()
+
+
+def test_live_progress_cancel_and_start_again(page, served, tmp_path, shots, monkeypatch):
+    app = served[0]
+    worker = app.state.worker
+    paused, release = threading.Event(), threading.Event()
+    check = worker._check
+
+    def pause_after_each_epoch(row: dict) -> None:
+        # Holds the job after its first epoch so the page can be seen mid-run.
+        if "epoch" in row and not release.is_set():
+            paused.set()
+            release.wait(30)
+        check(row)
+
+    monkeypatch.setattr(worker, "_check", pause_after_each_epoch)
+    data = tmp_path / "reviews.csv"
+    synthetic_frame(80).to_csv(data, index=False)
+    _upload(page, data)
+    page.click("#inspect-button")
+    page.wait_for_selector("#compare-form")
+    for box in page.locator("#compare-form input[name=methods]").all():
+        box.uncheck()
+    page.check("#method-lora")
+    page.click("#start-button")
+    assert paused.wait(60)
+    page.wait_for_selector("#progress td:text('1 / 3')")
+    row = page.locator("#progress table.progress tbody tr").first.inner_text()
+    assert "lora" in row and "running" in row
+    assert page.inner_text("#job-status") == "running"
+    page.locator("#compare").screenshot(path=shots / "2a-progress.png")
+
+    page.click("#cancel-button")
+    page.wait_for_selector("text=stopping after the current epoch")
+    release.set()
+    page.wait_for_selector("#job-status:text('cancelled')")
+    assert "interrupted" in page.inner_text("#progress table.progress")
+    page.locator("#compare").screenshot(path=shots / "2b-cancelled.png")
+
+    page.click("#resume-button")
+    page.wait_for_selector("#job-status:text('completed')")
+    assert "lora" in page.inner_text("#results table.results")
