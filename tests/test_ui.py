@@ -298,3 +298,40 @@ def test_folder_names_from_the_page_cannot_leave_the_runs_directory(runs):
     runs.mkdir(parents=True)
     with pytest.raises(RunError, match="not a folder under"):
         resolve_in(runs, "../..")
+
+
+def test_a_folder_of_splits_is_offered_by_its_train_file(client, synthetic_dir):
+    html = client.post("/data/source", data={"data": str(synthetic_dir)}).text
+    assert "160 rows, columns text, label" in html
+    assert f'name="data" value="{synthetic_dir}"' in html
+    html = client.post("/data/source", data={"data": str(synthetic_dir / "nothing")}).text
+    assert "no such file or folder" in _error(html)
+
+
+def test_loralab_ui_serves_the_page_on_loopback(tmp_path):
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "loralab", "ui", "--port", str(port), "--runs-dir", str(tmp_path)]
+    server = subprocess.Popen([*command, "--no-open"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+                    page = response.read().decode()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, server.stdout.read().decode()
+                time.sleep(0.2)
+        assert "<title>loralab</title>" in page and str(tmp_path) in page
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/htmx.min.js", timeout=5) as response:
+            assert response.read(20).startswith(b"var htmx")
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -272,6 +272,12 @@ def test_live_progress_cancel_and_start_again(page, served, tmp_path, shots, mon
     assert "lora" in row and "running" in row
     assert page.inner_text("#job-status") == "running"
     page.locator("#compare").screenshot(path=shots / "2a-progress.png")
+    # A second tab reads the same state from the folders.
+    second = page.context.new_page()
+    second.goto(served[1])
+    assert second.inner_text("#job-status") == "running"
+    assert "1 / 3" in second.inner_text("#progress table.progress")
+    second.close()
 
     page.click("#cancel-button")
     page.wait_for_selector("text=stopping after the current epoch")
