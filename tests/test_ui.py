@@ -335,3 +335,14 @@ def test_loralab_ui_serves_the_page_on_loopback(tmp_path):
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_on_loopback_other_hosts_and_cross_site_posts_are_refused(runs):
+    app = create_app(runs, allowed_hosts=["127.0.0.1", "localhost"])
+    local = TestClient(app, base_url="http://127.0.0.1:7860")
+    assert local.get("/").status_code == 200
+    same = local.post("/data/source", data={"data": "demo"}, headers={"origin": "http://localhost:7860"})
+    assert same.status_code == 200
+    assert TestClient(app, base_url="http://evil.example").get("/").status_code == 400
+    cross = local.post("/data/source", data={"data": "demo"}, headers={"origin": "http://evil.example"})
+    assert cross.status_code == 403 and "refused" in cross.text

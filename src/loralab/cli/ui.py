@@ -63,7 +63,9 @@ def register(app: typer.Typer) -> None:
                 f"[yellow]warning:[/] listening on {host}: anyone who can reach it can upload files and "
                 "start jobs."
             )
-        web_app = create_app(folder, model=model)
+        # On loopback only the loopback names may address the page (see create_app).
+        allowed = ["127.0.0.1", "localhost", "::1", "[::1]"] if host in LOOPBACK else None
+        web_app = create_app(folder, model=model, allowed_hosts=allowed)
         url = f"http://{'localhost' if host in LOOPBACK else host}:{port}/"
         console.print(f"loralab ui on {url} (runs in {folder}; one job at a time). Ctrl-C stops it.")
         if open_browser:

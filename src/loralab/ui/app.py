@@ -12,9 +12,10 @@ import random
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, File, Form, Request, UploadFile
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -60,6 +61,20 @@ def _compare_folder(runs_dir: Path, data: str) -> Path:
     return runs_dir / f"{name}-compare-{stamp}"
 
 
+def guard_origin(app: FastAPI, allowed_hosts: list[str]) -> None:
+    """Refuse other Host headers, and POSTs whose Origin is not one of ``allowed_hosts``."""
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+    @app.middleware("http")
+    async def same_origin(request: Request, call_next):
+        origin = request.headers.get("origin")
+        if request.method == "POST" and origin and urlsplit(origin).hostname not in allowed_hosts:
+            return PlainTextResponse(f"Requests from {origin} are refused; use the page itself.", 403)
+        return await call_next(request)
+
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
+
+
 def latest_job(runs_dir: Path, worker: Worker) -> Path | None:
     """The running job's folder, else the compare folder whose job was started last."""
     current = worker.current()
@@ -69,8 +84,15 @@ def latest_job(runs_dir: Path, worker: Worker) -> Path | None:
     return max(jobs, key=lambda p: str(read_job(p).get("started", "")), default=None)
 
 
-def create_app(runs_dir: str | Path = "runs", model: str = DEFAULT_MODEL) -> FastAPI:
-    """Build the app over ``runs_dir``; ``model`` is the default encoder offered on the page."""
+def create_app(
+    runs_dir: str | Path = "runs", model: str = DEFAULT_MODEL, allowed_hosts: list[str] | None = None
+) -> FastAPI:
+    """Build the app over ``runs_dir``; ``model`` is the default encoder offered on the page.
+
+    With ``allowed_hosts`` (``loralab ui`` on loopback passes the loopback names) requests for
+    any other host name are refused, and so are form posts from pages of another origin: the
+    page can read local files and start jobs, so neither another web site open in the same
+    browser (a cross-site form post) nor a DNS-rebinding page may drive it."""
     root = Path(runs_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
     worker = Worker()
@@ -80,6 +102,8 @@ def create_app(runs_dir: str | Path = "runs", model: str = DEFAULT_MODEL) -> Fas
     app.state.worker = worker
     app.state.runs_dir = root
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    if allowed_hosts:
+        guard_origin(app, allowed_hosts)
 
     def page(request: Request, template: str, /, **context: Any) -> HTMLResponse:
         context.setdefault("runs_dir", root)

@@ -81,9 +81,12 @@ def forward_flops_per_token(model: str) -> float:
     from loralab.models.loading import resolve_model
 
     config = AutoConfig.from_pretrained(resolve_model(model))
-    hidden = getattr(config, "hidden_size", None) or getattr(config, "dim", 384)
-    layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layers", 6)
-    inner = getattr(config, "intermediate_size", None) or getattr(config, "hidden_dim", 4 * hidden)
+    # BERT-style names first, DistilBERT's second.
+    hidden = int(getattr(config, "hidden_size", None) or getattr(config, "dim", None) or 384)
+    layers = int(getattr(config, "num_hidden_layers", None) or getattr(config, "n_layers", None) or 6)
+    inner = int(
+        getattr(config, "intermediate_size", None) or getattr(config, "hidden_dim", None) or 4 * hidden
+    )
     return 2.0 * layers * (4 * hidden * hidden + 2 * hidden * inner)
 
 

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loralab.errors import LoralabError
 from loralab.methods import get_method
 from loralab.ui.runs_index import COMPARE_FILE, MANIFEST
 
@@ -70,7 +71,7 @@ def _planned_epochs(folder: Path, method: str) -> int:
     config = read_json(folder / "config.json")
     try:
         default = get_method(method).default_epochs
-    except Exception:  # a run of a method this installation does not have
+    except LoralabError:  # a run of a method this installation does not have
         default = 0
     return int(config.get("epochs") or default or 0)
 

@@ -53,7 +53,7 @@ def safe_name(filename: str) -> str:
 
 
 def _mean_words(values: pd.Series) -> float:
-    return float(values.astype(str).str.split().str.len().mean())
+    return float(values.astype(str).map(lambda text: len(text.split())).mean())
 
 
 def _is_text_like(values: pd.Series) -> bool:
@@ -76,7 +76,9 @@ def describe_columns(frame: pd.DataFrame, path: Path, shown_name: str) -> TableC
             f"{shown_name}: no column holds text (the columns are {', '.join(columns)}, all numbers "
             "or empty); upload a table with one column of texts."
         )
-    text_guess = "text" if "text" in text_columns else max(text_columns, key=lambda c: _mean_words(frame[c]))
+    text_guess = (
+        "text" if "text" in text_columns else max(text_columns, key=lambda c: _mean_words(frame.loc[:, c]))
+    )
     distinct = {c: frame[c].dropna().astype(str).nunique() for c in columns if c != text_guess}
     label_columns = [c for c, n in distinct.items() if 2 <= n <= max(2, MAX_LABEL_SHARE * len(frame))]
     if not label_columns:
