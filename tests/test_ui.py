@@ -346,3 +346,29 @@ def test_on_loopback_other_hosts_and_cross_site_posts_are_refused(runs):
     assert TestClient(app, base_url="http://evil.example").get("/").status_code == 400
     cross = local.post("/data/source", data={"data": "demo"}, headers={"origin": "http://evil.example"})
     assert cross.status_code == 403 and "refused" in cross.text
+
+
+def test_compares_recommendation_is_shown_when_results_carry_one(client, runs):
+    folder = runs / "cmp"
+    folder.mkdir(parents=True)
+    (folder / JOB_FILE).write_text(json.dumps({"status": "completed", "request": {}}))
+    row = {"method": "tfidf-nb", "train_size": "all", "seeds": 1, "trainable_parameters": 10}
+    row |= {"validation_accuracy": 0.8, "test_accuracy": 0.7, "test_macro_f1": 0.7}
+    recommendation = {"method": "tfidf-nb", "reason": "tfidf-nb is within noise of the best and cheaper."}
+    (folder / "results.json").write_text(json.dumps({"summary": [row], "recommendation": recommendation}))
+    page = html.unescape(client.get("/compare/progress", params={"folder": "cmp"}).text)
+    shown = re.sub(r"\s+", " ", re.search(r'id="recommendation"[^>]*>(.*?)</p>', page, re.S).group(1))
+    assert "Recommended: tfidf-nb" in shown and "within noise of the best and cheaper" in shown
+
+
+def test_a_comparison_deleted_while_the_page_shows_it_says_so(client, runs):
+    import shutil
+
+    folder = runs / "cmp"
+    folder.mkdir(parents=True)
+    (folder / JOB_FILE).write_text(json.dumps({"status": "cancelled", "request": {}}))
+    assert "resume-button" in client.get("/compare/progress", params={"folder": "cmp"}).text
+    shutil.rmtree(folder)
+    page = client.get("/compare/progress", params={"folder": "cmp"}).text
+    assert "was deleted while this page showed it" in _error(page)
+    assert "resume-button" not in page

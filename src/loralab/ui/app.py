@@ -117,7 +117,7 @@ def create_app(
         context = {"runs": completed_runs(root), "entries": list_runs(root), "fragment": fragment}
         if folder is None:
             return context | {"job": None}
-        job = read_job(folder, worker)
+        job = read_job(folder, worker) or {"status": "deleted" if not folder.exists() else "unknown"}
         progress = compare_progress(folder) if folder.exists() else None
         return context | {
             "job": job,
