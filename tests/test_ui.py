@@ -278,6 +278,23 @@ def test_cost_estimates_prefer_measured_runs(runs, tmp_path, tiny_bert):
     assert measured.basis == "measured on 1 earlier run(s)"
 
 
+def test_a_method_of_an_unknown_family_gets_no_estimate_rather_than_a_guess():
+    from loralab.methods import Method
+    from loralab.ui.costs import encoder_passes
+
+    class Elsewhere(Method):
+        name = "elsewhere"
+        summary = "a method from another package"
+
+        def fit(self, splits, config, **kwargs):
+            raise NotImplementedError
+
+        def load(self, folder, info):
+            raise NotImplementedError
+
+    assert encoder_passes(Elsewhere(), DataSize(100, 10, 10, 20.0)) is None
+
+
 def test_a_port_in_use_is_one_sentence_and_exit_code_2(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -15,7 +15,7 @@ Two sources, the better one first:
 The number of encoder passes a method needs is read from its class: methods without an encoder
 (TF-IDF), frozen-feature methods (one pass over every text), and neural methods, which either
 train through the encoder each epoch, train a head on encoder outputs cached once, or do not
-train at all.
+train at all. A method of any other family gets no estimate until it has been measured.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 
 from loralab.methods import Method, get_method
 from loralab.methods.base import NeuralMethod
+from loralab.methods.baselines import TfidfMethod
 from loralab.methods.embedding import EmbeddingMethod
 from loralab.ui.progress import read_json
 from loralab.ui.runs_index import completed_runs
@@ -59,12 +60,14 @@ class DataSize:
 @dataclass
 class CostEstimate:
     method: str
-    seconds: float
+    seconds: float | None
     basis: str
 
     @property
     def text(self) -> str:
         seconds = self.seconds
+        if seconds is None:
+            return self.basis
         if seconds < 60:
             shown = f"~{max(seconds, 1):.0f} s"
         elif seconds < 3600:
@@ -90,13 +93,16 @@ def forward_flops_per_token(model: str) -> float:
     return 2.0 * layers * (4 * hidden * hidden + 2 * hidden * inner)
 
 
-def encoder_passes(method: Method, size: DataSize) -> tuple[float, float]:
-    """(training, inference) forward passes over texts, in units of one text."""
+def encoder_passes(method: Method, size: DataSize) -> tuple[float, float] | None:
+    """(training, inference) forward passes over texts, in units of one text; ``None`` for a
+    method of a family this model does not know (it is measured after its first run)."""
     evaluated = size.validation + size.test
+    if isinstance(method, TfidfMethod):
+        return 0.0, 0.0
     if isinstance(method, EmbeddingMethod):
         return 0.0, size.train + evaluated
     if not isinstance(method, NeuralMethod):
-        return 0.0, 0.0
+        return None
     if type(method).fit is not NeuralMethod.fit:  # a method that does not train (an untrained head)
         return 0.0, evaluated
     if type(method).train is not NeuralMethod.train:  # trains its head on encoder outputs cached once
@@ -130,8 +136,10 @@ def estimate_cost(method_name: str, model: str, size: DataSize, runs_dir: Path) 
     measured = _measured(method_name, model, size, runs_dir)
     if measured is not None:
         return measured
-    method = get_method(method_name)
-    training, inference = encoder_passes(method, size)
+    passes = encoder_passes(get_method(method_name), size)
+    if passes is None:
+        return CostEstimate(method_name, None, "no estimate before a first run of it")
+    training, inference = passes
     if training == inference == 0:
         texts = size.train + size.validation + size.test
         return CostEstimate(method_name, texts * SECONDS_PER_TEXT_WITHOUT_ENCODER, "no encoder")
