@@ -289,3 +289,9 @@ def test_live_progress_cancel_and_start_again(page, served, tmp_path, shots, mon
     page.click("#resume-button")
     page.wait_for_selector("#job-status:text('completed')")
     assert "lora" in page.inner_text("#results table.results")
+
+
+def test_the_demo_data_is_one_click(page):
+    page.click("#demo-button")
+    page.wait_for_selector("#columns-form")
+    assert page.input_value("#text-col") == "text" and page.input_value("#label-col") == "label"
