@@ -315,6 +315,9 @@ def test_folder_names_from_the_page_cannot_leave_the_runs_directory(runs):
     runs.mkdir(parents=True)
     with pytest.raises(RunError, match="not a folder under"):
         resolve_in(runs, "../..")
+    client = TestClient(create_app(runs))
+    assert "not a folder under" in _error(client.get("/compare/progress", params={"folder": "../.."}).text)
+    assert "not a folder under" in _error(client.get("/compare/progress", params={"folder": "/etc"}).text)
 
 
 def test_a_folder_of_splits_is_offered_by_its_train_file(client, synthetic_dir):

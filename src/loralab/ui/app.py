@@ -24,7 +24,7 @@ from loralab.errors import DataError, LoralabError, RunError
 from loralab.ui import models
 from loralab.ui.jobs import JOB_FILE, CompareRequest, Worker, read_job
 from loralab.ui.progress import compare_progress
-from loralab.ui.runs_index import COMPARE_FILE, completed_runs, list_runs, resolve_in
+from loralab.ui.runs_index import COMPARE_FILE, completed_runs, inside, list_runs, resolve_in
 from loralab.ui.uploads import TableColumns, save_upload, source_columns
 
 HERE = Path(__file__).parent
@@ -236,7 +236,11 @@ def create_app(
 
     @app.get("/compare/progress", response_class=HTMLResponse)
     def progress(request: Request, folder: str) -> HTMLResponse:
-        return page(request, "progress.html", **job_context(root / folder))
+        try:
+            path = inside(root, folder)
+        except LoralabError as err:
+            return error(request, err)
+        return page(request, "progress.html", **job_context(path))
 
     @app.post("/compare/cancel", response_class=HTMLResponse)
     def cancel(request: Request) -> HTMLResponse:

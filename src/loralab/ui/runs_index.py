@@ -97,12 +97,18 @@ def completed_runs(root: Path) -> list[RunEntry]:
     return [e for e in list_runs(root) if e.kind == "run" and e.completed]
 
 
-def resolve_in(root: Path, name: str, what: str = "run") -> Path:
-    """The folder ``root/name``, refusing names that leave ``root`` and folders that are gone."""
+def inside(root: Path, name: str) -> Path:
+    """``root/name``, refusing names that leave ``root`` (``..``, absolute paths)."""
     root = root.resolve()
     folder = (root / name).resolve()
-    if folder != root and root not in folder.parents:
+    if folder == root or root not in folder.parents:
         raise RunError(f"{name}: not a folder under {root}.")
+    return folder
+
+
+def resolve_in(root: Path, name: str, what: str = "run") -> Path:
+    """The existing folder ``root/name``; a folder that is gone gets a sentence saying so."""
+    folder = inside(root, name)
     if not folder.exists():
         raise RunError(
             f"{root / name}: this {what} folder no longer exists (deleted or moved); the list below "
