@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from loralab import __version__
-from loralab.cli import compare, data, demo, export, lowrank, model, serve, sweep, train
+from loralab.cli import compare, data, demo, export, lowrank, model, serve, sweep, train, ui
 
 app = typer.Typer(
     name="loralab",
@@ -24,6 +24,7 @@ demo.register(app)
 serve.register(app)
 export.register(app)
 sweep.register(app)
+ui.register(app)
 
 
 def _version(value: bool) -> None:

@@ -156,12 +156,15 @@ def compare(
     train_sizes: list[int | None] | None = None,
     progress: bool = True,
     on_run=None,
+    on_epoch=None,
 ) -> dict:
     """Run every method (those whose figures vary with the seed ``seeds`` times) on the same
     splits; return the results.
 
     ``train_sizes`` (texts per class; ``None`` for all) repeats the ladder on nested stratified
     subsets of the training split for a learning curve; validation and test stay the same.
+    ``on_run(row)`` sees each finished run and ``on_epoch(row)`` each epoch's history row; either
+    may raise to stop the comparison (completed runs are reused when it is started again).
     """
     methods = methods or list(DEFAULT_LADDER)
     for name in methods:
@@ -196,7 +199,9 @@ def compare(
         run = RunFolder(run_dir)
         reused = _asked_for(run, config)
         if not reused:
-            execute(config, subsets[size], run_dir, overwrite=True, progress=progress)
+            execute(
+                config, subsets[size], run_dir, overwrite=True, progress=progress, on_epoch_hook=on_epoch
+            )
         row = run_row(run_dir, method, seed, size_name, folder)
         row["reused"] = reused
         rows.append(row)
