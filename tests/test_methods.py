@@ -23,6 +23,9 @@ def test_traits_agree_with_what_each_method_does():
             assert method.supports_lora_layers and method.has_weight_update, name
         if method.untrained:
             assert not method.trains_in_epochs and not method.has_weight_update, name
+        assert method.uses_encoder is not None, f"{name} does not say whether it runs the encoder"
+        if method.trains_in_epochs or method.untrained:
+            assert method.uses_encoder, name
     assert untrained_method().name == "zero-shot"
     assert [n for n in method_names() if get_method(n).supports_lora_layers] == ["lora", "lora-scratch"]
 

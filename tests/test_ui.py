@@ -295,6 +295,23 @@ def test_a_method_of_an_unknown_family_gets_no_estimate_rather_than_a_guess():
     assert encoder_passes(Elsewhere(), DataSize(100, 10, 10, 20.0)) is None
 
 
+@pytest.mark.parametrize(
+    "name, passes",
+    [
+        ("tfidf-logreg", (0.0, 0.0)),  # no encoder
+        ("embed-logreg", (0.0, 120)),  # frozen features of every text, once
+        ("zero-shot", (0.0, 20)),  # untrained: evaluation only
+        ("head", (0.0, 130)),  # train and validation cached once, then evaluation
+        ("lora", (3.0 * 3 * 100, 3 * 10 + 20)),  # 3 epochs through the encoder, validating each
+    ],
+)
+def test_encoder_passes_follow_the_methods_traits(name, passes):
+    from loralab.methods import get_method
+    from loralab.ui.costs import encoder_passes
+
+    assert encoder_passes(get_method(name), DataSize(100, 10, 10, 20.0)) == passes
+
+
 def test_a_port_in_use_is_one_sentence_and_exit_code_2(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

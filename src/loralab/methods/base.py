@@ -136,6 +136,10 @@ class Method(ABC):
     trains_adapters: ClassVar[bool] = False
     # The pretrained encoder with an untrained head: the "before" of an evaluation.
     untrained: ClassVar[bool] = False
+    # It runs the pretrained encoder (its features, a head on its outputs, fine-tuning it);
+    # False for word-feature baselines. None leaves it undeclared, and then nothing is assumed
+    # about what it costs (the ui estimates a cost from this before a method has ever run).
+    uses_encoder: ClassVar[bool | None] = None
     # The optional dependency group (pip install 'loralab[EXTRA]') it needs, if any, and a
     # module of it whose absence means the group is not installed.
     extra: ClassVar[str | None] = None
@@ -318,6 +322,7 @@ class NeuralMethod(Method):
     seeded = True
     trains_in_epochs = True
     has_weight_update = True
+    uses_encoder = True
 
     @abstractmethod
     def prepare(self, loaded: LoadedModel, config: TrainConfig) -> nn.Module:

@@ -73,6 +73,7 @@ class TfidfClassifier(Classifier):
 class TfidfMethod(Method):
     """Shared fit/load; subclasses choose the linear model and which arrays it learns."""
 
+    uses_encoder = False
     default_epochs = 0
     default_lr = 0.0
 

@@ -69,6 +69,7 @@ class EmbeddingClassifier(Classifier):
 
 
 class EmbeddingMethod(Method):
+    uses_encoder = True
     default_epochs = 0
     default_lr = 0.0
 

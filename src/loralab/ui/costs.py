@@ -12,10 +12,12 @@ Two sources, the better one first:
    frozen weights' gradients, so one figure cannot fit both: this one sits between them. Expect
    ±2× elsewhere; the page says which source each figure comes from.
 
-The number of encoder passes a method needs is read from its class: methods without an encoder
-(TF-IDF), frozen-feature methods (one pass over every text), and neural methods, which either
-train through the encoder each epoch, train a head on encoder outputs cached once, or do not
-train at all. A method of any other family gets no estimate until it has been measured.
+The number of encoder passes a method needs is read from its traits: methods that do not run
+the encoder (TF-IDF), methods that run it once over every text for frozen features, an
+untrained head (evaluation only), heads trained on encoder outputs cached once (the encoder
+is untouched: no weight update), and methods that train through the encoder each epoch. A
+method that does not declare whether it runs the encoder gets no estimate until it has been
+measured.
 """
 
 from __future__ import annotations
@@ -25,9 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loralab.methods import Method, get_method
-from loralab.methods.base import NeuralMethod
-from loralab.methods.baselines import TfidfMethod
-from loralab.methods.embedding import EmbeddingMethod
 from loralab.ui.progress import read_json
 from loralab.ui.runs_index import completed_runs
 
@@ -95,17 +94,17 @@ def forward_flops_per_token(model: str) -> float:
 
 def encoder_passes(method: Method, size: DataSize) -> tuple[float, float] | None:
     """(training, inference) forward passes over texts, in units of one text; ``None`` for a
-    method of a family this model does not know (it is measured after its first run)."""
+    method that does not declare whether it runs the encoder (it is measured after its first run)."""
     evaluated = size.validation + size.test
-    if isinstance(method, TfidfMethod):
-        return 0.0, 0.0
-    if isinstance(method, EmbeddingMethod):
-        return 0.0, size.train + evaluated
-    if not isinstance(method, NeuralMethod):
+    if method.uses_encoder is None:
         return None
-    if type(method).fit is not NeuralMethod.fit:  # a method that does not train (an untrained head)
+    if not method.uses_encoder:
+        return 0.0, 0.0
+    if method.untrained:
         return 0.0, evaluated
-    if type(method).train is not NeuralMethod.train:  # trains its head on encoder outputs cached once
+    if not method.trains_in_epochs:  # frozen features: one pass over every text
+        return 0.0, size.train + evaluated
+    if not method.has_weight_update:  # a head trained on encoder outputs cached once
         return 0.0, size.train + size.validation + evaluated
     epochs = method.default_epochs
     # A training step is a forward and a backward pass (~3 forwards); each epoch also validates.
