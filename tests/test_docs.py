@@ -49,8 +49,19 @@ def test_every_documented_option_reads_the_same_in_live_help(name):
 
 def test_every_command_has_a_section():
     documented = set(sections(generated_part(CLI_PAGE)))
-    for command in ("train", "evaluate", "predict", "compare", "sweep", "serve", "data inspect"):
+    for command in ("train", "evaluate", "predict", "compare", "sweep", "serve", "data inspect", "ui"):
         assert f"loralab {command}" in documented
+
+
+def test_the_ui_has_its_own_page_linked_from_the_manual():
+    page = ROOT / "docs" / "ui" / "README.md"
+    assert page.read_text().startswith("# `loralab ui`")
+    assert "](ui/README.md)" in CLI_PAGE.read_text()
+    assert "](docs/ui/README.md)" in (ROOT / "README.md").read_text()
+    images = re.findall(r"\]\(([^)#:]+\.png)\)", page.read_text())
+    assert images
+    for image in images:
+        assert (page.parent / image).exists(), f"docs/ui/README.md shows missing {image}"
 
 
 def test_readme_starts_with_the_two_set_up_commands_and_its_links_resolve():
@@ -59,6 +70,6 @@ def test_readme_starts_with_the_two_set_up_commands_and_its_links_resolve():
     assert fence[0].startswith("make demo") and fence[1].startswith("make test")
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^demo:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
-    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
         for target in re.findall(r"\]\(([^)#:]+\.md)(?:#[^)]*)?\)", page.read_text()):
             assert (page.parent / target).exists(), f"{page.name} links to missing {target}"

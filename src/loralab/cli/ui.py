@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from loralab.cli.common import console, handle_errors, runs_dir
-from loralab.config import DEFAULT_MODEL
+from loralab.cli.options import setting_option
 from loralab.errors import LoralabError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -42,10 +42,12 @@ def register(app: typer.Typer) -> None:
             help="Folder of runs, uploads and exports (default: $LORALAB_RUNS_DIR or runs/).",
         ),
         host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (loopback by default)."),
-        model: str = typer.Option(DEFAULT_MODEL, "--model", help="Encoder offered by default on the page."),
+        model: str = setting_option("model"),
         open_browser: bool = typer.Option(True, "--open/--no-open", help="Open the page in a browser."),
     ) -> None:
-        """Open the whole workflow in a local web page: load data, compare, try, export, browse runs."""
+        """Open the whole workflow in a local web page: load data, compare, try, export, browse runs.
+
+        --model is the encoder the page offers first; each comparison can name another."""
         try:
             import python_multipart  # noqa: F401  (form uploads)
             import uvicorn
