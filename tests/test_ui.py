@@ -295,6 +295,15 @@ def test_a_method_of_an_unknown_family_gets_no_estimate_rather_than_a_guess():
     assert encoder_passes(Elsewhere(), DataSize(100, 10, 10, 20.0)) is None
 
 
+@pytest.mark.parametrize("method, epochs", [("head", 10), ("zero-shot", 0), ("tfidf-nb", 0), ("gone", 0)])
+def test_progress_counts_epochs_only_for_methods_that_train_in_epochs(tmp_path, method, epochs):
+    from loralab.ui.progress import run_progress
+
+    (tmp_path / "manifest.json").write_text(json.dumps({"method": method, "status": "running"}))
+    (tmp_path / "config.json").write_text(json.dumps({"method": method, "epochs": None}))
+    assert run_progress(tmp_path, "run").epochs == epochs
+
+
 @pytest.mark.parametrize(
     "name, passes",
     [

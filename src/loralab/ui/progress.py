@@ -68,12 +68,16 @@ def _number(value: str | None) -> float | None:
 
 
 def _planned_epochs(folder: Path, method: str) -> int:
+    """Epochs the run will train: its config's, else its method's default; 0 for a method that
+    does not train in epochs (an untrained head inherits a default it never uses)."""
     config = read_json(folder / "config.json")
     try:
-        default = get_method(method).default_epochs
+        known = get_method(method)
     except LoralabError:  # a run of a method this installation does not have
-        default = 0
-    return int(config.get("epochs") or default or 0)
+        return int(config.get("epochs") or 0)
+    if not known.trains_in_epochs:
+        return 0
+    return int(config.get("epochs") or known.default_epochs or 0)
 
 
 def run_progress(folder: Path, name: str) -> RunProgress:
