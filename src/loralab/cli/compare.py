@@ -89,6 +89,11 @@ def register(app: typer.Typer) -> None:
         ),
         seed: int = typer.Option(42, "--seed"),
         max_length: int = typer.Option(128, "--max-length"),
+        truncation: str = typer.Option("head", "--truncation", help="head, tail or head+tail."),
+        head_share: float = typer.Option(0.25, "--head-share", help="head+tail: share from the start."),
+        long_text: str = typer.Option("truncate", "--long-text", help="truncate, or chunks."),
+        stride: int | None = typer.Option(None, "--stride", help="chunks: tokens shared by windows."),
+        chunk_aggregation: str = typer.Option("mean", "--chunk-aggregation", help="chunks: mean or max."),
         train_sizes: str | None = typer.Option(
             None,
             "--train-sizes",
@@ -106,7 +111,16 @@ def register(app: typer.Typer) -> None:
             raise LoralabError(f"--seeds must be ≥ 1, got {seeds}.")
         sizes = parse_train_sizes(train_sizes) if train_sizes else None
         out = output_dir or default_run_dir(data, "compare")
-        config = TrainConfig(model=model, seed=seed, max_length=max_length)
+        config = TrainConfig(
+            model=model,
+            seed=seed,
+            max_length=max_length,
+            truncation=truncation,
+            head_share=head_share,
+            long_text=long_text,
+            stride=stride,
+            chunk_aggregation=chunk_aggregation,
+        )
 
         def report(row: dict) -> None:
             state = "reused" if row["reused"] else "done"

@@ -108,6 +108,26 @@ def register(app: typer.Typer) -> None:
         max_length: int | None = typer.Option(
             None, "--max-length", help="Truncate texts to this many tokens."
         ),
+        truncation: str | None = typer.Option(
+            None, "--truncation", help="Tokens a long text keeps: head (default), tail or head+tail."
+        ),
+        head_share: float | None = typer.Option(
+            None, "--head-share", help="head+tail: share of the tokens taken from the start (0.25)."
+        ),
+        long_text: str | None = typer.Option(
+            None,
+            "--long-text",
+            help="truncate (default), or chunks: windows of --max-length, logits pooled per text.",
+        ),
+        stride: int | None = typer.Option(
+            None, "--stride", help="chunks: tokens shared by consecutive windows (a quarter of --max-length)."
+        ),
+        chunk_aggregation: str | None = typer.Option(
+            None, "--chunk-aggregation", help="chunks: mean (default) or max of the windows' logits."
+        ),
+        train_on_chunks: bool | None = typer.Option(
+            None, "--train-on-chunks/--no-train-on-chunks", help="chunks: train on every window."
+        ),
         lora_rank: int | None = typer.Option(None, "--lora-rank"),
         lora_alpha: float | None = typer.Option(None, "--lora-alpha"),
         lora_dropout: float | None = typer.Option(None, "--lora-dropout"),
@@ -178,6 +198,12 @@ def register(app: typer.Typer) -> None:
             epochs=epochs,
             batch_size=batch_size,
             max_length=max_length,
+            truncation=truncation,
+            head_share=head_share,
+            long_text=long_text,
+            stride=stride,
+            chunk_aggregation=chunk_aggregation,
+            train_on_chunks=train_on_chunks,
             lora_rank=lora_rank,
             lora_alpha=lora_alpha,
             lora_dropout=lora_dropout,

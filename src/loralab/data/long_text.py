@@ -150,7 +150,10 @@ class TextInput:
     @classmethod
     def of(cls, config: Any) -> TextInput:
         """The text input of a :class:`~loralab.config.TrainConfig` (or any object with its fields)."""
-        return cls(**{f.name: getattr(config, f.name) for f in fields(cls)})
+        settings = {f.name: getattr(config, f.name) for f in fields(cls)}
+        if settings["stride"] is None:  # a quarter of the window is shared with the next one
+            settings["stride"] = settings["max_length"] // 4
+        return cls(**settings)
 
     @classmethod
     def from_dict(cls, data: dict) -> TextInput:
@@ -181,7 +184,8 @@ class TextInput:
 
     def encode(self, tokenizer, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text, cut to ``max_length`` by ``truncation``, without padding."""
-        if self.truncation == "head":  # the tokenizer's own truncation gives the same ids
+        if self.truncation == "head" and getattr(tokenizer, "truncation_side", "right") == "right":
+            # the tokenizer's own truncation gives the same ids
             return tokenizer(list(texts), truncation=True, max_length=self.max_length, padding=False)[
                 "input_ids"
             ]

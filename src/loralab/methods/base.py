@@ -23,6 +23,7 @@ from torch import nn
 
 from loralab.config import TrainConfig
 from loralab.data import DataSplits
+from loralab.data.long_text import TextInput
 from loralab.errors import LoralabError, RunError, closest
 from loralab.evaluation.inference import predict_logits, softmax
 from loralab.models.first_token import first_token_only
@@ -65,6 +66,8 @@ class Method(ABC):
     default_lr: ClassVar[float] = 1e-3
     default_epochs: ClassVar[int] = 3
     default_batch_size: ClassVar[int] = 32
+    # Honours --truncation and --long-text (the others read whole texts, or the first tokens).
+    reads_long_text: ClassVar[bool] = False
 
     @abstractmethod
     def fit(
@@ -169,7 +172,7 @@ class TransformerClassifier(Classifier):
             self.model,
             self.tokenizer,
             texts,
-            self.config.max_length,
+            TextInput.of(self.config),
             batch_size or self.config.eval_batch_size,
             precision=self.precision,
         )
@@ -189,6 +192,8 @@ class TransformerClassifier(Classifier):
 
 class NeuralMethod(Method):
     """Shared fit/load for methods that adapt a transformer encoder."""
+
+    reads_long_text = True
 
     @abstractmethod
     def prepare(self, loaded: LoadedModel, config: TrainConfig) -> nn.Module:
@@ -249,19 +254,24 @@ class NeuralMethod(Method):
         self, loaded, model, splits, config, lr, epochs, progress, on_epoch, checkpoints=None, on_step=None
     ):
         """Tokenise once and run the training loop; methods may train differently."""
-        from loralab.training.batching import encode
         from loralab.training.loop import train_model
 
         tokenizer = loaded.tokenizer
+        text_input = TextInput.of(config)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         label2id = splits.label2id
         validation = None
-        if len(splits.validation):
+        if len(splits.validation):  # selection reads cut texts, also with chunks: one row per text
             validation = (
-                encode(tokenizer, splits.validation.texts, config.max_length),
+                text_input.encode(tokenizer, splits.validation.texts),
                 [label2id[y] for y in splits.validation.labels],
             )
-        train_ids = encode(tokenizer, splits.train.texts, config.max_length)
+        labels = [label2id[y] for y in splits.train.labels]
+        if config.train_on_chunks:
+            train_ids, documents = text_input.encode_windows(tokenizer, splits.train.texts)
+            labels = [labels[d] for d in documents]
+        else:
+            train_ids = text_input.encode(tokenizer, splits.train.texts)
         run = functools.partial(
             train_model,
             config=config,
@@ -272,7 +282,6 @@ class NeuralMethod(Method):
             checkpoints=checkpoints,
             on_step=on_step,
         )
-        labels = [label2id[y] for y in splits.train.labels]
         if config.lora_layers is not None:
             cached = self.train_top_layers(model, train_ids, labels, validation, pad, config, progress, run)
             if cached is not None:

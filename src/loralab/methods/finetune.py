@@ -8,6 +8,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from loralab.config import TrainConfig
+from loralab.data.long_text import TextInput
 from loralab.errors import RunError
 from loralab.methods.base import NeuralMethod, TransformerClassifier, load_weights_file, register
 from loralab.models.loading import LoadedModel
@@ -41,9 +42,11 @@ class HeadTuning(NeuralMethod):
         from loralab.training.loop import train_model
 
         texts = splits.train.texts + splits.validation.texts
-        stand_in = cache_encoder_outputs(
-            model, loaded.tokenizer, texts, config.max_length, config.eval_batch_size, progress
-        )
+        stand_in = None
+        if not config.train_on_chunks:  # the cache holds one row per text, not per window
+            stand_in = cache_encoder_outputs(
+                model, loaded.tokenizer, texts, TextInput.of(config), config.eval_batch_size, progress
+            )
         if stand_in is None:  # this head reads more than the first token: train through the encoder
             return super().train(
                 loaded, model, splits, config, lr, epochs, progress, on_epoch, checkpoints, on_step

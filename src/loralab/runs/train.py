@@ -95,6 +95,11 @@ def _check_resumable(folder: RunFolder, config: TrainConfig, splits: DataSplits)
         )
 
 
+def reads_first_tokens(config: TrainConfig) -> bool:
+    """Whether ``config`` cuts long texts the plain way (their first ``max_length`` tokens)."""
+    return config.truncation == "head" and config.long_text == "truncate"
+
+
 def train_run(
     data: str | Path | DataSplits,
     config: TrainConfig,
@@ -130,6 +135,11 @@ def train_run(
     method.check(config)
     if config.lora_layers is not None and config.method not in ("lora", "lora-scratch"):
         raise LoralabError(f"--lora-layers applies to --method lora or lora-scratch, not {config.method}.")
+    if not method.reads_long_text and not reads_first_tokens(config):
+        raise LoralabError(
+            f"--truncation, --long-text and their settings apply to methods that fine-tune a "
+            f"transformer; '{config.method}' does not read them."
+        )
     splits = (
         data
         if isinstance(data, DataSplits)
