@@ -145,6 +145,10 @@ def test_the_strategy_round_trips_through_save_load_export_and_serve(settings, t
     else:
         assert "cannot do this by itself" in saved["note"]
         assert not np.allclose(plain_probs, expected, atol=1e-6)  # the texts run past one window
+        from loralab.runs.predict import load_for_prediction  # ONNX cuts and pools like the run
+
+        onnx = load_for_prediction(run.folder, backend="onnx")
+        np.testing.assert_allclose(onnx.predict_proba(texts, batch_size=5), expected, atol=1e-4)
 
     predictor = Predictor([f"long={run.folder}"])
     served = np.array(
