@@ -191,3 +191,46 @@ def test_settings_are_checked_and_baselines_refuse_them(tiny_bert, long_dir, tmp
             long_dir, TrainConfig(method="tfidf-logreg", truncation="tail"), tmp_path / "r", progress=False
         )
     assert not (tmp_path / "r").exists()
+
+
+def test_the_command_line_trains_scores_and_evaluates_chunked_texts(tiny_bert, long_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from loralab.cli import app
+
+    def invoke(*args):
+        return CliRunner().invoke(app, [str(a) for a in args])
+
+    bad = invoke("train", long_dir, "--model", tiny_bert, "--truncation", "middle", "-o", tmp_path / "bad")
+    assert bad.exit_code == 2 and "--truncation must be head, tail or head+tail" in bad.output
+    assert "Traceback" not in bad.output and not (tmp_path / "bad").exists()
+    out = tmp_path / "run"
+    args = ["--model", tiny_bert, "--max-length", MAX_LENGTH, "--epochs", 1, "--lora-rank", 2]
+    chunks = ["--long-text", "chunks", "--stride", 2, "--chunk-aggregation", "max", "--truncation", "tail"]
+    trained = invoke("train", long_dir, *args, *chunks, "--head-share", 0.4, "-o", out)
+    assert trained.exit_code == 0, trained.output
+    saved = json.loads((out / "config.json").read_text())
+    assert {
+        k: saved[k] for k in ("long_text", "stride", "chunk_aggregation", "truncation", "head_share")
+    } == {
+        "long_text": "chunks",
+        "stride": 2,
+        "chunk_aggregation": "max",
+        "truncation": "tail",
+        "head_share": 0.4,
+    }
+    texts = long_frame(6, 21)
+    texts.to_csv(tmp_path / "texts.csv", index=False)
+    scored = invoke("predict", out, "--input", tmp_path / "texts.csv", "--output", tmp_path / "scored.csv")
+    assert scored.exit_code == 0, scored.output
+    classifier = load_run(out)
+    expected = classifier.predict_proba(texts["text"].tolist())
+    got = pd.read_csv(tmp_path / "scored.csv")[[f"p_{y}" for y in classifier.labels]].to_numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    evaluated = invoke("evaluate", out, tmp_path / "texts.csv", "--output", tmp_path / "metrics.json")
+    assert evaluated.exit_code == 0, evaluated.output
+    accuracy = json.loads((tmp_path / "metrics.json").read_text())["trained"]["accuracy"]
+    truth = texts["label"].tolist()
+    assert accuracy == pytest.approx(
+        np.mean([classifier.labels[i] == y for i, y in zip(expected.argmax(1), truth, strict=True)])
+    )
