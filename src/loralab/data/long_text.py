@@ -144,16 +144,17 @@ class TextInput:
     truncation: str = "head"
     head_share: float = 0.25
     long_text: str = "truncate"
-    stride: int = 32
+    stride: int | None = None  # None: a quarter of the window is shared with the next one
     chunk_aggregation: str = "mean"
+
+    def __post_init__(self) -> None:
+        if self.stride is None:
+            object.__setattr__(self, "stride", self.max_length // 4)
 
     @classmethod
     def of(cls, config: Any) -> TextInput:
         """The text input of a :class:`~loralab.config.TrainConfig` (or any object with its fields)."""
-        settings = {f.name: getattr(config, f.name) for f in fields(cls)}
-        if settings["stride"] is None:  # a quarter of the window is shared with the next one
-            settings["stride"] = settings["max_length"] // 4
-        return cls(**settings)
+        return cls(**{f.name: getattr(config, f.name) for f in fields(cls)})
 
     @classmethod
     def from_dict(cls, data: dict) -> TextInput:
@@ -201,7 +202,7 @@ class TextInput:
         windows: list[list[int]] = []
         document_index: list[int] = []
         for document, ids in enumerate(_tokenise_whole(tokenizer, texts)):
-            pieces = window_ids(ids, self.max_length, self.stride, prefix, suffix)
+            pieces = window_ids(ids, self.max_length, int(self.stride or 0), prefix, suffix)
             windows += pieces
             document_index += [document] * len(pieces)
         return windows, document_index

@@ -72,7 +72,7 @@ def text_input_note(text_input: TextInput) -> dict:
     }
 
 
-def _export_transformer(classifier, folder: Path, texts: list[str]) -> np.ndarray:
+def _export_transformer(classifier, folder: Path, texts: list[str]) -> float:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -97,12 +97,12 @@ def _export_transformer(classifier, folder: Path, texts: list[str]) -> np.ndarra
     plain = AutoModelForSequenceClassification.from_pretrained(folder).eval()
     # The weights: the plain model on the run's own inputs (windows, head and tail, …).
     got = softmax(predict_logits(plain, tokenizer, texts, text_input))
-    difference = np.abs(got - expected).max()
+    difference = float(np.abs(got - expected).max())
     if note["plain_transformers"]:  # and the tokenizer alone reproduces the run's input
         with torch.inference_mode():
             batch = tokenizer(texts, truncation=True, padding=True, return_tensors="pt")
             got = plain(**batch).logits.softmax(-1).numpy()
-        difference = max(difference, np.abs(got - expected).max())
+        difference = max(difference, float(np.abs(got - expected).max()))
     return difference
 
 
