@@ -66,6 +66,7 @@ def test_the_kept_tokens_decide_what_a_run_learns(tiny_bert, long_dir, tmp_path)
     assert head.metrics["test"]["accuracy"] <= 0.75  # the sentiment word is never seen
     saved = json.loads((tail.folder / "config.json").read_text())
     assert (saved["truncation"], saved["long_text"]) == ("tail", "truncate")
+    assert tail.manifest["text_input"] == f"the last {MAX_LENGTH} tokens"
 
 
 def test_head_and_tail_prediction_reads_the_hand_cut_tokens(tiny_bert, long_dir, tmp_path):

@@ -13,6 +13,7 @@ import pandas as pd
 
 from loralab.config import TrainConfig
 from loralab.data import DataSplits, LabelledTexts, load_data
+from loralab.data.long_text import TextInput
 from loralab.errors import LoralabError, RunError
 from loralab.evaluation.metrics import classification_metrics
 from loralab.methods import Classifier, get_method, load_saved_classifier
@@ -212,6 +213,7 @@ def train_run(
             best_epoch=facts.get("best_epoch"),
             stopped_early=facts.get("stopped_early"),
             features=facts.get("features"),
+            text_input=TextInput.of(config).describe() if method.reads_long_text else None,
         )
         metrics: dict = {}
         (folder.path / "predictions").mkdir(exist_ok=True)
