@@ -85,6 +85,19 @@ class TrainConfig:
     )
     model: str = setting(DEFAULT_MODEL, "Hugging Face name or local folder.")
     max_length: int = setting(128, "Truncate texts to this many tokens.")
+    # Texts longer than max_length (see loralab.data.long_text)
+    truncation: str = setting(
+        "head", "Tokens a long text keeps: head, tail or head+tail (a share from each end)."
+    )
+    head_share: float = setting(0.25, "head+tail: share of the kept tokens taken from the start.")
+    long_text: str = setting(
+        "truncate", "truncate, or chunks: windows of --max-length, logits pooled per text."
+    )
+    stride: int | None = setting(
+        None, "chunks: tokens shared by consecutive windows (default: a quarter of --max-length)."
+    )
+    chunk_aggregation: str = setting("mean", "chunks: mean or max of the windows' logits.")
+    train_on_chunks: bool = setting(False, "chunks: train on every window, with its text's label.")
     epochs: int | None = setting(None, "Epochs (default per method).")
     lr: float | None = setting(None, "Learning rate (default per method: lora 1e-3, full 5e-5, head 2e-3).")
     batch_size: int | None = setting(None, "Training batch size (default per method).")
@@ -145,6 +158,29 @@ class TrainConfig:
             self.report_to = check_tracker_names(self.report_to) or None
         checks = [
             (self.max_length >= 8, f"--max-length must be at least 8, got {self.max_length}."),
+            (
+                self.truncation in ("head", "tail", "head+tail"),
+                f"--truncation must be head, tail or head+tail; got '{self.truncation}'.",
+            ),
+            (0 <= self.head_share <= 1, f"--head-share must be in [0, 1], got {self.head_share}."),
+            (
+                self.long_text in ("truncate", "chunks"),
+                f"--long-text must be truncate or chunks; got '{self.long_text}'.",
+            ),
+            (
+                self.stride is None
+                or (0 <= self.stride and (self.long_text != "chunks" or self.stride <= self.max_length // 2)),
+                f"--stride must be between 0 and half of --max-length ({self.max_length // 2}), "
+                f"got {self.stride}.",
+            ),
+            (
+                self.chunk_aggregation in ("mean", "max"),
+                f"--chunk-aggregation must be mean or max; got '{self.chunk_aggregation}'.",
+            ),
+            (
+                not self.train_on_chunks or self.long_text == "chunks",
+                "--train-on-chunks goes with --long-text chunks.",
+            ),
             (self.epochs is None or self.epochs >= 1, f"--epochs must be ≥ 1, got {self.epochs}."),
             (self.lr is None or self.lr > 0, f"--lr must be positive, got {self.lr}."),
             (

@@ -11,9 +11,13 @@ from collections.abc import Sequence
 
 import torch
 
+from loralab.data.long_text import TextInput
 
-def encode(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
-    """Token ids per text, truncated to ``max_length``, without padding."""
+
+def encode(tokenizer, texts: Sequence[str], max_length: int | TextInput) -> list[list[int]]:
+    """Token ids per text, truncated to ``max_length`` (or as a :class:`TextInput` says), without padding."""
+    if isinstance(max_length, TextInput):
+        return max_length.encode(tokenizer, texts)
     out = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
     return out["input_ids"]
 

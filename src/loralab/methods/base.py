@@ -27,7 +27,7 @@ from transformers import AutoTokenizer
 
 from loralab.config import TrainConfig
 from loralab.data import DataSplits
-from loralab.data.batching import encode
+from loralab.data.long_text import TextInput
 from loralab.errors import LoralabError, RunError, closest
 from loralab.models.first_token import first_token_only
 from loralab.models.inference import predict_logits, softmax
@@ -146,6 +146,8 @@ class Method(ABC):
     extra_module: ClassVar[str | None] = None
     # Its place in the default comparison ladder, cheapest first; None keeps it out.
     ladder_position: ClassVar[int | None] = None
+    # Honours --truncation and --long-text (the others read whole texts, or the first tokens).
+    reads_long_text: ClassVar[bool] = False
 
     def fit(self, splits: DataSplits, config: TrainConfig, *, progress: bool = True) -> FitResult:
         """Train on ``splits.train`` in one go (methods that train in seconds).
@@ -169,6 +171,11 @@ class Method(ABC):
         if config.lora_layers is not None and not self.supports_lora_layers:
             with_it = " or ".join(m.name for m in _REGISTRY.values() if m.supports_lora_layers)
             raise LoralabError(f"--lora-layers applies to --method {with_it}, not {self.name}.")
+        if not self.reads_long_text and not TextInput.of(config).reads_first_tokens:
+            raise LoralabError(
+                f"--truncation, --long-text and their settings apply to methods that fine-tune a "
+                f"transformer; '{self.name}' does not read them."
+            )
 
 
 _REGISTRY: dict[str, Method] = {}
@@ -259,7 +266,7 @@ class TransformerClassifier(Classifier):
             self.model,
             self.tokenizer,
             texts,
-            self.config.max_length,
+            TextInput.of(self.config),
             batch_size or self.config.eval_batch_size,
             precision=self.precision,
         )
@@ -323,6 +330,7 @@ class NeuralMethod(Method):
     trains_in_epochs = True
     has_weight_update = True
     uses_encoder = True
+    reads_long_text = True
 
     @abstractmethod
     def prepare(self, loaded: LoadedModel, config: TrainConfig) -> nn.Module:
@@ -362,21 +370,24 @@ class NeuralMethod(Method):
     def training_data(
         self, prepared: Prepared, splits: DataSplits, config: TrainConfig, *, progress: bool = True
     ) -> TrainingData:
-        """Token ids of the training and validation texts, encoded once; methods that cache
-        what frozen layers compute override this."""
+        """Token ids of the training and validation texts, encoded once (cut as the config's
+        text input says; with ``train_on_chunks``, every window of a training text, with the
+        text's label); methods that cache what frozen layers compute override this."""
+        text_input = TextInput.of(config)
         label2id = splits.label2id
         validation = None
-        if len(splits.validation):
+        if len(splits.validation):  # selection reads cut texts, also with chunks: one row per text
             validation = (
-                encode(prepared.tokenizer, splits.validation.texts, config.max_length),
+                text_input.encode(prepared.tokenizer, splits.validation.texts),
                 [label2id[y] for y in splits.validation.labels],
             )
-        return TrainingData(
-            encode(prepared.tokenizer, splits.train.texts, config.max_length),
-            [label2id[y] for y in splits.train.labels],
-            validation,
-            prepared.pad_id,
-        )
+        labels = [label2id[y] for y in splits.train.labels]
+        if config.train_on_chunks:
+            train_ids, documents = text_input.encode_windows(prepared.tokenizer, splits.train.texts)
+            labels = [labels[d] for d in documents]
+        else:
+            train_ids = text_input.encode(prepared.tokenizer, splits.train.texts)
+        return TrainingData(train_ids, labels, validation, prepared.pad_id)
 
     def load(self, folder: Path, info: dict) -> Classifier:
         config = TrainConfig.from_dict(info["config"], strict=False)

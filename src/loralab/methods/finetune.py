@@ -10,6 +10,7 @@ from transformers import AutoModelForSequenceClassification
 
 from loralab.config import TrainConfig
 from loralab.data import DataSplits
+from loralab.data.long_text import TextInput
 from loralab.errors import RunError
 from loralab.methods.base import (
     FitResult,
@@ -51,9 +52,16 @@ class HeadTuning(NeuralMethod):
     ) -> TrainingData:
         """Encode train and validation texts once; the head then trains on the cached outputs."""
         texts = splits.train.texts + splits.validation.texts
-        stand_in = cache_encoder_outputs(
-            prepared.model, prepared.tokenizer, texts, config.max_length, config.eval_batch_size, progress
-        )
+        stand_in = None
+        if not config.train_on_chunks:  # the cache holds one row per text, not per window
+            stand_in = cache_encoder_outputs(
+                prepared.model,
+                prepared.tokenizer,
+                texts,
+                TextInput.of(config),
+                config.eval_batch_size,
+                progress,
+            )
         if stand_in is None:  # this head reads more than the first token: train through the encoder
             return super().training_data(prepared, splits, config, progress=progress)
         label2id = splits.label2id

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from loralab.data.batching import collate, encode, sorted_batches
+from loralab.data.long_text import TextInput
 
 EQUIVALENCE_TOLERANCE = 1e-4
 
@@ -43,7 +44,12 @@ class CachedEncoder(nn.Module):
 
 
 def encode_frozen(
-    encoder: nn.Module, tokenizer, texts: Sequence[str], max_length: int, batch_size: int, progress: bool
+    encoder: nn.Module,
+    tokenizer,
+    texts: Sequence[str],
+    max_length: int | TextInput,
+    batch_size: int,
+    progress: bool,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     ids = encode(tokenizer, texts, max_length)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -83,7 +89,12 @@ def swapped_encoder(model: nn.Module, stand_in: nn.Module) -> Iterator[None]:
 
 
 def cache_encoder_outputs(
-    model: nn.Module, tokenizer, texts: Sequence[str], max_length: int, batch_size: int, progress: bool
+    model: nn.Module,
+    tokenizer,
+    texts: Sequence[str],
+    max_length: int | TextInput,
+    batch_size: int,
+    progress: bool,
 ) -> CachedEncoder | None:
     """Encode ``texts`` once; return the stand-in, or ``None`` if the head reads more than it holds."""
     encoder = getattr(model, model.base_model_prefix)

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from loralab.data.batching import collate, encode, sorted_batches
+from loralab.data.batching import collate, sorted_batches
+from loralab.data.long_text import TextInput, aggregate_window_logits
 
 
 def autocast(
@@ -33,18 +34,27 @@ def predict_logits(
     model: nn.Module,
     tokenizer,
     texts: Sequence[str],
-    max_length: int,
+    text_input: TextInput | int,
     batch_size: int = 128,
     device: torch.device | str | None = None,
     precision: str = "fp32",
 ) -> np.ndarray:
     """Logits ``(N, num_labels)`` in the order of ``texts``; ``precision`` is a resolved one
-    (fp32, bf16 or fp16, see :mod:`loralab.training.precision`)."""
+    (fp32, bf16 or fp16, see :mod:`loralab.training.precision`).
+
+    ``text_input`` says how long texts are cut (a bare ``max_length`` keeps the head); with
+    chunks, every window of every text runs in one length-sorted stream and the windows'
+    logits are pooled per text."""
     if len(texts) == 0:
         return np.zeros((0, model.config.num_labels), dtype=np.float32)
-    ids = encode(tokenizer, texts, max_length)
+    if not isinstance(text_input, TextInput):
+        text_input = TextInput(max_length=text_input)
+    ids, documents = text_input.encode_documents(tokenizer, texts)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    return predict_logits_from_ids(model, ids, pad, batch_size, device, precision)
+    logits = predict_logits_from_ids(model, ids, pad, batch_size, device, precision)
+    if text_input.chunks:
+        return aggregate_window_logits(logits, documents, len(texts), text_input.chunk_aggregation)
+    return logits
 
 
 def predict_logits_from_ids(

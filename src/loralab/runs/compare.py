@@ -196,6 +196,8 @@ def compare(
         if train_sizes:
             run_dir = folder / f"per-class-{size_name}" / run_dir.name
         config = base_config.replace(method=method, seed=seed)
+        if not get_method(method).reads_long_text:  # baselines read texts their own way
+            config = config.replace(truncation="head", long_text="truncate", train_on_chunks=False)
         run = RunFolder(run_dir)
         reused = _asked_for(run, config)
         if not reused:

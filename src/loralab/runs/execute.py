@@ -20,6 +20,7 @@ from accelerate import PartialState
 
 from loralab.config import TrainConfig
 from loralab.data import DataSplits, load_data
+from loralab.data.long_text import TextInput
 from loralab.errors import LoralabError, RunError
 from loralab.evaluation.evaluate import evaluate_classifier, predictions_frame
 from loralab.evaluation.metrics import validation_scores
@@ -181,7 +182,11 @@ def execute(
         # does not train reports 0 epochs, which stays "not set" rather than an invalid setting.
         used = {k: v for k, v in fitted.manifest_fields()["resolved"].items() if v}
         write_json(folder.path / "config.json", config.replace(**used).to_dict())
-        folder.update(requested=config.to_dict(), **fitted.manifest_fields())
+        folder.update(
+            requested=config.to_dict(),
+            **fitted.manifest_fields(),
+            text_input=TextInput.of(config).describe() if method.reads_long_text else None,
+        )
         metrics: dict = {}
         (folder.path / "predictions").mkdir(exist_ok=True)
         for split in evaluate_splits:

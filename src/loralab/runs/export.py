@@ -18,12 +18,14 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.pipeline import Pipeline
-from transformers import AutoModelForSequenceClassification
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from loralab.data.long_text import TextInput
 from loralab.errors import LoralabError, RunError
 from loralab.methods.base import TransformerClassifier
 from loralab.methods.baselines import TfidfClassifier
 from loralab.methods.merge import merge_adapters
+from loralab.models.inference import predict_logits, softmax
 from loralab.runs.onnx import FP32_FILE, INT8_FILE, OnnxClassifier, require_onnx, write_onnx
 from loralab.runs.train import load_run
 
@@ -56,21 +58,54 @@ def _sample_texts(run_dir: Path) -> list[str]:
     return texts
 
 
-def _export_transformer(classifier, folder: Path, texts: list[str]) -> np.ndarray:
+def text_input_note(text_input: TextInput) -> dict:
+    """What an exported model expects of its input, for its ``config.json``: a plain
+    transformers model or pipeline cuts texts by its tokenizer alone, which keeps the head
+    or (saved with ``truncation_side="left"``) the tail, and cannot pool windows."""
+    plain = text_input.truncation in ("head", "tail") and not text_input.chunks
+    if plain:
+        note = f"The tokenizer keeps {text_input.describe()}, as the run did."
+    else:
+        note = (
+            f"The run reads {text_input.describe()}; a plain transformers model or pipeline cannot "
+            f"do this by itself and keeps the first {text_input.max_length} tokens. Predict like "
+            "the run with loralab (loralab predict or loralab serve on this folder's run), or cut "
+            "the token ids the same way (loralab.data.long_text) before calling the model."
+        )
+    return {
+        **text_input.to_dict(),
+        "description": text_input.describe(),
+        "plain_transformers": plain,
+        "note": note,
+    }
+
+
+def _export_transformer(classifier, folder: Path, texts: list[str]) -> float:
+    text_input = TextInput.of(classifier.config)
     expected = classifier.predict_proba(texts)
     model, _ = merge_adapters(classifier.model)
     model.config.id2label = dict(enumerate(classifier.labels))
     model.config.label2id = {label: i for i, label in enumerate(classifier.labels)}
     model.config.num_labels = len(classifier.labels)
+    note = text_input_note(text_input)
+    model.config.loralab_text_input = note  # saved into config.json
     model.save_pretrained(folder)
-    tokenizer = classifier.tokenizer
-    tokenizer.model_max_length = classifier.config.max_length
-    tokenizer.save_pretrained(folder)
+    classifier.tokenizer.save_pretrained(folder)
+    tail = text_input.truncation == "tail" and note["plain_transformers"]
+    tokenizer = AutoTokenizer.from_pretrained(
+        folder, model_max_length=text_input.max_length, truncation_side="left" if tail else "right"
+    )
+    tokenizer.save_pretrained(folder)  # with the run's length and side, for pipelines
     plain = AutoModelForSequenceClassification.from_pretrained(folder).eval()
-    with torch.inference_mode():
-        batch = tokenizer(texts, truncation=True, padding=True, return_tensors="pt")
-        got = plain(**batch).logits.softmax(-1).numpy()
-    return np.abs(got - expected).max()
+    # The weights: the plain model on the run's own inputs (windows, head and tail, …).
+    got = softmax(predict_logits(plain, tokenizer, texts, text_input))
+    difference = float(np.abs(got - expected).max())
+    if note["plain_transformers"]:  # and the tokenizer alone reproduces the run's input
+        with torch.inference_mode():
+            batch = tokenizer(texts, truncation=True, padding=True, return_tensors="pt")
+            got = plain(**batch).logits.softmax(-1).numpy()
+        difference = max(difference, float(np.abs(got - expected).max()))
+    return difference
 
 
 def _export_pipeline(classifier, folder: Path, texts: list[str]) -> float:
@@ -98,7 +133,7 @@ def _check_onnx(classifier, expected: np.ndarray, folder: Path, texts: list[str]
 
     def session(name: str) -> np.ndarray:
         onnx = OnnxClassifier(
-            folder / name, classifier.tokenizer, classifier.labels, classifier.config.max_length, ""
+            folder / name, classifier.tokenizer, classifier.labels, TextInput.of(classifier.config), ""
         )
         return onnx.predict_proba(texts)
 

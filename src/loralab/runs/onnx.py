@@ -31,6 +31,7 @@ import torch
 from transformers import AutoTokenizer
 
 from loralab.data.batching import collate, encode, sorted_batches
+from loralab.data.long_text import TextInput, aggregate_window_logits
 from loralab.errors import LoralabError, RunError
 from loralab.methods.merge import merge_adapters
 from loralab.models.first_token import first_token_only
@@ -99,15 +100,25 @@ def write_onnx(classifier, folder: Path, int8: bool) -> None:
                 )
     finally:
         quiet.setLevel(level)
+    text_input = TextInput.of(classifier.config)
     (folder / LABELS_FILE).write_text(
-        json.dumps({"labels": list(classifier.labels), "max_length": classifier.config.max_length})
+        json.dumps(
+            {
+                "labels": list(classifier.labels),
+                "max_length": text_input.max_length,
+                "text_input": text_input.to_dict(),
+            }
+        )
     )
 
 
 class OnnxClassifier:
-    """Probabilities from an ONNX file through ONNX Runtime, batched longest first."""
+    """Probabilities from an ONNX file through ONNX Runtime, batched longest first; long texts
+    are cut, or chunked and pooled, as ``text_input`` says (a bare ``max_length`` keeps the head)."""
 
-    def __init__(self, path: Path, tokenizer, labels: list[str], max_length: int, method: str) -> None:
+    def __init__(
+        self, path: Path, tokenizer, labels: list[str], text_input: TextInput | int, method: str
+    ) -> None:
         import onnxruntime as ort  # the 'onnx' extra
 
         options = ort.SessionOptions()
@@ -117,20 +128,24 @@ class OnnxClassifier:
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.tokenizer = tokenizer
         self.labels = labels
-        self.max_length = max_length
+        self.text_input = (
+            text_input if isinstance(text_input, TextInput) else TextInput(max_length=text_input)
+        )
         self.method = f"{method} (onnx{', int8' if path.name == INT8_FILE else ''})"
         self.path = path
 
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
-        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         if not len(texts):
-            return out
-        ids = encode(self.tokenizer, texts, self.max_length)
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        ids, documents = self.text_input.encode_documents(self.tokenizer, texts)
+        out = np.zeros((len(ids), len(self.labels)), dtype=np.float32)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         for batch_idx in sorted_batches([len(x) for x in ids], batch_size or 128):
             batch = collate([ids[i] for i in batch_idx], pad)
             feed = {k: v.numpy() for k, v in batch.items() if k in self.inputs}
             out[batch_idx] = self.session.run(["logits"], feed)[0]
+        if self.text_input.chunks:
+            out = aggregate_window_logits(out, documents, len(texts), self.text_input.chunk_aggregation)
         return softmax(out)
 
     def predict(self, texts: Sequence[str]) -> list[str]:
@@ -169,4 +184,5 @@ def load_onnx(path: str | Path, int8: bool = False, progress: bool = True) -> On
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     info_file = tokenizer_dir / "loralab.json"
     method = json.loads(info_file.read_text())["method"] if info_file.exists() else "exported"
-    return OnnxClassifier(model_file, tokenizer, meta["labels"], meta["max_length"], method)
+    text_input = TextInput.from_dict(meta.get("text_input", {"max_length": meta["max_length"]}))
+    return OnnxClassifier(model_file, tokenizer, meta["labels"], text_input, method)

@@ -56,6 +56,7 @@ class ModelInfo(BaseModel):
     labels: list[str]
     base_model: str | None
     run: str
+    text_input: str | None = Field(default=None, description="What a long text is cut to.")
 
 
 class ModelList(BaseModel):

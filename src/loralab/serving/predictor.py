@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from loralab.data.long_text import TextInput
 from loralab.errors import LoralabError, RunError
 from loralab.methods import Classifier
 
@@ -89,7 +90,12 @@ class ServedModel:
             # TF-IDF baselines carry a config too, but no encoder.
             "base_model": None if self.classifier.method.startswith("tfidf") else config.model,
             "run": str(self.run),
+            # What a long text is cut to, for methods that read --truncation / --long-text.
+            "text_input": TextInput.of(config).describe() if self._reads_long_text() else None,
         }
+
+    def _reads_long_text(self) -> bool:
+        return getattr(getattr(self.classifier, "owner", None), "reads_long_text", False)
 
 
 def _modules(classifier: Classifier) -> list[nn.Module]:
