@@ -7,6 +7,9 @@ which rejects unknown keys from users and only warns about unknown keys in saved
 from __future__ import annotations
 
 import dataclasses
+import functools
+import types as types_module
+import typing
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +18,37 @@ from loralab.errors import LoralabError, closest
 
 CONFIG_VERSION = 1
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+_NONE = type(None)
+_TYPE_WORDS: dict[Any, str] = {
+    int: "a whole number",
+    float: "a number",
+    str: "a string",
+    bool: "true or false",
+    list: "a list of names (or one comma-separated string)",
+    dict: "a mapping",
+    _NONE: "null",
+}
+
+
+def _is_instance(value: Any, kind: type) -> bool:
+    if kind is list:  # list[str]; a comma-separated string is split in __post_init__
+        return isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+    if kind is int or kind is float:
+        return isinstance(value, kind) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+@functools.cache
+def _field_types() -> dict[str, tuple[type, ...]]:
+    """Each field's accepted runtime types, from the annotations (``int | None`` → int, None)."""
+    hints = typing.get_type_hints(TrainConfig)
+    types = {}
+    for name, hint in hints.items():
+        parts = typing.get_args(hint) if isinstance(hint, types_module.UnionType) else (hint,)
+        types[name] = tuple(typing.get_origin(p) or p for p in parts)
+    return types
 
 
 @dataclass
@@ -67,6 +101,7 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self._check_types()
         if isinstance(self.target_modules, str):
             self.target_modules = [t.strip() for t in self.target_modules.split(",") if t.strip()]
         if isinstance(self.report_to, str):
@@ -130,6 +165,24 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise LoralabError(message)
+
+    def _check_types(self) -> None:
+        """Refuse a value of the wrong type (``{"lr": "fast"}`` in a config file) with one
+        sentence; integers are accepted, and stored as floats, where a float is expected."""
+        for name, expected in _field_types().items():
+            value = getattr(self, name)
+            if value is None and _NONE in expected:
+                continue
+            if float in expected and isinstance(value, int) and not isinstance(value, bool):
+                setattr(self, name, float(value))
+                continue
+            if any(_is_instance(value, kind) for kind in expected):
+                continue
+            wanted = " or ".join(_TYPE_WORDS.get(kind, str(kind)) for kind in expected)
+            option = "--" + name.replace("_", "-")
+            got = {list: "a list", bool: "a boolean"}.get(type(value)) or _TYPE_WORDS.get(type(value))
+            got = got or type(value).__name__
+            raise LoralabError(f"{name} ({option}) must be {wanted}, got {value!r} ({got}).")
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -16,6 +16,7 @@ from loralab.data import DataSplits, LabelledTexts, load_data
 from loralab.errors import LoralabError, RunError
 from loralab.evaluation.metrics import classification_metrics
 from loralab.methods import Classifier, get_method, load_saved_classifier
+from loralab.models.loading import check_max_length
 from loralab.runs.folder import RunFolder, write_csv, write_json
 from loralab.runs.tracking import Trackers
 from loralab.training.checkpoints import Checkpointing
@@ -128,6 +129,7 @@ def train_run(
     distributed = PartialState(cpu=cpu_only())
     method = get_method(config.method)
     method.check(config)
+    check_max_length(config.model, config.max_length, config.trust_remote_code)
     if config.lora_layers is not None and config.method not in ("lora", "lora-scratch"):
         raise LoralabError(f"--lora-layers applies to --method lora or lora-scratch, not {config.method}.")
     splits = (
@@ -143,6 +145,7 @@ def train_run(
         return RunResult(folder.path, classifier, {}, {}, splits)
     try:
         if resume:
+            folder.acquire()
             _check_resumable(folder, config, splits)
         else:
             folder.create(overwrite)
@@ -230,8 +233,8 @@ def train_run(
         shutil.rmtree(folder.path / "model.tmp", ignore_errors=True)
         if not training_started and not write_csv_rows:
             # A user mistake found before any work (model name, target modules, rank):
-            # leave nothing behind.
-            shutil.rmtree(folder.path, ignore_errors=True)
+            # leave nothing behind (or the run an --overwrite was replacing).
+            folder.discard()
         else:
             folder.finish("failed", error=str(err))
         raise
@@ -260,4 +263,4 @@ def load_run(run_dir: str | Path) -> Classifier:
         )
     if not folder.model_dir.exists():
         raise RunError(f"{folder.path}: the run has no model/ folder.")
-    return load_saved_classifier(folder.model_dir)
+    return folder.load_checked(load_saved_classifier)
