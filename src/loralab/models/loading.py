@@ -92,22 +92,27 @@ def max_tokens(model_config) -> int | None:
     return positions
 
 
-def check_max_length(name: str, max_length: int, trust_remote_code: bool = False) -> None:
-    """Refuse a ``--max-length`` beyond the model's positions before any work starts; without
-    this, training dies deep in the embeddings with a tensor-size error."""
+def fit_max_length(name: str, max_length: int, trust_remote_code: bool = False) -> int:
+    """``max_length`` capped at what model ``name`` can read, with a warning saying so.
+
+    Without the cap a long text dies deep in the embeddings with a tensor-size error (in
+    training, or later when the run predicts); capped, it is truncated like any other."""
     from transformers import AutoConfig
 
     quiet_transformers()
     try:
         model_config = AutoConfig.from_pretrained(resolve_model(name), trust_remote_code=trust_remote_code)
     except (OSError, ValueError, ModelError):
-        return  # loading the model itself reports this, with the whole story
+        return max_length  # loading the model itself reports this, with the whole story
     limit = max_tokens(model_config)
-    if limit is not None and max_length > limit:
-        raise ModelError(
-            f"--max-length {max_length} is more than model {name} can read ({limit} token positions); "
-            f"use --max-length {limit} or less."
-        )
+    if limit is None or max_length <= limit:
+        return max_length
+    warnings.warn(
+        f"--max-length {max_length} is more than model {name} reads ({limit} token positions); "
+        f"texts are cut at {limit} tokens.",
+        stacklevel=2,
+    )
+    return limit
 
 
 def load_tokenizer(name: str, trust_remote_code: bool = False):

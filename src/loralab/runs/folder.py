@@ -390,6 +390,21 @@ def _cap_max_length(classifier: Any, run: Path) -> None:
     classifier.config = config.replace(max_length=limit)
 
 
+def model_fingerprint(run_dir: Path) -> str:
+    """A digest of a run's saved model files (names and contents): equal for the same model."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    model_dir = run_dir / "model"
+    for path in sorted(model_dir.rglob("*")) if model_dir.is_dir() else []:
+        if path.is_file():
+            digest.update(str(path.relative_to(model_dir)).encode() + b"\0")
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
 def safetensors_problem(path: Path) -> str | None:
     """What is wrong with a safetensors file's framing, read from its header alone, or None.
 

@@ -16,7 +16,7 @@ from loralab.data import DataSplits, LabelledTexts, load_data
 from loralab.errors import LoralabError, RunError
 from loralab.evaluation.metrics import classification_metrics
 from loralab.methods import Classifier, get_method, load_saved_classifier
-from loralab.models.loading import check_max_length
+from loralab.models.loading import fit_max_length
 from loralab.runs.folder import RunFolder, write_csv, write_json
 from loralab.runs.tracking import Trackers
 from loralab.training.checkpoints import Checkpointing
@@ -129,7 +129,8 @@ def train_run(
     distributed = PartialState(cpu=cpu_only())
     method = get_method(config.method)
     method.check(config)
-    check_max_length(config.model, config.max_length, config.trust_remote_code)
+    max_length = fit_max_length(config.model, config.max_length, config.trust_remote_code)
+    config = config.replace(max_length=max_length)
     if config.lora_layers is not None and config.method not in ("lora", "lora-scratch"):
         raise LoralabError(f"--lora-layers applies to --method lora or lora-scratch, not {config.method}.")
     splits = (
