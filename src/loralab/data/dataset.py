@@ -154,6 +154,11 @@ def _to_labelled(
     frame: pd.DataFrame, where: str, text_col: str, label_col: str | None, notes: list[str]
 ) -> LabelledTexts:
     columns = [str(c) for c in frame.columns]
+    if label_col is not None and text_col == label_col:
+        raise DataError(
+            f"{where}: --text-col and --label-col are both '{text_col}'; a model that reads its "
+            "label in its text learns nothing (choose two different columns)."
+        )
     for role, col in (("text", text_col), ("label", label_col)):
         if col is not None and col not in frame.columns:
             flag = "--text-col" if role == "text" else "--label-col"

@@ -49,6 +49,14 @@ def _damaged(path: Path, err: BaseException) -> DataError:
     return DataError(f"{path}: cannot be read ({first}).")
 
 
+def _surrogate_escape(path: Path, err: UnicodeEncodeError) -> DataError:
+    bad = err.object[err.start : err.end]
+    return DataError(
+        f"{path}: holds text that is not valid Unicode (a lone surrogate such as "
+        f"\\u{ord(bad[0]):04x}, written as an escape); re-save the file as UTF-8."
+    )
+
+
 def first_invalid_character(text: str) -> int | None:
     """Index of the first character that cannot be encoded as UTF-8 (a lone surrogate, which
     is what undecodable bytes in a command-line argument become), or None."""
@@ -129,6 +137,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise DataError(f"{path}: the file is empty.") from err
     except UnicodeDecodeError as err:
         raise not_utf8(path) from err
+    except UnicodeEncodeError as err:
+        raise _surrogate_escape(path, err) from err
     except (ValueError, pd.errors.ParserError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DataError(f"{path}: cannot be read as {fmt} ({first}).") from err
@@ -204,6 +214,8 @@ def iter_table_chunks(path: str | Path, chunk_size: int) -> Iterator[pd.DataFram
         raise DataError(f"{path}: the file is empty.") from err
     except UnicodeDecodeError as err:
         raise not_utf8(path) from err
+    except UnicodeEncodeError as err:
+        raise _surrogate_escape(path, err) from err
     except (ValueError, pd.errors.ParserError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DataError(f"{path}: cannot be read as {fmt} near row {first_row} ({first}).") from err

@@ -64,9 +64,12 @@ def atomic_write(path: Path, mode: str = "w", **open_kwargs: Any) -> Iterator[IO
         with os.fdopen(fd, mode, **open_kwargs) as handle:
             yield handle
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.filename is None:
+            # write() on a full disk names no file; the sentence the user sees should.
+            raise OSError(err.errno, err.strerror, str(path)) from err
         raise
 
 
