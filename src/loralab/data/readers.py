@@ -67,12 +67,12 @@ def first_invalid_character(text: str) -> int | None:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def check_texts(texts: Sequence[object], where: str, what: str = "text") -> None:
-    """Refuse a text that is not valid Unicode, naming it by number (from 1) and position.
+def check_texts(texts: Sequence[object], where: str, what: str = "text", first: int = 1) -> None:
+    """Refuse a text that is not valid Unicode, naming it by number (from ``first``) and position.
 
     Refused rather than replaced so a label is never given to something other than what the
     user sent; the same rule holds on the command line, in files and over HTTP."""
-    for number, text in enumerate(texts, start=1):
+    for number, text in enumerate(texts, start=first):
         if isinstance(text, str):
             position = first_invalid_character(text)
             if position is not None:

@@ -185,7 +185,7 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
         except LoralabError as error:
             raise HTTPException(404, str(error)) from None
         try:
-            check_texts(request.texts, "texts", "text")
+            check_texts(request.texts, "texts", "text", first=0)  # numbered as in the other errors
         except LoralabError as error:
             raise HTTPException(422, str(error)) from None
         if not request.texts:
