@@ -101,8 +101,14 @@ def test_load_data_returns_splits_or_one_data_error(texts, labels, text_col, tmp
 # --- the HTTP API ------------------------------------------------------------------------------
 
 _JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=10),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
+    ),
     max_leaves=8,
 )
 
@@ -118,7 +124,9 @@ def api(tfidf_run):
 @given(
     body=st.one_of(
         _JSON,
-        st.fixed_dictionaries({"model": st.sampled_from(["m", "x", ""]), "texts": st.lists(st.text(max_size=30))}),
+        st.fixed_dictionaries(
+            {"model": st.sampled_from(["m", "x", ""]), "texts": st.lists(st.text(max_size=30))}
+        ),
         st.fixed_dictionaries({"model": _JSON, "texts": _JSON}),
     ),
     path=st.sampled_from(["/v1/classify", "/v1/models"]),

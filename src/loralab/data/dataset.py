@@ -201,7 +201,13 @@ def stratified_split(
     try:
         keep, held = train_test_split(indices, test_size=fraction, random_state=seed, stratify=stratify)
     except ValueError:
-        keep, held = train_test_split(indices, test_size=fraction, random_state=seed)
+        try:
+            keep, held = train_test_split(indices, test_size=fraction, random_state=seed)
+        except ValueError:
+            raise DataError(
+                f"the training data has only {len(part)} usable row(s), too few to carve a "
+                f"{fraction:.0%} split from; add rows or give validation and test files."
+            ) from None
         stratify = None
     pick = lambda idx: LabelledTexts([part.texts[i] for i in idx], [part.labels[i] for i in idx])  # noqa: E731
     return pick(sorted(keep)), pick(sorted(held)), stratify is not None

@@ -210,6 +210,8 @@ def iter_table_chunks(path: str | Path, chunk_size: int) -> Iterator[pd.DataFram
             _check_cells(path, chunk, first_row)
             first_row += len(chunk)
             yield chunk
+        if first_row == 1:
+            raise DataError(f"{path}: the file has no rows.")
     except pd.errors.EmptyDataError as err:
         raise DataError(f"{path}: the file is empty.") from err
     except UnicodeDecodeError as err:
