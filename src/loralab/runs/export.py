@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from loralab.errors import LoralabError, RunError
+from loralab.runs.folder import apply_default_modes
 
 CHECK_TEXTS = 64
 TOLERANCE = 1e-4
@@ -160,6 +161,7 @@ def export_run(
                 f"{run_dir}: the exported model predicts differently from the run "
                 f"(max probability difference {difference:.2e}); nothing was written."
             )
+        apply_default_modes(staging)  # mkdtemp made it 0700; an export is meant to be shared
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)

@@ -288,14 +288,18 @@ class RunFolder:
 
     def start(self, config: dict[str, Any], extra: dict[str, Any]) -> None:
         self.acquire()
-        write_json(self.path / "config.json", config)
-        self.manifest = {
-            "status": "running",
-            "started": now(),
-            **environment(),
-            **extra,
-        }
-        write_json(self.path / MANIFEST, self.manifest)
+        try:
+            write_json(self.path / "config.json", config)
+            self.manifest = {
+                "status": "running",
+                "started": now(),
+                **environment(),
+                **extra,
+            }
+            write_json(self.path / MANIFEST, self.manifest)
+        except BaseException:  # a full disk: no half-started run, and any replaced run comes back
+            self.discard()
+            raise
 
     def update(self, **fields: Any) -> None:
         self.manifest.update(fields)
