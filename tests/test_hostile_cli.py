@@ -285,11 +285,13 @@ def test_run_files_and_outputs_get_the_umasks_modes(hostile_data, tmp_path):
         assert invoke("train", hostile_data, "-m", "tfidf-logreg", "-o", out).exit_code == 0
         synthetic_frame(5).to_csv(tmp_path / "in.csv", index=False)
         assert invoke("predict", out, "-i", tmp_path / "in.csv", "-o", tmp_path / "o.csv").exit_code == 0
+        assert invoke("export", out, tmp_path / "export").exit_code == 0
     finally:
         os.umask(old)
-    files = [p for p in out.rglob("*") if p.is_file()] + [tmp_path / "o.csv"]
+    written = [*out.rglob("*"), *(tmp_path / "export").rglob("*")]
+    files = [p for p in written if p.is_file() and not p.name.endswith(".lock")] + [tmp_path / "o.csv"]
     assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {"0o644"}
-    folders = [out, *[p for p in out.rglob("*") if p.is_dir()]]
+    folders = [out, tmp_path / "export", *[p for p in written if p.is_dir()]]
     assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in folders} == {"0o755"}
 
 
