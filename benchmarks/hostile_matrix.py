@@ -93,11 +93,14 @@ def run_cli(args: list) -> tuple[int, str, bool]:
 
 def run_case(case: Case) -> Outcome:
     before = digest(case.protect)
-    if callable(case.args):
-        code, output = case.args()
-        escaped = False
-    else:
-        code, output, escaped = run_cli(case.args)
+    try:
+        if callable(case.args):
+            code, output = case.args()
+            escaped = False
+        else:
+            code, output, escaped = run_cli(case.args)
+    except Exception as error:  # the matrix's own failure: counted as not as expected
+        code, output, escaped = None, f"the case itself failed: {error!r}", False
     after = digest(case.protect)
     lost = sorted(k for k in before if after.get(k) != before[k])
     traceback = escaped or "Traceback (most recent call last)" in output
@@ -177,11 +180,14 @@ def data_files(folder: Path) -> dict[str, Path]:
         "garbage.parquet": os.urandom(500),
         "three-rows.csv": "text,label\ngood,positive\nbad,negative\nfine,positive\n",
         "whitespace-rows.csv": "text,label\n"
-        + "\n".join(("   " if i % 3 else f"good {i}") + ",positive" for i in range(30)),
+        + "\n".join(
+            ("   " if i % 3 else f"good {i}") + f",{('positive', 'negative')[i % 2]}" for i in range(60)
+        ),
         "bom-crlf.csv": "\ufeff" + csv_text.replace("\n", "\r\n"),
         "huge-cell.csv": "text,label\n" + "good " * 200_000 + ",positive\n" + "bad,negative\n" * 30,
         "unicode-columns.csv": good.rename(columns={"text": "téxt 🙂"}).to_csv(index=False),
-        "quoted-newlines.csv": "text,label\n" + "\n".join(f'"good\nfilm {i}",positive' for i in range(30)),
+        "quoted-newlines.csv": "text,label\n"
+        + "\n".join(f'"good\nfilm {i}",{("positive", "negative")[i % 2]}' for i in range(30)),
     }
     paths = {}
     for name, content in files.items():
@@ -247,7 +253,7 @@ def data_cases(world: World) -> list[Case]:
                 "data",
                 f"evaluate {name}",
                 ["evaluate", world.tfidf, path],
-                fails=name not in TRAINABLE | {"three-rows.csv"},
+                fails=name not in TRAINABLE | {"three-rows.csv", "single-class.csv"},
                 protect=protect,
             )
         )
@@ -256,9 +262,7 @@ def data_cases(world: World) -> list[Case]:
                 "data",
                 f"data inspect {name}",
                 ["data", "inspect", path],
-                fails=name
-                not in TRAINABLE
-                | {"three-rows.csv", "single-class.csv", "all-empty-text.csv", "no-label-column.csv"},
+                fails=name not in TRAINABLE | {"three-rows.csv"},
                 protect=protect,
             )
         )
@@ -636,12 +640,12 @@ def process_cases(world: World) -> list[Case]:
                 "--model",
                 world.model,
                 "--epochs",
-                "30",
+                "12",
                 "-o",
                 run,
                 "--overwrite",
             )
-            first = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+            first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             deadline = time.time() + 120
             while not (run / "history.csv").exists() and first.poll() is None and time.time() < deadline:
                 time.sleep(0.1)
@@ -654,7 +658,7 @@ def process_cases(world: World) -> list[Case]:
                     "--model",
                     world.model,
                     "--epochs",
-                    "30",
+                    "12",
                     "-o",
                     run,
                     flag,
@@ -738,9 +742,15 @@ def server_cases(world: World, server: Server) -> list[Case]:
     def call(method, path, body=None, token="T", headers=None, expect_ok=False):
         def send() -> tuple[int, str]:
             payload = body if isinstance(body, (bytes, str)) or body is None else json.dumps(body)
-            status, text = server.request(method, path, payload, token, headers)
-            json.loads(text) if text else None  # every answer is JSON
-            return (0 if status < 300 else status), text
+            try:
+                status, text = server.request(method, path, payload, token, headers)
+            except (OSError, http.client.HTTPException) as error:  # the server dropped the line
+                return -1, f"no answer: {error!r}"
+            try:
+                json.loads(text or "null")
+            except json.JSONDecodeError:
+                text = f"(not JSON) {text}"
+            return (0 if status < 300 else status), f"{status} {text}"
 
         return send
 
@@ -836,7 +846,7 @@ def server_cases(world: World, server: Server) -> list[Case]:
             "POST /v1/models a name already served",
             call("POST", "/v1/models", {"run": str(world.tfidf), "name": "tfidf"}),
         ),
-        Case("server", "add and remove models while 5 threads classify", churn(world, server)),
+        Case("server", "add and remove models while 5 threads classify", churn(world, server), fails=False),
     ]
     return cases
 

@@ -103,6 +103,11 @@ def test_chunk_size_below_one(size, tfidf_run, tmp_path):
     assert f"--chunk-size must be ≥ 1, got {size}" in message
 
 
+def test_predict_batch_size_below_one(tfidf_run):
+    message = one_sentence(invoke("predict", tfidf_run, "a", "--batch-size", 0))
+    assert "--batch-size must be ≥ 1, got 0" in message
+
+
 # --- 6. read-only folders and full disks ----------------------------------------------------
 
 

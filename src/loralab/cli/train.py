@@ -296,6 +296,8 @@ def register(app: typer.Typer) -> None:
             raise LoralabError("Give texts to classify, or --input FILE --output FILE.")
         if texts and input_file:
             raise LoralabError("Give texts or --input, not both.")
+        if batch_size is not None and batch_size < 1:
+            raise LoralabError(f"--batch-size must be ≥ 1, got {batch_size}.")
         if texts:
             check_texts(texts, "the command line")
         classifier = load_for_prediction(run, backend, int8, precision)
