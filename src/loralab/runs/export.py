@@ -165,8 +165,10 @@ def export_run(
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(err, OSError) and err.filename is None:  # a full disk, written by a library
+            raise OSError(err.errno, err.strerror, str(out)) from err
         raise
     return {
         "kind": kind,
