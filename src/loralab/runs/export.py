@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from loralab.errors import LoralabError, RunError
-from loralab.runs.folder import apply_default_modes
+from loralab.runs.files import apply_default_modes
 
 CHECK_TEXTS = 64
 TOLERANCE = 1e-4

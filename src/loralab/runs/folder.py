@@ -1,147 +1,43 @@
-"""Run folders: atomic JSON writes, the manifest, and refusing to overwrite a finished run.
+"""Run folders: the manifest, one writer at a time, and never losing a finished run.
 
 A run folder holds ``config.json``, ``manifest.json`` (written at start and updated until
 the status is final, also when the run fails), ``metrics.json``, ``history.csv``, ``model/``
-and ``predictions/``.
+and ``predictions/``. Its files are written atomically (:mod:`loralab.runs.files`) by the one
+process that holds its lock (:mod:`loralab.runs.locks`); a run replaced with ``--overwrite``
+is kept aside until the new one completes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import platform
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 from loralab.errors import RunError, known_failure
+from loralab.runs.files import (
+    apply_default_modes,
+    read_json_file,
+    safetensors_problem,
+    write_csv,
+    write_json,
+)
+from loralab.runs.locks import ExclusiveLock, process_alive
+
+__all__ = ["RunFolder", "write_csv", "write_json", "environment", "now"]
 
 MANIFEST = "manifest.json"
 # The old run an --overwrite replaces waits here until the new one completes.
 REPLACED_SUFFIX = ".replaced"
-
-
-def _umask() -> int:
-    # os.umask can only be read by setting it; set it straight back.
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def file_mode() -> int:
-    """The mode a plain ``open()`` would give a new file (0644 under umask 022).
-
-    ``tempfile.mkstemp`` creates 0600 files and ``mkdtemp`` 0700 folders; renamed into place
-    they would keep those modes, hiding runs from the group that shares them."""
-    return 0o666 & ~_umask()
-
-
-def apply_default_modes(root: Path) -> None:
-    """Give every file and folder under ``root`` (and ``root``) the umask's default mode."""
-    mask = _umask()
-    for path in [root, *root.rglob("*")] if root.is_dir() else [root]:
-        if not path.is_symlink():
-            path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
-
-
-@contextlib.contextmanager
-def atomic_write(path: Path, mode: str = "w", **open_kwargs: Any) -> Iterator[IO[Any]]:
-    """Open a temporary file next to ``path``; rename it over ``path`` only if the block ends
-    without an error, so ``path`` is either the old file or the complete new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, file_mode())
-        with os.fdopen(fd, mode, **open_kwargs) as handle:
-            yield handle
-        os.replace(tmp, path)
-    except BaseException as err:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(err, OSError) and err.filename is None:
-            # write() on a full disk names no file; the sentence the user sees should.
-            raise OSError(err.errno, err.strerror, str(path)) from err
-        raise
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON to a temporary name in the same folder, then rename over ``path``."""
-    with atomic_write(path) as handle:
-        json.dump(data, handle, indent=2, default=str)
-        handle.write("\n")
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    fieldnames: list[str] = []
-    for row in rows:
-        fieldnames += [k for k in row if k not in fieldnames]
-    with atomic_write(path, newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fieldnames)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def read_json_file(path: Path, what: str) -> Any:
-    """Parse a JSON file loralab wrote; a damaged one is named, with what to do about it."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RunError(f"{path}: damaged, not valid JSON ({err}); {what}.") from None
-
-
-class ExclusiveLock:
-    """An OS-level lock on a file next to what it guards, held by one process at a time.
-
-    The operating system drops the lock when its process exits, however it exits (SIGKILL
-    included), so a lock never outlives its writer; the file itself is left in place, as
-    removing it would let a second process lock a fresh file while a third holds the old one.
-    """
-
-    def __init__(self, guarded: Path) -> None:
-        from filelock import FileLock
-
-        self.path = guarded.parent / f".{guarded.name}.lock"
-        self._lock = FileLock(str(self.path), timeout=0)
-
-    def acquire(self) -> bool:
-        """Take the lock if it is free; return whether this process now holds it."""
-        from filelock import Timeout
-
-        if self._lock.is_locked:
-            return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._lock.acquire()
-        except Timeout:
-            return False
-        return True
-
-    def release(self) -> None:
-        if self._lock.is_locked:
-            self._lock.release(force=True)
-
-    @property
-    def held(self) -> bool:
-        return bool(self._lock.is_locked)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, under another user
-        return True
-    return True
 
 
 def _git_commit() -> str | None:
@@ -229,7 +125,7 @@ class RunFolder:
             free = self.lock.acquire()
         except OSError:  # a read-only parent: judge by the recorded process instead
             pid, host = manifest.get("pid"), manifest.get("host")
-            return not (isinstance(pid, int) and host == socket.gethostname() and not _process_alive(pid))
+            return not (isinstance(pid, int) and host == socket.gethostname() and not process_alive(pid))
         if free:
             self.lock.release()
         return not free
@@ -395,48 +291,3 @@ def _cap_max_length(classifier: Any, run: Path) -> None:
         stacklevel=2,
     )
     classifier.config = config.replace(max_length=limit)
-
-
-def model_fingerprint(run_dir: Path) -> str:
-    """A digest of a run's saved model files (names and contents): equal for the same model."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    model_dir = run_dir / "model"
-    for path in sorted(model_dir.rglob("*")) if model_dir.is_dir() else []:
-        if path.is_file():
-            digest.update(str(path.relative_to(model_dir)).encode() + b"\0")
-            with open(path, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-    return digest.hexdigest()
-
-
-def safetensors_problem(path: Path) -> str | None:
-    """What is wrong with a safetensors file's framing, read from its header alone, or None.
-
-    The format is an 8-byte little-endian header length, a JSON header giving each tensor's
-    byte range, then the data; a truncated file is shorter than the header's last range."""
-    size = path.stat().st_size
-    with open(path, "rb") as handle:
-        prefix = handle.read(8)
-        if len(prefix) < 8:
-            return f"{size} bytes, shorter than a safetensors header"
-        header_size = int.from_bytes(prefix, "little")
-        if header_size > size - 8:
-            return "the header runs past the end of the file (truncated)"
-        try:
-            header = json.loads(handle.read(header_size))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return "the header is not valid JSON"
-    if not isinstance(header, dict):
-        return "the header is not a JSON object"
-    ends = [
-        entry["data_offsets"][1]
-        for key, entry in header.items()
-        if key != "__metadata__" and isinstance(entry, dict) and len(entry.get("data_offsets", ())) == 2
-    ]
-    expected = 8 + header_size + max(ends, default=0)
-    if expected != size:
-        return f"{size:,} bytes where its header describes {expected:,} (truncated or padded)"
-    return None

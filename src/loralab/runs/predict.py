@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 from loralab.data.readers import iter_table_chunks, table_format
 from loralab.errors import DataError
 from loralab.methods import Classifier
-from loralab.runs.folder import ExclusiveLock, atomic_write, model_fingerprint, read_json_file, write_json
+from loralab.runs.files import atomic_write, model_fingerprint, read_json_file, write_json
+from loralab.runs.locks import ExclusiveLock
 from loralab.runs.train import predictions_frame
 
 STATE_FILE = "state.json"
