@@ -24,6 +24,7 @@ from loralab.errors import LoralabError, RunError
 from loralab.evaluation.evaluate import evaluate_classifier, predictions_frame
 from loralab.evaluation.metrics import validation_scores
 from loralab.methods import Classifier, FitResult, get_method, load_saved_classifier
+from loralab.models.loading import fit_max_length
 from loralab.runs.folder import RunFolder, write_csv, write_json
 from loralab.runs.tracking import Trackers
 from loralab.training.checkpoints import Checkpointing
@@ -110,6 +111,9 @@ def execute(
     distributed = PartialState(cpu=cpu_only())
     method = get_method(config.method)
     method.check(config)
+    # Capped before the folder is touched, so config.json and a resume check see the value used.
+    max_length = fit_max_length(config.model, config.max_length, config.trust_remote_code)
+    config = config.replace(max_length=max_length)
     splits = (
         data
         if isinstance(data, DataSplits)
@@ -125,27 +129,21 @@ def execute(
         return RunResult(folder.path, fitted.classifier, {}, {}, splits)
     try:
         if resume:
+            folder.acquire()
             _check_resumable(folder, config, splits)
         else:
             folder.create(overwrite)
     finally:
         distributed.wait_for_everyone()
-    try:
-        folder.start(
-            config.to_dict(),
-            {
-                "method": config.method,
-                "data": splits.summary(),
-                "columns": {"text": text_col, "label": label_col},
-                "processes": distributed.num_processes,
-            },
-        )
-    except BaseException:
-        # Stopped (Ctrl-C, a sweep's SIGTERM) before the manifest exists: the folder is not a
-        # run yet, and left as it is, it would be refused as foreign files when run again.
-        if not resume and not folder.exists():
-            shutil.rmtree(folder.path, ignore_errors=True)
-        raise
+    folder.start(
+        config.to_dict(),
+        {
+            "method": config.method,
+            "data": splits.summary(),
+            "columns": {"text": text_col, "label": label_col},
+            "processes": distributed.num_processes,
+        },
+    )
     history: list[dict] = []
     trackers = Trackers(config.report_to, folder.path, config.to_dict()) if config.report_to else None
     if trackers is not None:
@@ -211,8 +209,8 @@ def execute(
         shutil.rmtree(folder.path / "model.tmp", ignore_errors=True)
         if not training_started and not history:
             # A user mistake found before any work (model name, target modules, rank):
-            # leave nothing behind.
-            shutil.rmtree(folder.path, ignore_errors=True)
+            # leave nothing behind (or the run an --overwrite was replacing).
+            folder.discard()
         else:
             folder.finish("failed", error=str(err))
         raise
