@@ -187,26 +187,17 @@ class RunFolder:
         return f"{self.path}: already holds a run; choose another --output-dir or pass --overwrite."
 
     def start(self, config: dict[str, Any], extra: dict[str, Any]) -> None:
+        """Write ``config.json`` and a ``running`` manifest; a caller stopped here (full disk,
+        Ctrl-C) gives the folder back with :meth:`discard`, or :meth:`release` on a resume."""
         self.acquire()
-        resumed = self.exists()
-        try:
-            write_json(self.path / "config.json", config)
-            self.manifest = {
-                "status": "running",
-                "started": now(),
-                **environment(),
-                **extra,
-            }
-            write_json(self.path / MANIFEST, self.manifest)
-        except BaseException:
-            # A full disk, Ctrl-C or a sweep's SIGTERM before the manifest exists: the folder is
-            # not a run yet (left as it is, it would be refused as foreign files when run again),
-            # and any run it replaced comes back. A resumed run keeps its folder.
-            if resumed:
-                self.release()
-            else:
-                self.discard()
-            raise
+        write_json(self.path / "config.json", config)
+        self.manifest = {
+            "status": "running",
+            "started": now(),
+            **environment(),
+            **extra,
+        }
+        write_json(self.path / MANIFEST, self.manifest)
 
     def update(self, **fields: Any) -> None:
         self.manifest.update(fields)
