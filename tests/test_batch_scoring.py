@@ -53,7 +53,7 @@ def test_an_interrupted_job_resumes_with_only_the_missing_chunks(run, tmp_path, 
     assert not target.exists()
     assert len(list(parts_folder(target).glob(f"*.{suffix}"))) == 4
     counting = Interrupting(classifier)
-    assert predict_file(counting, source, target, chunk_size=10, resume=True) == 95
+    assert predict_file(counting, source, target, chunk_size=10, resume=True).rows == 95
     assert counting.calls == 6  # chunks 5..10 only
     assert not parts_folder(target).exists()
     predict_file(classifier, source, tmp_path / f"whole.{suffix}", chunk_size=10)
@@ -73,7 +73,7 @@ def test_resuming_after_the_input_changed_is_refused(run, tmp_path):
     with pytest.raises(DataError, match="cannot resume, the job changed.*input_bytes"):
         predict_file(classifier, source, tmp_path / "out.csv", chunk_size=10, resume=True)
     # Without --resume the job starts over.
-    assert predict_file(classifier, source, tmp_path / "out.csv", chunk_size=10) == 31
+    assert predict_file(classifier, source, tmp_path / "out.csv", chunk_size=10).rows == 31
 
 
 def test_a_non_utf8_line_is_named_and_nothing_is_left_behind(run, tmp_path):

@@ -195,8 +195,18 @@ def test_model_files_of_another_kind_are_refused(synthetic_dir, tmp_path):
     info = json.loads(info_path.read_text())
     info["method"] = "embed-logreg"
     info_path.write_text(json.dumps(info))
+    with pytest.raises(RunError, match="loralab.json: has .* bytes where the run saved"):
+        load_run(run.folder)
+    _forget_model_file_sizes(run.folder)  # as a run saved before they were recorded
     with pytest.raises(RunError, match="the saved linear model .* is missing"):
         load_run(run.folder)
+
+
+def _forget_model_file_sizes(run_dir):
+    manifest_path = run_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["model_files"]
+    manifest_path.write_text(json.dumps(manifest))
 
 
 def test_compare_repeats_every_seeded_method_per_seed(tiny_bert, synthetic_dir, tmp_path):

@@ -1,5 +1,7 @@
 """LoRA from scratch: the layer's invariants, layer surgery, and parity with PEFT."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -273,5 +275,12 @@ def test_an_adapter_file_of_the_wrong_shape_names_the_tensor(tiny_bert, syntheti
     name = sorted(k for k in state if k.endswith("lora_A"))[0]
     state[name] = torch.zeros(3, state[name].shape[1])
     save_file(state, str(path))
+    with pytest.raises(RunError, match="adapter.safetensors: has .* bytes where the run saved"):
+        load_run(tmp_path / "run")
+    # A run saved before file sizes were recorded: the loader itself names the tensor.
+    manifest_path = tmp_path / "run" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["model_files"]
+    manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(RunError, match=rf"tensor {name} has shape \(3, 32\)"):
         load_run(tmp_path / "run")

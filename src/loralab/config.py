@@ -150,6 +150,7 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self._check_types()
         if isinstance(self.target_modules, str):
             self.target_modules = [t.strip() for t in self.target_modules.split(",") if t.strip()]
         if isinstance(self.report_to, str):
@@ -235,6 +236,12 @@ class TrainConfig:
             if not ok:
                 raise LoralabError(message)
 
+    def _check_types(self) -> None:
+        """Refuse a value of the wrong type (``lr="fast"``, from Python or a saved run) with
+        one sentence; integers become floats where a float is expected."""
+        for item in dataclasses.fields(self):
+            setattr(self, item.name, check_value(type(self), item.name, getattr(self, item.name)))
+
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["config_version"] = CONFIG_VERSION
@@ -256,7 +263,7 @@ class TrainConfig:
             if strict:
                 raise LoralabError(message[0].upper() + message[1:] + ".")
             warnings.warn(f"Ignoring {message}.", stacklevel=2)
-        return cls(**{k: check_value(cls, k, v) for k, v in data.items() if k in known})
+        return cls(**{k: v for k, v in data.items() if k in known})
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)

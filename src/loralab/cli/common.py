@@ -5,18 +5,28 @@ from __future__ import annotations
 import functools
 import os
 import re
+import signal
 import sys
+import threading
+import warnings
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from loralab.errors import LoralabError
+from loralab.errors import (
+    LoralabError,
+    Terminated,
+    internal_error_line,
+    known_failure,
+    log_internal_error,
+)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -25,20 +35,49 @@ F = TypeVar("F", bound=Callable[..., Any])
 RUNS_DIR_ENV = "LORALAB_RUNS_DIR"
 
 
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    # One line a user can read, not Python's "file:line: UserWarning:" and the source line.
+    err_console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+
+
+def _say_error(message: str) -> None:
+    # escape: messages quote things like loralab[onnx] that Rich would take for markup.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def handle_errors(func: F) -> F:
-    """Turn a user's mistake into one line on stderr and exit code 2; Ctrl-C into 130."""
+    """The CLI's error boundary: a user's mistake or a known failure (full disk, damaged file,
+    …) becomes one line on stderr and exit code 2; Ctrl-C exits 130 and SIGTERM 143, both
+    after the command has recorded the interruption; any other exception is a bug, shown as
+    one "internal error" line while its traceback goes to a log file."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _raise_terminated)
+        warnings.showwarning = _show_warning
         try:
             return func(*args, **kwargs)
-        except LoralabError as err:
-            # escape: messages quote things like loralab[onnx] that Rich would take for markup.
-            err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(err.exit_code) from None
+        except (typer.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+            raise
+        except Terminated:
+            err_console.print("[bold yellow]terminated[/]", highlight=False)
+            raise typer.Exit(Terminated.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("[bold yellow]interrupted[/]", highlight=False)
             raise typer.Exit(130) from None
+        except Exception as err:
+            message = known_failure(err)
+            if message is not None:
+                _say_error(message)
+                raise typer.Exit(LoralabError.exit_code) from None
+            log = log_internal_error(err, f"loralab {' '.join(sys.argv[1:])}")
+            _say_error(internal_error_line(err, log))
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 

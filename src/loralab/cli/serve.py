@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 
 import typer
 
@@ -72,5 +74,25 @@ def register(app: typer.Typer) -> None:
             max_body_bytes=max_body,
             max_batch_wait_ms=max_batch_wait,
         )
+        listening = _listen(host, port)  # before saying "serving": a busy port is one sentence
         console.print(f"serving {len(predictor.models)} model(s) on http://{host}:{port} (docs: /docs)")
-        uvicorn.run(create_app(predictor, settings), host=host, port=port, log_level="warning")
+        config = uvicorn.Config(create_app(predictor, settings), log_level="warning")
+        uvicorn.Server(config).run(sockets=[listening])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``, or one sentence saying why it cannot be."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as err:
+        raise LoralabError(f"--host {host}: not an address of this machine ({err.strerror}).") from None
+    family, kind, proto, _, address = infos[0]
+    listening = socket.socket(family, kind, proto)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind(address)
+    except OSError as err:
+        listening.close()
+        reason = "it is already in use" if err.errno == errno.EADDRINUSE else err.strerror
+        raise LoralabError(f"cannot listen on {host}:{port}: {reason}; choose another --port.") from None
+    return listening

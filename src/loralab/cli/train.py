@@ -112,11 +112,14 @@ def register(app: typer.Typer) -> None:
             help="Also evaluate the untrained model (same base, fresh head) for a before/after comparison.",
         ),
         output: Path | None = typer.Option(None, "--output", help="Write the metrics as JSON here."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output file."),
         **data_settings: Any,
     ) -> None:
         """Evaluate a trained run on any data with the same label set."""
         from loralab.runs.evaluate import evaluate_run
 
+        if output is not None and output.exists() and not overwrite:
+            raise LoralabError(f"{output}: already exists; choose another --output or pass --overwrite.")
         job = JobConfig(**data_settings)
         results = evaluate_run(
             run, data, split=split, text_col=job.text_col, label_col=job.label_col, subset=job.subset,
@@ -152,6 +155,7 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(
             False, "--resume", help="Continue an interrupted --input/--output job where it stopped."
         ),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output file."),
         backend: str = typer.Option(
             "torch",
             "--backend",
@@ -166,6 +170,7 @@ def register(app: typer.Typer) -> None:
         text_col: str = data_option("text_col"),
     ) -> None:
         """Classify texts given on the command line, or a whole file in chunks."""
+        from loralab.data.readers import check_texts
         from loralab.runs.predict import load_for_prediction, predict_file
 
         if bool(input_file) != bool(output_file):
@@ -174,12 +179,32 @@ def register(app: typer.Typer) -> None:
             raise LoralabError("Give texts to classify, or --input FILE --output FILE.")
         if texts and input_file:
             raise LoralabError("Give texts or --input, not both.")
+        if batch_size is not None and batch_size < 1:
+            raise LoralabError(f"--batch-size must be ≥ 1, got {batch_size}.")
+        if texts:
+            check_texts(texts, "the command line")
         classifier = load_for_prediction(run, backend, int8, precision)
         if input_file:
-            rows = predict_file(
-                classifier, input_file, output_file, text_col, chunk_size, batch_size, resume=resume
+            assert output_file is not None
+            scored = predict_file(
+                classifier,
+                input_file,
+                output_file,
+                text_col,
+                chunk_size,
+                batch_size,
+                resume=resume,
+                overwrite=overwrite,
+                run=run,
             )
-            console.print(f"Scored {rows:,} rows into {output_file}")
+            console.print(f"Scored {scored.rows:,} rows into {output_file}")
+            if scored.without_text:
+                listed = ", ".join(map(str, scored.without_text_rows))
+                more = ", …" if scored.without_text > len(scored.without_text_rows) else ""
+                console.print(
+                    f"[yellow]note:[/] {scored.without_text:,} row(s) have no text in column "
+                    f"'{text_col}' (rows {listed}{more}); their prediction columns are empty."
+                )
             return
         probs = classifier.predict_proba(texts, batch_size)
         rows = [

@@ -154,6 +154,11 @@ def _to_labelled(
     frame: pd.DataFrame, where: str, text_col: str, label_col: str | None, notes: list[str]
 ) -> LabelledTexts:
     columns = [str(c) for c in frame.columns]
+    if label_col is not None and text_col == label_col:
+        raise DataError(
+            f"{where}: --text-col and --label-col are both '{text_col}'; a model that reads its "
+            "label in its text learns nothing (choose two different columns)."
+        )
     for role, col in (("text", text_col), ("label", label_col)):
         if col is not None and col not in frame.columns:
             flag = "--text-col" if role == "text" else "--label-col"
@@ -196,7 +201,13 @@ def stratified_split(
     try:
         keep, held = train_test_split(indices, test_size=fraction, random_state=seed, stratify=stratify)
     except ValueError:
-        keep, held = train_test_split(indices, test_size=fraction, random_state=seed)
+        try:
+            keep, held = train_test_split(indices, test_size=fraction, random_state=seed)
+        except ValueError:
+            raise DataError(
+                f"the training data has only {len(part)} usable row(s), too few to carve a "
+                f"{fraction:.0%} split from; add rows or give validation and test files."
+            ) from None
         stratify = None
     pick = lambda idx: LabelledTexts([part.texts[i] for i in idx], [part.labels[i] for i in idx])  # noqa: E731
     return pick(sorted(keep)), pick(sorted(held)), stratify is not None

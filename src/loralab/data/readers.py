@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import lzma
+import re
+import zlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -34,6 +37,80 @@ def table_format(path: Path) -> str:
     return FORMATS[suffixes[-1]]
 
 
+# What a damaged compressed file raises: gzip's EOFError and BadGzipFile, zlib.error, lzma's
+# LZMAError, bz2's OSError; each is reported as the file being damaged.
+_DAMAGED = (EOFError, zlib.error, lzma.LZMAError, OSError)
+
+
+def _damaged(path: Path, err: BaseException) -> DataError:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if path.suffix.lower() in _COMPRESSION:
+        return DataError(f"{path}: the compressed file is truncated or damaged ({first}).")
+    return DataError(f"{path}: cannot be read ({first}).")
+
+
+def _surrogate_escape(path: Path, err: UnicodeEncodeError) -> DataError:
+    bad = err.object[err.start : err.end]
+    return DataError(
+        f"{path}: holds text that is not valid Unicode (a lone surrogate such as "
+        f"\\u{ord(bad[0]):04x}, written as an escape); re-save the file as UTF-8."
+    )
+
+
+def first_invalid_character(text: str) -> int | None:
+    """Index of the first character that cannot be encoded as UTF-8 (a lone surrogate, which
+    is what undecodable bytes in a command-line argument become), or None."""
+    match = _SURROGATE.search(text)
+    return match.start() if match else None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_texts(texts: Sequence[object], where: str, what: str = "text", first: int = 1) -> None:
+    """Refuse a text that is not valid Unicode, naming it by number (from ``first``) and position.
+
+    Refused rather than replaced so a label is never given to something other than what the
+    user sent; the same rule holds on the command line, in files and over HTTP."""
+    for number, text in enumerate(texts, start=first):
+        if isinstance(text, str):
+            position = first_invalid_character(text)
+            if position is not None:
+                raise DataError(
+                    f"{where}: {what} {number} is not valid Unicode (character {position + 1} is "
+                    f"an undecodable byte or a lone surrogate \\u{ord(text[position]):04x}); send UTF-8 text."
+                )
+
+
+def _header_names(path: Path, sep: str) -> list[str]:
+    """The first row of a CSV/TSV file as written (pandas renames duplicates to ``x.1``)."""
+    head = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
+    return [str(v) for v in head.iloc[0].tolist()] if len(head) else []
+
+
+def _check_columns(path: Path, fmt: str, frame: pd.DataFrame) -> None:
+    if fmt in ("csv", "tsv"):
+        names = _header_names(path, "," if fmt == "csv" else "\t")
+    else:
+        names = [str(c) for c in frame.columns]
+    repeated = sorted({str(n) for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataError(
+            f"{path}: the column name(s) {', '.join(map(repr, repeated))} occur more than once; "
+            "rename them so each column has its own name."
+        )
+
+
+def _check_cells(path: Path, frame: pd.DataFrame, first_row: int = 1) -> None:
+    for column in frame.columns:
+        for offset, value in enumerate(frame[column].tolist()):
+            if isinstance(value, str) and first_invalid_character(value) is not None:
+                raise DataError(
+                    f"{path}: row {first_row + offset}, column '{column}' is not valid Unicode "
+                    "(a lone surrogate); re-save the file as UTF-8."
+                )
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a whole table; every cell of a text file is read as a string (empty → NaN)."""
     path = Path(path)
@@ -60,11 +137,20 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise DataError(f"{path}: the file is empty.") from err
     except UnicodeDecodeError as err:
         raise not_utf8(path) from err
-    except (ValueError, pd.errors.ParserError, OSError) as err:
+    except UnicodeEncodeError as err:
+        raise _surrogate_escape(path, err) from err
+    except (ValueError, pd.errors.ParserError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DataError(f"{path}: cannot be read as {fmt} ({first}).") from err
+    except _DAMAGED as err:
+        raise _damaged(path, err) from err
     if frame.shape[0] == 0:
         raise DataError(f"{path}: the file has a header but no rows.")
+    try:
+        _check_columns(path, fmt, frame)
+    except _DAMAGED as err:
+        raise _damaged(path, err) from err
+    _check_cells(path, frame)
     return frame
 
 
@@ -85,35 +171,55 @@ def not_utf8(path: Path) -> DataError:
 def iter_table_chunks(path: str | Path, chunk_size: int) -> Iterator[pd.DataFrame]:
     """Yield a table in chunks of ``chunk_size`` rows, with constant memory for CSV/TSV/JSONL.
 
-    Parquet is read one row group at a time; a plain JSON array has to be read whole.
+    Every line of a CSV/TSV file is a row, a blank or whitespace-only one included, so the
+    output of batch scoring has one row per input line. Parquet is read one row group at a
+    time; a plain JSON array has to be read whole.
     """
     path = Path(path)
+    if chunk_size < 1:
+        raise DataError(f"--chunk-size must be ≥ 1, got {chunk_size}.")
     if not path.exists():
         raise DataError(f"{path}: no such file.")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, expected a file.")
     fmt = table_format(path)
+    first_row = 1
     try:
         if fmt in ("csv", "tsv"):
             sep = "," if fmt == "csv" else "\t"
-            yield from pd.read_csv(
+            _check_columns(path, fmt, pd.DataFrame())
+            chunks: Iterator[pd.DataFrame] = pd.read_csv(
                 path,
                 sep=sep,
                 dtype=str,
                 keep_default_na=False,
                 na_values=[""],
+                skip_blank_lines=False,
                 chunksize=chunk_size,
             )
         elif fmt == "jsonl":
-            yield from pd.read_json(path, lines=True, dtype=False, chunksize=chunk_size)
+            chunks = pd.read_json(path, lines=True, dtype=False, chunksize=chunk_size)
         elif fmt == "parquet":
             import pyarrow.parquet as pq
 
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_size):
-                yield batch.to_pandas()
+            chunks = (b.to_pandas() for b in pq.ParquetFile(path).iter_batches(batch_size=chunk_size))
         else:
             frame = read_table(path)
-            for start in range(0, len(frame), chunk_size):
-                yield frame.iloc[start : start + chunk_size]
+            chunks = (frame.iloc[start : start + chunk_size] for start in range(0, len(frame), chunk_size))
+        for chunk in chunks:
+            _check_cells(path, chunk, first_row)
+            first_row += len(chunk)
+            yield chunk
+        if first_row == 1:
+            raise DataError(f"{path}: the file has no rows.")
     except pd.errors.EmptyDataError as err:
         raise DataError(f"{path}: the file is empty.") from err
     except UnicodeDecodeError as err:
         raise not_utf8(path) from err
+    except UnicodeEncodeError as err:
+        raise _surrogate_escape(path, err) from err
+    except (ValueError, pd.errors.ParserError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f"{path}: cannot be read as {fmt} near row {first_row} ({first}).") from err
+    except _DAMAGED as err:
+        raise _damaged(path, err) from err

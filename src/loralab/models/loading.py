@@ -67,10 +67,52 @@ def resolve_model(name: str) -> str:
 
 def _load_error(name: str, err: Exception) -> ModelError:
     reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    path = Path(name).expanduser()
+    if path.is_dir() or name in EMBEDDED_ALIASES:
+        where = path if path.is_dir() else embedded_model_path()
+        return ModelError(f"{where}: the model folder is damaged or incomplete ({reason[:200]}).")
     return ModelError(
         f"Model '{name}' cannot be loaded: it is not a local folder and not in the Hugging Face "
         f"cache, and the hub is not reachable or has no such model ({reason[:200]})."
     )
+
+
+# Families whose position ids start after the padding index, so that many positions are lost.
+_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "longformer", "data2vec-text"}
+
+
+def max_tokens(model_config) -> int | None:
+    """How many tokens a model can read at once, from its position embeddings; None if unbounded
+    or unknown (rotary and relative positions)."""
+    positions = getattr(model_config, "max_position_embeddings", None)
+    if not isinstance(positions, int) or positions <= 0:
+        return None
+    if getattr(model_config, "model_type", "") in _OFFSET_POSITIONS:
+        positions -= (getattr(model_config, "pad_token_id", None) or 0) + 1
+    return positions
+
+
+def fit_max_length(name: str, max_length: int, trust_remote_code: bool = False) -> int:
+    """``max_length`` capped at what model ``name`` can read, with a warning saying so.
+
+    Without the cap a long text dies deep in the embeddings with a tensor-size error (in
+    training, or later when the run predicts); capped, it is truncated like any other."""
+    from transformers import AutoConfig
+
+    quiet_transformers()
+    try:
+        model_config = AutoConfig.from_pretrained(resolve_model(name), trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, ModelError):
+        return max_length  # loading the model itself reports this, with the whole story
+    limit = max_tokens(model_config)
+    if limit is None or max_length <= limit:
+        return max_length
+    warnings.warn(
+        f"--max-length {max_length} is more than model {name} reads ({limit} token positions); "
+        f"texts are cut at {limit} tokens.",
+        stacklevel=2,
+    )
+    return limit
 
 
 def load_tokenizer(name: str, trust_remote_code: bool = False):

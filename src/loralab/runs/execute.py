@@ -25,6 +25,8 @@ from loralab.errors import LoralabError, RunError
 from loralab.evaluation.evaluate import evaluate_classifier, predictions_frame
 from loralab.evaluation.metrics import validation_scores
 from loralab.methods import Classifier, FitResult, get_method, load_saved_classifier
+from loralab.models.loading import fit_max_length
+from loralab.runs.files import read_json_file
 from loralab.runs.folder import RunFolder, write_csv, write_json
 from loralab.runs.tracking import Trackers
 from loralab.training.checkpoints import Checkpointing
@@ -66,7 +68,9 @@ def _check_resumable(folder: RunFolder, config: TrainConfig, splits: DataSplits)
     manifest = folder.read_manifest()
     if folder.is_completed():
         raise RunError(f"{folder.path}: the run is already completed; there is nothing to resume.")
-    saved = manifest.get("requested") or json.loads((folder.path / "config.json").read_text())
+    saved = manifest.get("requested") or read_json_file(
+        folder.path / "config.json", "the run cannot be resumed; train it again with --overwrite"
+    )
     now = config.to_dict()
     changed = [k for k in now if k not in RESUME_MAY_CHANGE and saved.get(k) != now[k]]
     if changed:
@@ -111,6 +115,11 @@ def execute(
     distributed = PartialState(cpu=cpu_only())
     method = get_method(config.method)
     method.check(config)
+    # Capped before the folder is touched (and the run an --overwrite replaces); the manifest
+    # keeps what was asked for, which a resume and a compare's reuse compare with.
+    requested = config
+    max_length = fit_max_length(config.model, config.max_length, config.trust_remote_code)
+    config = config.replace(max_length=max_length)
     splits = (
         data
         if isinstance(data, DataSplits)
@@ -126,7 +135,8 @@ def execute(
         return RunResult(folder.path, fitted.classifier, {}, {}, splits)
     try:
         if resume:
-            _check_resumable(folder, config, splits)
+            folder.acquire()
+            _check_resumable(folder, requested, splits)
         else:
             folder.create(overwrite)
     finally:
@@ -139,13 +149,17 @@ def execute(
                 "data": splits.summary(),
                 "columns": {"text": text_col, "label": label_col},
                 "processes": distributed.num_processes,
+                "requested": requested.to_dict(),
             },
         )
     except BaseException:
-        # Stopped (Ctrl-C, a sweep's SIGTERM) before the manifest exists: the folder is not a
-        # run yet, and left as it is, it would be refused as foreign files when run again.
-        if not resume and not folder.exists():
-            shutil.rmtree(folder.path, ignore_errors=True)
+        # Stopped (a full disk, Ctrl-C, SIGTERM) before the manifest exists: the folder is not a
+        # run yet, and left as it is, it would be refused as foreign files when run again; the
+        # run an --overwrite was replacing comes back. A resumed run keeps its folder.
+        if resume:
+            folder.release()
+        else:
+            folder.discard()
         raise
     history: list[dict] = []
     trackers = Trackers(config.report_to, folder.path, config.to_dict()) if config.report_to else None
@@ -183,7 +197,6 @@ def execute(
         used = {k: v for k, v in fitted.manifest_fields()["resolved"].items() if v}
         write_json(folder.path / "config.json", config.replace(**used).to_dict())
         folder.update(
-            requested=config.to_dict(),
             **fitted.manifest_fields(),
             text_input=TextInput.of(config).describe() if method.reads_long_text else None,
         )
@@ -216,8 +229,8 @@ def execute(
         shutil.rmtree(folder.path / "model.tmp", ignore_errors=True)
         if not training_started and not history:
             # A user mistake found before any work (model name, target modules, rank):
-            # leave nothing behind.
-            shutil.rmtree(folder.path, ignore_errors=True)
+            # leave nothing behind (or the run an --overwrite was replacing).
+            folder.discard()
         else:
             folder.finish("failed", error=str(err))
         raise

@@ -26,6 +26,7 @@ from loralab.methods.base import TransformerClassifier
 from loralab.methods.baselines import TfidfClassifier
 from loralab.methods.merge import merge_adapters
 from loralab.models.inference import predict_logits, softmax
+from loralab.runs.files import apply_default_modes
 from loralab.runs.onnx import FP32_FILE, INT8_FILE, OnnxClassifier, require_onnx, write_onnx
 from loralab.runs.train import load_run
 
@@ -187,11 +188,14 @@ def export_run(
                 f"{run_dir}: the exported model predicts differently from the run "
                 f"(max probability difference {difference:.2e}); nothing was written."
             )
+        apply_default_modes(staging)  # mkdtemp made it 0700; an export is meant to be shared
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(err, OSError) and err.filename is None:  # a full disk, written by a library
+            raise OSError(err.errno, err.strerror, str(out)) from err
         raise
     return {
         "kind": kind,

@@ -3,16 +3,19 @@
 Each chunk's scored rows are written as a part file (atomically: temporary name, then rename)
 in a hidden folder next to the output. An interrupted job rerun with ``resume=True`` reads
 past the chunks that already have a part and scores the rest; when every chunk is scored the
-parts are joined into the output, again under a temporary name renamed at the end.
+parts are joined into the output, again under a temporary name renamed at the end. One
+process at a time scores into an output (a lock file next to it), and the job state records
+the run and a digest of its model, so resuming with another run is refused.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -20,6 +23,8 @@ from loralab.data.readers import iter_table_chunks, table_format
 from loralab.errors import DataError
 from loralab.evaluation.evaluate import predictions_frame
 from loralab.methods import Classifier
+from loralab.runs.files import atomic_write, model_fingerprint, read_json_file, write_json
+from loralab.runs.locks import ExclusiveLock
 
 STATE_FILE = "state.json"
 
@@ -59,40 +64,41 @@ def load_for_prediction(run: str | Path, backend: str = "torch", int8: bool = Fa
 
 
 def _write_part(frame: pd.DataFrame, path: Path, fmt: str, header: bool) -> None:
-    tmp = path.with_name(path.name + ".tmp")
     if fmt in ("csv", "tsv"):
-        frame.to_csv(tmp, header=header, index=False, sep="," if fmt == "csv" else "\t")
+        with atomic_write(path, newline="", encoding="utf-8") as handle:
+            frame.to_csv(handle, header=header, index=False, sep="," if fmt == "csv" else "\t")
     elif fmt == "jsonl":
         text = frame.to_json(orient="records", lines=True, force_ascii=False)
-        tmp.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        with atomic_write(path, encoding="utf-8") as handle:
+            handle.write(text if text.endswith("\n") else text + "\n")
     else:
-        frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+        with atomic_write(path, "wb") as handle:
+            frame.to_parquet(handle, index=False)
 
 
 def _join_parts(parts: list[Path], output: Path, fmt: str) -> None:
-    tmp = output.with_name(f".{output.name}.joining")
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
+    with atomic_write(output, "wb") as out:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
 
-        writer = None
-        for part in parts:
-            table = pq.read_table(part)
-            writer = writer or pq.ParquetWriter(tmp, table.schema)
-            writer.write_table(table)
-        if writer is not None:
-            writer.close()
-    else:
-        with open(tmp, "wb") as out:
+            writer = None
+            for part in parts:
+                table = pq.read_table(part)
+                writer = writer or pq.ParquetWriter(out, table.schema)
+                writer.write_table(table)
+            if writer is not None:
+                writer.close()
+        else:
             for part in parts:
                 with open(part, "rb") as handle:
                     shutil.copyfileobj(handle, out)
-    os.replace(tmp, output)
 
 
-def _job_state(classifier: Classifier, input_path: Path, text_col: str, chunk_size: int) -> dict:
+def _job_state(
+    classifier: Classifier, input_path: Path, text_col: str, chunk_size: int, run: Path | None
+) -> dict:
     stat = input_path.stat()
-    return {
+    state = {
         "input": str(input_path.resolve()),
         "input_bytes": stat.st_size,
         "input_modified": stat.st_mtime_ns,
@@ -101,10 +107,34 @@ def _job_state(classifier: Classifier, input_path: Path, text_col: str, chunk_si
         "method": classifier.method,
         "labels": list(classifier.labels),
     }
+    if run is not None:  # two runs of one method and label set must not share an output
+        state["run"] = str(Path(run).resolve())
+        state["run_fingerprint"] = model_fingerprint(Path(run))
+    return state
 
 
 def parts_folder(output_path: Path) -> Path:
     return output_path.parent / f".{output_path.name}.parts"
+
+
+@dataclass
+class BatchScoring:
+    """What :func:`predict_file` did: every input row has an output row; rows without text
+    (missing, null, empty or only whitespace) have empty prediction columns and are counted
+    here, with the numbers (from 1, as data rows) of the first of them."""
+
+    rows: int
+    without_text: int = 0
+    without_text_rows: list[int] = field(default_factory=list)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def predict_file(
@@ -115,24 +145,51 @@ def predict_file(
     chunk_size: int = 4096,
     batch_size: int | None = None,
     resume: bool = False,
-) -> int:
+    overwrite: bool = False,
+    run: Path | None = None,
+) -> BatchScoring:
     """Append predicted label, probability and per-class probabilities to every row of
-    ``input_path``; return the number of rows. ``resume`` continues an interrupted job."""
+    ``input_path``. ``resume`` continues an interrupted job (of the same ``run``, when given);
+    an existing output is replaced only with ``overwrite``, and never when it is the input."""
     input_path, output_path = Path(input_path), Path(output_path)
     out_fmt = table_format(output_path)
     if out_fmt == "json":
         raise DataError(
             f"{output_path}: write .jsonl rather than a single JSON array, so files of any size stream."
         )
+    if chunk_size < 1:
+        raise DataError(f"--chunk-size must be ≥ 1, got {chunk_size}.")
     if not input_path.exists():
         raise DataError(f"{input_path}: no such file.")
+    if _same_file(input_path, output_path):
+        raise DataError(f"{output_path}: is the input file; write the scores to another file.")
+    if output_path.exists() and not overwrite:
+        raise DataError(f"{output_path}: already exists; choose another --output or pass --overwrite.")
     output_path.parent.mkdir(parents=True, exist_ok=True)
-    parts_dir = parts_folder(output_path)
-    state = _job_state(classifier, input_path, text_col, chunk_size)
-    if parts_dir.exists() and resume:
-        previous = (
-            json.loads((parts_dir / STATE_FILE).read_text()) if (parts_dir / STATE_FILE).exists() else {}
+    lock = ExclusiveLock(output_path)
+    if not lock.acquire():
+        raise DataError(
+            f"{output_path}: another loralab process is scoring into this file; wait for it to finish."
         )
+    try:
+        summary = _predict_locked(
+            classifier, input_path, output_path, text_col, chunk_size, batch_size, resume, run, out_fmt
+        )
+        # The output now exists, so a job racing for the lock file is refused without --overwrite.
+        lock.path.unlink(missing_ok=True)
+        return summary
+    finally:
+        lock.release()
+
+
+def _predict_locked(
+    classifier, input_path, output_path, text_col, chunk_size, batch_size, resume, run, out_fmt
+) -> BatchScoring:
+    parts_dir = parts_folder(output_path)
+    state = _job_state(classifier, input_path, text_col, chunk_size, run)
+    if parts_dir.exists() and resume:
+        state_file = parts_dir / STATE_FILE
+        previous = read_json_file(state_file, "run again without --resume") if state_file.exists() else {}
         changed = [k for k in state if previous.get(k) != state[k]]
         if changed:
             raise DataError(
@@ -143,9 +200,9 @@ def predict_file(
     elif parts_dir.exists():
         shutil.rmtree(parts_dir)
     parts_dir.mkdir(exist_ok=True)
-    (parts_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
+    write_json(parts_dir / STATE_FILE, state)
     try:
-        parts, rows = _score_chunks(
+        parts, summary = _score_chunks(
             classifier, input_path, parts_dir, output_path.suffix, out_fmt, text_col, chunk_size, batch_size
         )
     except DataError:
@@ -153,30 +210,39 @@ def predict_file(
         raise
     _join_parts(parts, output_path, out_fmt)
     shutil.rmtree(parts_dir)
-    return rows
+    return summary
 
 
 def _score_chunks(classifier, input_path, parts_dir, suffix, out_fmt, text_col, chunk_size, batch_size):
-    """Score every chunk that has no part yet; return all part paths and the row count.
+    """Score every chunk that has no part yet; return all part paths and what was scored.
     An interruption (Ctrl-C, kill) leaves the finished parts for a resume."""
-    parts, rows = [], 0
+    parts: list[Path] = []
+    summary = BatchScoring(rows=0)
     bar = tqdm(unit="rows", desc="scoring", disable=None)
     for index, chunk in enumerate(iter_table_chunks(input_path, chunk_size)):
         part = parts_dir / f"{index:06d}{suffix}"
         parts.append(part)
-        rows += len(chunk)
-        bar.update(len(chunk))
-        if part.exists():
-            continue
         if text_col not in chunk.columns:
             raise DataError(
                 f"{input_path}: no text column '{text_col}'; the columns are "
                 f"{', '.join(map(str, chunk.columns))} (choose one with --text-col)."
             )
-        texts = chunk[text_col].fillna("").astype(str).tolist()
-        probs = classifier.predict_proba(texts, batch_size)
+        chunk = chunk.reset_index(drop=True)
+        column = chunk[text_col]
+        has_text = column.notna() & column.astype(str).str.strip().ne("")
+        empty = [summary.rows + i + 1 for i in chunk.index[~has_text.to_numpy()]]
+        summary.without_text += len(empty)
+        summary.without_text_rows += empty[: max(0, 20 - len(summary.without_text_rows))]
+        summary.rows += len(chunk)
+        bar.update(len(chunk))
+        if part.exists():
+            continue
+        texts = column[has_text].astype(str).tolist()
+        labels = classifier.labels
+        probs = classifier.predict_proba(texts, batch_size) if texts else np.zeros((0, len(labels)))
         scored = predictions_frame(texts, probs, classifier.labels).drop(columns=["text"])
-        out = pd.concat([chunk.reset_index(drop=True), scored], axis=1)
+        scored.index = chunk.index[has_text.to_numpy()]
+        out = pd.concat([chunk, scored.reindex(chunk.index)], axis=1)
         _write_part(out, part, out_fmt, header=index == 0)
     bar.close()
-    return parts, rows
+    return parts, summary

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from loralab.config import TrainConfig
-from loralab.errors import LoralabError, closest
+from loralab.errors import LoralabError, Terminated, closest
 from loralab.runs.execute import execute
 from loralab.runs.folder import RunFolder, write_json
 
@@ -123,7 +123,7 @@ def _die_with_parent() -> None:
 
 
 def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt  # SIGTERM stops a sweep the way Ctrl-C does
+    raise Terminated()  # SIGTERM stops a sweep the way Ctrl-C does
 
 
 class _Launcher:

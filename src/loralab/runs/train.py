@@ -59,4 +59,4 @@ def load_run(run_dir: str | Path) -> Classifier:
         )
     if not folder.model_dir.exists():
         raise RunError(f"{folder.path}: the run has no model/ folder.")
-    return load_saved_classifier(folder.model_dir)
+    return folder.load_checked(load_saved_classifier)

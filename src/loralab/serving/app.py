@@ -2,7 +2,9 @@
 
 Endpoints: ``GET /health``, ``GET /v1/models``, ``POST /v1/classify``, and — with a token —
 ``POST /v1/models`` / ``DELETE /v1/models/{name}`` to add or remove runs without a restart.
-Errors are JSON ``{"error": "<one sentence>"}``; OpenAPI docs are at ``/docs``.
+Errors are JSON ``{"error": "<one sentence>"}``: 4xx for the request's problems (a damaged run
+added is a 400 naming the file), 500 only for a bug, whose traceback goes to the log file.
+OpenAPI docs are at ``/docs``.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from loralab.errors import LoralabError
+from loralab.data.readers import check_texts
+from loralab.errors import LoralabError, internal_error_line, known_failure, log_internal_error
 from loralab.serving.batcher import MicroBatcher
-from loralab.serving.predictor import Predictor
+from loralab.serving.predictor import Predictor, UnknownModel
 
 
 @dataclass
@@ -157,6 +160,17 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
     async def invalid(request: Request, error: RequestValidationError):
         return _error(422, _validation_message(error))
 
+    @app.exception_handler(Exception)
+    async def failed(request: Request, error: Exception):
+        # The HTTP error boundary: a known failure (damaged file, full disk, …) is the
+        # request's or the environment's, a 400 in one sentence; anything else is a bug,
+        # answered with one line while its traceback goes to the log file.
+        message = known_failure(error)
+        if message is not None:
+            return _error(400, message)
+        log = log_internal_error(error, f"{request.method} {request.url.path}")
+        return _error(500, internal_error_line(error, log))
+
     @app.get("/health")
     async def health() -> dict:
         return {"status": "ok", "models": len(predictor.models)}
@@ -171,6 +185,10 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
             predictor.get(request.model)
         except LoralabError as error:
             raise HTTPException(404, str(error)) from None
+        try:
+            check_texts(request.texts, "texts", "text", first=0)  # numbered as in the other errors
+        except LoralabError as error:
+            raise HTTPException(422, str(error)) from None
         if not request.texts:
             raise HTTPException(422, "texts is empty; send at least one text.")
         if len(request.texts) > settings.max_texts:
@@ -186,15 +204,21 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
                     f"text {i} has {len(text):,} characters; "
                     f"the limit is {settings.max_chars:,} (--max-chars).",
                 )
-        results = await batcher.submit(request.model, list(request.texts))
+        try:
+            results = await batcher.submit(request.model, list(request.texts))
+        except UnknownModel as error:  # removed while the request waited for its batch
+            raise HTTPException(404, str(error)) from None
         return {"model": request.model, "results": results}
 
     @app.post("/v1/models", response_model=ModelInfo, status_code=201, dependencies=[Depends(manager)])
     def add_model(request: AddModelRequest) -> dict:
         try:
             return predictor.add(request.run, request.name).describe()
-        except LoralabError as error:
-            raise HTTPException(400, str(error)) from None
+        except Exception as error:  # a damaged run is the request's problem, named in one sentence
+            message = known_failure(error)
+            if message is None:
+                raise
+            raise HTTPException(400, message) from None
 
     @app.delete("/v1/models/{name}", status_code=204, dependencies=[Depends(manager)])
     def remove_model(name: str) -> None:

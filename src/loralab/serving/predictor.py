@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,12 @@ from loralab.errors import LoralabError, RunError
 from loralab.methods import Classifier
 
 _PREFIXES = ("base_model.model.",)
+# A served model's name is part of a URL path and of log lines: keep it to safe characters.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+class UnknownModel(LoralabError):
+    """No model of that name is served (any more)."""
 
 
 def _canonical(name: str, encoder_prefix: str | None) -> str:
@@ -141,6 +148,11 @@ class Predictor:
 
         parsed_name, path = self.parse(spec)
         name = name or parsed_name
+        if not NAME_PATTERN.fullmatch(name):
+            raise LoralabError(
+                f"'{name}' is not a valid model name; use 1 to 64 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit."
+            )
         if not path.is_dir():
             raise RunError(f"{path}: no such run folder.")
         if name in self.models:
@@ -162,14 +174,15 @@ class Predictor:
     def remove(self, name: str) -> None:
         self.get(name)
         with self._lock:
-            del self.models[name]
+            self.models.pop(name, None)
             _release_freed_memory()
 
     def get(self, name: str) -> ServedModel:
-        if name not in self.models:
-            served = ", ".join(sorted(self.models)) or "none"
-            raise LoralabError(f"no model named '{name}'; served models: {served}.")
-        return self.models[name]
+        served = self.models.get(name)  # one lookup: another thread may remove it meanwhile
+        if served is None:
+            names = ", ".join(sorted(self.models)) or "none"
+            raise UnknownModel(f"no model named '{name}'; served models: {names}.")
+        return served
 
     def describe(self) -> list[dict]:
         return [m.describe() for m in self.models.values()]
@@ -181,8 +194,10 @@ class Predictor:
 
     def classify(self, name: str, texts: list[str]) -> list[dict]:
         """Label and per-label probabilities for each text."""
-        labels = self.get(name).classifier.labels
-        probs = self.predict_proba(name, texts)
+        served = self.get(name)
+        labels = served.classifier.labels
+        with self._lock:
+            probs = served.classifier.predict_proba(texts, self.batch_size)
         return [
             {
                 "label": labels[int(row.argmax())],
