@@ -150,6 +150,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     def save(self, path: str | Path) -> Path:
         """Write a run folder (config, manifest, model) that the CLI can also use."""
+        from loralab.runs.card import write_model_card
         from loralab.runs.folder import RunFolder
 
         classifier = self._fitted()
@@ -162,6 +163,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         folder.save_model(classifier)
         trainable, total = classifier.parameter_counts()
         folder.finish("completed", trainable_parameters=trainable, total_parameters=total)
+        write_model_card(folder.path)
         return folder.path
 
     @classmethod

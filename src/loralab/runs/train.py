@@ -16,6 +16,7 @@ from loralab.data import DataSplits, LabelledTexts, load_data
 from loralab.errors import LoralabError, RunError
 from loralab.evaluation.metrics import classification_metrics
 from loralab.methods import Classifier, get_method, load_saved_classifier
+from loralab.runs.card import write_model_card
 from loralab.runs.folder import RunFolder, write_csv, write_json
 from loralab.runs.tracking import Trackers
 from loralab.training.checkpoints import Checkpointing
@@ -221,6 +222,7 @@ def train_run(
         folder.save_model(classifier)
         difference = check_reload(classifier, folder.model_dir, splits.validation.texts or splits.train.texts)
         folder.finish("completed", reload_max_difference=difference, resumed=resume)
+        write_model_card(folder.path)
         shutil.rmtree(folder.path / CHECKPOINTS, ignore_errors=True)
     except KeyboardInterrupt:
         shutil.rmtree(folder.path / "model.tmp", ignore_errors=True)
