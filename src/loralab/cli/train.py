@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
             None,
             "--method",
             "-m",
-            help="lora (default), lora-scratch, full, head, zero-shot, tfidf-logreg, tfidf-nb, "
+            help="lora (default), lora-scratch, full, head, untrained, tfidf-logreg, tfidf-nb, "
             "embed-logreg, embed-svm, embed-ridge.",
         ),
         model: str | None = typer.Option(

@@ -62,6 +62,8 @@ class Classifier(ABC):
 class Method(ABC):
     name: ClassVar[str]
     summary: ClassVar[str]
+    # Former names that still select this method, each with a warning that says what it is now.
+    aliases: ClassVar[dict[str, str]] = {}
     default_lr: ClassVar[float] = 1e-3
     default_epochs: ClassVar[int] = 3
     default_batch_size: ClassVar[int] = 32
@@ -91,10 +93,12 @@ class Method(ABC):
 
 
 _REGISTRY: dict[str, Method] = {}
+_ALIASES: dict[str, tuple[str, str]] = {}  # alias → (method name, why it was renamed)
 
 
 def register(cls: type[Method]) -> type[Method]:
     _REGISTRY[cls.name] = cls()
+    _ALIASES.update({alias: (cls.name, reason) for alias, reason in cls.aliases.items()})
     return cls
 
 
@@ -103,6 +107,10 @@ def method_names() -> list[str]:
 
 
 def get_method(name: str) -> Method:
+    if name in _ALIASES:
+        renamed, reason = _ALIASES[name]
+        warnings.warn(f"Method '{name}' is now called '{renamed}': {reason}", FutureWarning, stacklevel=2)
+        return _REGISTRY[renamed]
     if name not in _REGISTRY:
         raise LoralabError(
             f"Unknown method '{name}'{closest(name, list(_REGISTRY))}; "

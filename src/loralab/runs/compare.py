@@ -22,7 +22,7 @@ from loralab.methods import get_method
 from loralab.runs.folder import RunFolder, write_csv, write_json
 from loralab.runs.train import train_run
 
-DEFAULT_LADDER = ["tfidf-logreg", "tfidf-nb", "embed-logreg", "zero-shot", "head", "lora", "full"]
+DEFAULT_LADDER = ["tfidf-logreg", "tfidf-nb", "embed-logreg", "untrained", "head", "lora", "full"]
 NEURAL = {"head", "lora", "full"}
 COMPARE_FILE = "compare.json"
 

@@ -18,7 +18,7 @@ def untrained_classifier(trained: Classifier) -> Classifier:
 
     empty = LabelledTexts([], [])
     splits = DataSplits(empty, empty, empty, trained.labels, source="none")
-    classifier, _ = get_method("zero-shot").fit(splits, trained.config, progress=False)
+    classifier, _ = get_method("untrained").fit(splits, trained.config, progress=False)
     return classifier
 
 
