@@ -38,8 +38,14 @@ def test_lora_run_card_metadata_matches_metrics(tiny_bert, synthetic_dir, tmp_pa
         assert values[(split, f"{split} accuracy")] == round(metrics[split]["accuracy"], 4)
         assert values[(split, f"{split} macro F1")] == round(metrics[split]["macro_f1"], 4)
         assert values[(split, f"{split} F1 (positive class 'positive')")] == round(metrics[split]["f1"], 4)
-    for section in ("## Data", "## Method and settings", "## Results", "## Intended use",
-                    "## Limitations", "## How to load"):
+    for section in (
+        "## Data",
+        "## Method and settings",
+        "## Results",
+        "## Intended use",
+        "## Limitations",
+        "## How to load",
+    ):
         assert section in card, section
     assert "PeftModel.from_pretrained" in card and "`negative`, `positive`" in card
     assert "lora_rank | 2" in card  # a setting that differs from the defaults

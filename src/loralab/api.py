@@ -133,7 +133,21 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             splits, config, progress=self.progress
         )
         self.classes_ = classes
+        if len(held) and self.classifier_.parameter_counts()[0]:
+            self._warn_if_useless(held, train)
         return self
+
+    def _warn_if_useless(self, held: LabelledTexts, train: LabelledTexts) -> None:
+        """Warn (:class:`~loralab.runs.guards.ModelQualityWarning`) when the model is no better
+        on the held-out texts than a trivial rule."""
+        from loralab.evaluation.metrics import classification_metrics
+        from loralab.runs.guards import quality_warnings, warn_about
+
+        labels = self.classifier_.labels
+        predicted = [labels[i] for i in self.classifier_.predict_proba(held.texts).argmax(axis=1)]
+        metrics = {"validation": classification_metrics(held.labels, predicted, labels)}
+        # Point at the user's call to fit(), two frames up.
+        warn_about(quality_warnings(metrics, train.label_counts()), stacklevel=3)
 
     def _fitted(self):
         check_is_fitted(self, "classifier_")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from loralab.cli.common import console, default_run_dir, handle_errors, table
 from loralab.config import DEFAULT_MODEL, TrainConfig
@@ -128,6 +130,10 @@ def register(app: typer.Typer) -> None:
             on_run=report,
         )
         console.print(results_table(results["summary"], f"{data} (splits {results['fingerprint']})"))
+        for row in results["runs"]:
+            manifest = json.loads((Path(out) / row["run"] / "manifest.json").read_text())
+            for warning in manifest.get("warnings") or []:
+                console.print(f"[bold yellow]warning:[/] {row['run']}: {escape(warning)}")
         console.print(f"Results in {out}/results.csv and results.json")
 
 

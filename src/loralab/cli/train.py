@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from loralab.cli.common import (
     confusion_table,
@@ -57,6 +58,8 @@ def print_run_summary(result) -> None:
             f"in {features['seconds']:.1f} s"
         )
     console.print(f"Run saved to [bold]{result.folder}[/] (reload check passed)")
+    for warning in manifest.get("warnings") or []:
+        console.print(f"[bold yellow]warning:[/] {escape(warning)}")
 
 
 def register(app: typer.Typer) -> None:

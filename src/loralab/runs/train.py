@@ -18,6 +18,7 @@ from loralab.evaluation.metrics import classification_metrics
 from loralab.methods import Classifier, get_method, load_saved_classifier
 from loralab.runs.card import write_model_card
 from loralab.runs.folder import RunFolder, write_csv, write_json
+from loralab.runs.guards import quality_warnings
 from loralab.runs.tracking import Trackers
 from loralab.training.checkpoints import Checkpointing
 
@@ -214,6 +215,9 @@ def train_run(
                 folder.path / "predictions" / f"{split}.csv", index=False
             )
         write_json(folder.path / "metrics.json", metrics)
+        # A model with nothing trained is expected to be trivial; say so only of trained ones.
+        if trainable:
+            folder.update(warnings=quality_warnings(metrics, splits.train.label_counts()))
         if trackers is not None:
             last = write_csv_rows[-1]["step"] if write_csv_rows else 0
             trackers.log(
