@@ -69,7 +69,8 @@ def test_report_renders_with_every_image_loaded(chromium, synthetic_dir, tiny_be
         timeout=120,
     ).stdout
     match = re.search(
-        r"<title>images (\d+) of (\d+); details (\d+) open of (\d+); overflow (-?\d+); warnings (\d+)</title>",
+        r"<title>images (\d+) of (\d+); details (\d+) open of (\d+); "
+        r"overflow (-?\d+); warnings (\d+)</title>",
         dom,
     )
     assert match, dom[:500]
