@@ -112,6 +112,7 @@ def compare_report(folder: Path) -> Report:
             for r in summary
             if r.get("train_size") == max((r.get("train_size") for r in summary), key=_size_key)
         ]
+    report.begin_figures()
     report.image(
         "accuracy_vs_parameters.png",
         plots.accuracy_scatter(summary, "trainable_parameters", "trainable parameters (log scale)", True),
@@ -122,6 +123,7 @@ def compare_report(folder: Path) -> Report:
         plots.accuracy_scatter(summary, "train_seconds", "training time (s)", False),
         "test accuracy against training time",
     )
+    report.end_figures()
     _data_section(report, meta.get("data_summary", {}))
     _run_details(report, runs)
     return report
