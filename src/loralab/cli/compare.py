@@ -96,8 +96,12 @@ def register(app: typer.Typer) -> None:
             "--train-sizes",
             help="Learning curve: texts per class, e.g. 8,16,64,256,all (nested subsets).",
         ),
+        label_map: str | None = typer.Option(
+            None, "--label-map", help="Rename or merge the data's labels first: OLD=NEW,…"
+        ),
     ) -> None:
         """Train the method ladder on the same splits and print one table."""
+        from loralab.data.label_map import parse_label_map
         from loralab.runs.compare import DEFAULT_LADDER
         from loralab.runs.compare import compare as run_compare
 
@@ -128,6 +132,7 @@ def register(app: typer.Typer) -> None:
             subset=subset,
             train_sizes=sizes,
             on_run=report,
+            label_map=parse_label_map(label_map),
         )
         console.print(results_table(results["summary"], f"{data} (splits {results['fingerprint']})"))
         for row in results["runs"]:

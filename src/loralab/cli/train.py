@@ -12,6 +12,7 @@ from loralab.cli.common import (
     confusion_table,
     console,
     default_run_dir,
+    err_console,
     fmt,
     handle_errors,
     metrics_table,
@@ -237,11 +238,25 @@ def register(app: typer.Typer) -> None:
             help="Also evaluate the untrained model (same base, fresh head) for a before/after comparison.",
         ),
         output: Path | None = typer.Option(None, "--output", help="Write the metrics as JSON here."),
+        label_map: str | None = typer.Option(
+            None, "--label-map", help="Rename the data's labels first: OLD=NEW,… (e.g. positive=fresh)."
+        ),
     ) -> None:
         """Evaluate a trained run on any data with the same label set."""
+        from loralab.data.label_map import parse_label_map
         from loralab.runs.evaluate import evaluate_run
 
-        results = evaluate_run(run, data, split=split, text_col=text_col, label_col=label_col, before=before)
+        results = evaluate_run(
+            run,
+            data,
+            split=split,
+            text_col=text_col,
+            label_col=label_col,
+            before=before,
+            label_map=parse_label_map(label_map),
+            # Plain lines on stderr: visible in logs and pipes too, and stdout stays the result.
+            log=lambda line: err_console.print(line, markup=False, highlight=False),
+        )
         for note in results.pop("_notes", []):
             console.print(f"[yellow]note:[/] {note}")
         where = results.pop("_data")

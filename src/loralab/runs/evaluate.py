@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from loralab.data import LabelledTexts, load_labelled_file
+from loralab.data.label_map import relabel
 from loralab.errors import DataError
 from loralab.methods import Classifier, TransformerClassifier, get_method
 from loralab.runs.train import evaluate_classifier, load_run
@@ -25,9 +28,10 @@ def untrained_classifier(trained: Classifier) -> Classifier:
 def check_labels(part: LabelledTexts, known: list[str], where: str) -> None:
     unseen = sorted(set(part.labels) - set(known))
     if unseen:
+        example = ",".join(f"{old}={new}" for old, new in zip(unseen, known, strict=False))
         raise DataError(
             f"{where}: label(s) {', '.join(map(repr, unseen))} were never seen by this model, "
-            f"which knows {', '.join(map(repr, known))}."
+            f"which knows {', '.join(map(repr, known))}; map them with --label-map (e.g. {example})."
         )
 
 
@@ -39,14 +43,33 @@ def evaluate_run(
     text_col: str = "text",
     label_col: str = "label",
     before: bool = False,
+    label_map: dict[str, str] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> dict:
+    """Metrics of the run on one split of DATA (and of the untrained model with ``before``).
+
+    ``label_map`` renames the data's labels first; ``log`` receives a line per stage, so a
+    caller can show progress also when the output is not a terminal."""
+    say = log or (lambda line: None)
+    say(f"Loading {run} …")
+    begin = time.perf_counter()
     classifier = load_run(run)
     part, where, notes = load_labelled_file(data, split, text_col, label_col)
+    part = relabel(part, label_map or {}, where)
     check_labels(part, classifier.labels, where)
     results: dict = {"_data": where, "_notes": notes}
+
+    def timed(name: str, model: Classifier) -> dict:
+        say(f"Evaluating {name} on {len(part):,} texts …")
+        start = time.perf_counter()
+        metrics = evaluate_classifier(model, part)[0]
+        say(f"  {name}: accuracy {metrics['accuracy']:.4f} ({time.perf_counter() - start:.1f} s)")
+        return metrics
+
     if before:
-        results["before"] = evaluate_classifier(untrained_classifier(classifier), part)[0]
-        results["after"] = evaluate_classifier(classifier, part)[0]
+        results["before"] = timed("the untrained model", untrained_classifier(classifier))
+        results["after"] = timed("the trained model", classifier)
     else:
-        results["trained"] = evaluate_classifier(classifier, part)[0]
+        results["trained"] = timed("the trained model", classifier)
+    say(f"Done in {time.perf_counter() - begin:.1f} s.")
     return results
