@@ -92,3 +92,29 @@ def test_relabel_splits_refuses_to_leave_one_class(synthetic_dir):
     splits = load_data(synthetic_dir)
     with pytest.raises(DataError, match="single label"):
         relabel_splits(splits, {"positive": "x", "negative": "x"})
+
+
+def test_predict_input_without_output_writes_csv_to_stdout(tfidf_run, tmp_path):
+    import io
+
+    import pandas as pd
+
+    from loralab.runs.train import load_run
+
+    source = tmp_path / "in.jsonl"
+    frame = synthetic_frame(25, 5)
+    frame.to_json(source, orient="records", lines=True)
+    result = invoke("predict", tfidf_run, "--input", source, "--chunk-size", 10)
+    assert result.exit_code == 0, result.output
+    scored = pd.read_csv(io.StringIO(result.stdout))
+    assert len(scored) == 25 and list(scored.columns[:3]) == ["text", "label", "predicted"]
+    assert scored["predicted"].tolist() == load_run(tfidf_run).predict(frame["text"].tolist())
+    # The loading message goes to stderr, so stdout stays a clean CSV.
+    assert "Loading" in result.stderr and "Loading" not in result.stdout
+
+
+def test_predict_says_it_is_loading(tfidf_run):
+    result = invoke("predict", tfidf_run, "a good film")
+    assert result.exit_code == 0, result.output
+    assert "Loading" in result.stderr and "Loaded tfidf-logreg model in" in result.stderr
+    assert invoke("predict", tfidf_run, "--output", "x.csv", "text").exit_code == 2

@@ -280,7 +280,10 @@ def register(app: typer.Typer) -> None:
             None, "--input", "-i", help="CSV/TSV/JSONL/Parquet file to score."
         ),
         output_file: Path | None = typer.Option(
-            None, "--output", "-o", help="Where to write the scored file (same formats)."
+            None,
+            "--output",
+            "-o",
+            help="Where to write the scored file (same formats); without it, CSV goes to stdout.",
         ),
         text_col: str = typer.Option("text", "--text-col"),
         chunk_size: int = typer.Option(4096, "--chunk-size", help="Rows read and scored at a time."),
@@ -301,15 +304,31 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Classify texts given on the command line, or a whole file in chunks."""
+        import sys
+        import time
+
         from loralab.runs.predict import load_for_prediction, predict_file
 
-        if bool(input_file) != bool(output_file):
-            raise LoralabError("--input and --output go together.")
+        if output_file and not input_file:
+            raise LoralabError("--output goes with --input FILE.")
         if not texts and not input_file:
-            raise LoralabError("Give texts to classify, or --input FILE --output FILE.")
+            raise LoralabError("Give texts to classify, or --input FILE [--output FILE].")
         if texts and input_file:
             raise LoralabError("Give texts or --input, not both.")
+        # Loading imports torch and reads the model: seconds of silence without this line.
+        # It goes to stderr, so that stdout holds only results.
+        err_console.print(f"Loading {run} …", markup=False, highlight=False)
+        start = time.perf_counter()
         classifier = load_for_prediction(run, backend, int8, precision)
+        err_console.print(
+            f"Loaded {classifier.method} model in {time.perf_counter() - start:.1f} s.", highlight=False
+        )
+        if input_file and output_file is None:
+            from loralab.runs.score_stream import score_to_stream
+
+            rows = score_to_stream(classifier, input_file, sys.stdout, text_col, chunk_size, batch_size)
+            err_console.print(f"Scored {rows:,} rows.", highlight=False)
+            return
         if input_file:
             rows = predict_file(
                 classifier, input_file, output_file, text_col, chunk_size, batch_size, resume=resume
