@@ -22,19 +22,28 @@ def _pm(row: dict, key: str, digits: int = 4) -> str:
     return text
 
 
-def results_table(summary: list[dict], title: str):
+def results_table(summary: list[dict], title: str, costs: dict | None = None):
+    """The comparison as a console table; ``costs`` (from :func:`loralab.reports.costs.summary_costs`)
+    give every method the same definitions of trainable, share and cached times."""
     rows = []
     sizes = {r.get("train_size") for r in summary}
     for r in summary:
-        share = r.get("trainable_share")
-        trainable = f"{r['trainable_parameters']:,}" + (f" ({share:.2%})" if share is not None else "")
+        cost = (costs or {}).get((r["method"], str(r.get("train_size"))))
+        cells = cost.cells() if cost else {}
+        trainable = cells.get("trainable", f"{r['trainable_parameters']:,}")
+        if cells.get("share", "–") != "–":
+            trainable += f" ({cells['share']})"
+        train = _pm(r, "train_seconds", 1) if r.get("seeds", 1) > 1 or not cells else cells["train"]
+        infer = cells.get("infer") or (
+            f"{r['inference_texts_per_second']:,.0f}" if r.get("inference_texts_per_second") else "–"
+        )
         name = r["method"] if len(sizes) <= 1 else f"{r['method']} @ {r['train_size']}/class"
         rows.append(
             [
                 name,
                 trainable,
-                _pm(r, "train_seconds", 1),
-                f"{r['inference_texts_per_second']:,.0f}" if r.get("inference_texts_per_second") else "–",
+                train,
+                infer,
                 _pm(r, "validation_accuracy"),
                 _pm(r, "test_accuracy"),
                 _pm(r, "test_macro_f1"),
@@ -42,7 +51,7 @@ def results_table(summary: list[dict], title: str):
         )
     columns = [
         "method",
-        "trainable params",
+        "trainable (share)",
         "train s",
         "infer texts/s",
         "val acc",
@@ -134,7 +143,11 @@ def register(app: typer.Typer) -> None:
             on_run=report,
             label_map=parse_label_map(label_map),
         )
-        console.print(results_table(results["summary"], f"{data} (splits {results['fingerprint']})"))
+        from loralab.reports.costs import summary_costs
+
+        costs = summary_costs(out, results["runs"])
+        title = f"{data} (splits {results['fingerprint']})"
+        console.print(results_table(results["summary"], title, costs))
         for row in results["runs"]:
             manifest = json.loads((Path(out) / row["run"] / "manifest.json").read_text())
             for warning in manifest.get("warnings") or []:

@@ -39,17 +39,19 @@ def _config_file(path: Path | None) -> dict:
 
 
 def print_run_summary(result) -> None:
+    from loralab.reports.costs import run_cost
+
     manifest = result.manifest
-    trainable, total = manifest["trainable_parameters"], manifest["total_parameters"]
-    share = f" ({trainable / total:.2%})" if total else ""
+    cost = run_cost(result.folder)
+    cells = cost.cells()
+    of = f" of {cost.predicting_parameters:,} ({cells['share']})" if cost.share is not None else ""
     console.print(metrics_table({s: result.metrics[s] for s in ("validation", "test")}, title="Metrics"))
     if len(result.classifier.labels) > 2:
         console.print(per_class_table(result.metrics["test"], "Per class (test)"))
     console.print(confusion_table(result.metrics["test"], "Confusion matrix (test)"))
     console.print(
-        f"Trainable parameters: {trainable:,} of {total:,}{share}; "
-        f"training {manifest['train_seconds']:.0f} s; "
-        f"inference {result.metrics['test']['inference_texts_per_second']:,.0f} texts/s"
+        f"Trainable parameters: {cells['trainable']}{of}; training {cells['train']} s; "
+        f"inference {cells['infer']} texts/s"
     )
     features = manifest.get("features")
     if features:

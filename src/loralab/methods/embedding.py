@@ -24,7 +24,7 @@ from loralab.data import DataSplits
 from loralab.errors import LoralabError, RunError
 from loralab.evaluation.inference import softmax
 from loralab.methods.base import Classifier, Method, register
-from loralab.methods.features import POOLINGS, cached_features, encode_texts
+from loralab.methods.features import POOLINGS, cached_features, encode_texts, first_encoding_seconds
 
 ARRAYS_FILE = "linear.safetensors"
 
@@ -116,6 +116,9 @@ class EmbeddingMethod(Method):
                 "source": "cache" if from_cache else "encoder",
                 "seconds": encoded - start,
                 "pooling": config.pooling,
+                "first_encoding_seconds": first_encoding_seconds(
+                    config.model, splits.train.texts, config.pooling, config.max_length
+                ),
             },
         }
         return classifier, facts

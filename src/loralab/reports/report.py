@@ -13,6 +13,7 @@ from pathlib import Path
 
 from loralab.errors import RunError
 from loralab.reports import plots
+from loralab.reports.costs import summary_costs
 from loralab.reports.explain import averaging_note, history, overview, read_json, run_sections
 from loralab.reports.page import Report, fmt
 
@@ -46,12 +47,6 @@ def _run_details(report: Report, runs: dict[str, Path]) -> None:
         run_sections(report, name, path)
 
 
-def _share(value: float | None) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.2%}" if value >= 0.001 or value == 0 else f"{value * 100:.2g}%"
-
-
 def _size_key(size) -> float:
     return float("inf") if size in (None, "all") else float(size)
 
@@ -66,20 +61,25 @@ def compare_report(folder: Path) -> Report:
     runs = {r["run"]: folder / r["run"] for r in results["runs"]}
     overview(report, runs)
     report.heading("Results")
+    costs = summary_costs(folder, results["runs"])
+    several_sizes = len({x.get("train_size") for x in summary}) > 1
     rows = []
     for r in summary:
 
         def pm(key: str, row: dict = r):
             return f"{row[key]:.4f} ± {row[key + '_std']:.4f}" if row["seeds"] > 1 else row[key]
 
-        several_sizes = len({x.get("train_size") for x in summary}) > 1
+        cells = costs[(r["method"], str(r["train_size"]))].cells()
+        train = cells["train"]
+        if r["seeds"] > 1:
+            train = f"{r['train_seconds']:.1f} ± {r['train_seconds_std']:.1f}"
         rows.append(
             [
                 f"{r['method']} @ {r['train_size']}/class" if several_sizes else r["method"],
-                r["trainable_parameters"],
-                _share(r.get("trainable_share")),
-                f"{r['train_seconds']:.1f}",
-                "–" if not r.get("inference_texts_per_second") else f"{r['inference_texts_per_second']:,.0f}",
+                cells["trainable"],
+                cells["share"],
+                train,
+                cells["infer"],
                 pm("validation_accuracy"),
                 pm("test_accuracy"),
                 pm("test_macro_f1"),
@@ -88,7 +88,7 @@ def compare_report(folder: Path) -> Report:
     report.table(
         [
             "method",
-            "trainable params",
+            "trainable",
             "share of model",
             "train s",
             "infer texts/s",
@@ -97,6 +97,12 @@ def compare_report(folder: Path) -> Report:
             "test macro-F1",
         ],
         rows,
+    )
+    report.paragraph(
+        "Trainable: the numbers fitted to the labels (for TF-IDF models, one coefficient per "
+        "vocabulary term and class). Share: trainable / all parameters the model predicts with, "
+        "the frozen encoder included. Cached: features read from the feature cache; the first "
+        "run's encoding time is the real cost."
     )
     if len({r.get("train_size") for r in summary}) > 1:
         train = meta.get("data_summary", {}).get("splits", {}).get("train", {})
