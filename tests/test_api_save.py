@@ -36,4 +36,4 @@ def test_saved_api_run_has_metrics_predictions_and_a_report(method, tiny_bert, t
     assert report.exit_code == 0, report.output
     assert "validation" in (folder / "report.md").read_text()
     reloaded = load_run(folder)
-    assert reloaded.predict(texts[:20]) == clf.predict(texts[:20])
+    assert reloaded.predict(texts[:20]) == clf.predict(texts[:20]).tolist()

@@ -13,7 +13,7 @@ def test_tfidf_baseline_fits_predicts_saves_and_loads_without_pickle(synthetic_d
     result = train_run(synthetic_dir, TrainConfig(method=method), out, progress=False)
     assert result.metrics["test"]["accuracy"] >= 0.9  # the sentiment word decides the class
     files = {p.name for p in (out / "model").iterdir()}
-    assert files == {"loralab.json", "baseline.json", "baseline.safetensors"}
+    assert files == {"loralab.json", "baseline.json", "baseline.safetensors", "README.md"}  # README: the card
     reloaded = load_run(out)
     np.testing.assert_allclose(reloaded.predict_proba(TEXTS), result.classifier.predict_proba(TEXTS))
     assert reloaded.predict(["good"]) == ["positive"]

@@ -15,13 +15,13 @@ FAST = dict(epochs=1, lr=5e-3, batch_size=32)
 def test_compare_writes_one_table_and_resumes(tiny_bert, synthetic_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("LORALAB_CACHE_DIR", str(tmp_path / "cache"))
     config = TrainConfig(model=str(tiny_bert), **FAST)
-    methods = ["tfidf-logreg", "embed-logreg", "zero-shot", "head", "lora"]
+    methods = ["tfidf-logreg", "embed-logreg", "untrained", "head", "lora"]
     out = tmp_path / "cmp"
     results = compare(str(synthetic_dir), out, methods=methods, seeds=2, base_config=config, progress=False)
     summary = {r["method"]: r for r in results["summary"]}
     assert list(summary) == methods
     assert summary["lora"]["seeds"] == 2 and summary["tfidf-logreg"]["seeds"] == 1
-    assert summary["zero-shot"]["trainable_parameters"] == 0
+    assert summary["untrained"]["trainable_parameters"] == 0
     assert (out / "results.csv").exists() and json.loads((out / "results.json").read_text())["summary"]
     # A second call reuses every completed run.
     again = compare(str(synthetic_dir), out, methods=methods, seeds=2, base_config=config, progress=False)

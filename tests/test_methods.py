@@ -12,7 +12,7 @@ from loralab.methods.base import Classifier, Method
 
 def test_default_ladder_runs_cheapest_first_and_only_registered_methods():
     ladder = default_ladder()
-    assert ladder == ["tfidf-logreg", "tfidf-nb", "embed-logreg", "zero-shot", "head", "lora", "full"]
+    assert ladder == ["tfidf-logreg", "tfidf-nb", "embed-logreg", "untrained", "head", "lora", "full"]
     assert set(ladder) <= set(method_names())
 
 
@@ -26,7 +26,7 @@ def test_traits_agree_with_what_each_method_does():
         assert method.uses_encoder is not None, f"{name} does not say whether it runs the encoder"
         if method.trains_in_epochs or method.untrained:
             assert method.uses_encoder, name
-    assert untrained_method().name == "zero-shot"
+    assert untrained_method().name == "untrained"
     assert [n for n in method_names() if get_method(n).supports_lora_layers] == ["lora", "lora-scratch"]
 
 

@@ -27,7 +27,12 @@ FLAGS = [
 PROBE = """<script>window.addEventListener('load', () => {
   const images = [...document.images];
   const loaded = images.filter(i => i.complete && i.naturalWidth > 0).length;
-  document.title = 'images ' + loaded + ' of ' + images.length;
+  const details = [...document.querySelectorAll('details')];
+  const overflow = document.documentElement.scrollWidth - window.innerWidth;
+  const warnings = document.querySelectorAll('.warning').length;
+  document.title = 'images ' + loaded + ' of ' + images.length + '; details ' +
+    details.filter(d => d.open).length + ' open of ' + details.length + '; overflow ' + overflow +
+    '; warnings ' + warnings;
 });</script>"""
 
 
@@ -55,6 +60,7 @@ def test_report_renders_with_every_image_loaded(chromium, synthetic_dir, tiny_be
             *FLAGS,
             f"--user-data-dir={profile}",
             "--virtual-time-budget=5000",
+            "--window-size=1200,900",
             "--dump-dom",
             probe.as_uri(),
         ],
@@ -62,10 +68,18 @@ def test_report_renders_with_every_image_loaded(chromium, synthetic_dir, tiny_be
         text=True,
         timeout=120,
     ).stdout
-    match = re.search(r"<title>images (\d+) of (\d+)</title>", dom)
+    match = re.search(
+        r"<title>images (\d+) of (\d+); details (\d+) open of (\d+); "
+        r"overflow (-?\d+); warnings (\d+)</title>",
+        dom,
+    )
     assert match, dom[:500]
-    loaded, total = map(int, match.groups())
-    assert total >= 4 and loaded == total
+    loaded, total, opened, details, overflow, _ = map(int, match.groups())
+    # Two runs: each has a confusion matrix and a reliability diagram; plus the summary plots.
+    assert total >= 6 and loaded == total
+    # The configurations are folded; nothing is wider than the window.
+    assert details == 2 and opened == 0
+    assert overflow <= 0
     shot = tmp_path / "report.png"
     subprocess.run(
         [

@@ -200,10 +200,10 @@ def test_saved_model_folder_without_info_is_refused(tmp_path):
         load_saved_classifier(tmp_path)
 
 
-def test_zero_shot_run_is_the_untrained_model(tiny_bert, synthetic_dir, tmp_path):
+def test_untrained_run_is_the_untrained_model(tiny_bert, synthetic_dir, tmp_path):
     from loralab.models import load_classifier
 
-    result = train_run(synthetic_dir, config_for(tiny_bert, "zero-shot"), tmp_path / "z", progress=False)
+    result = train_run(synthetic_dir, config_for(tiny_bert, "untrained"), tmp_path / "z", progress=False)
     assert result.manifest["status"] == "completed" and result.manifest["trainable_parameters"] == 0
     torch.manual_seed(3)  # the run's seed: the same fresh head
     fresh = load_classifier(str(tiny_bert), ["negative", "positive"]).model.eval()
@@ -264,3 +264,11 @@ def test_a_run_stopped_before_its_manifest_leaves_no_folder(synthetic_dir, tmp_p
     # Run again, as a resumed sweep does: nothing is in the way.
     result = train_run(synthetic_dir, TrainConfig(method="tfidf-nb"), out, overwrite=True, progress=False)
     assert RunFolder(result.folder).is_completed()
+
+
+def test_zero_shot_is_an_alias_of_untrained_that_says_so():
+    from loralab.methods import get_method, method_names
+
+    with pytest.warns(FutureWarning, match="now called 'untrained'.*not zero-shot classification"):
+        assert get_method("zero-shot") is get_method("untrained")
+    assert "zero-shot" not in method_names()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import typing
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,13 +12,17 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from loralab.config import DEFAULT_MODEL, TrainConfig
-from loralab.data.dataset import DataSplits, LabelledTexts, sort_labels, stratified_split
-from loralab.errors import DataError, RunError, closest
+from loralab.data.dataset import DataSplits, LabelledTexts, stratified_split
+from loralab.errors import DataError, closest
+from loralab.evaluation.evaluate import evaluate_classifier
 from loralab.evaluation.metrics import validation_scores
 from loralab.methods import FitResult, get_method, load_saved_classifier
 from loralab.runs.execute import execute
+from loralab.runs.guards import quality_warnings, warn_about
 from loralab.runs.train import load_run
 from loralab.training.fit import TrainingHooks, fit_method
 
@@ -33,7 +38,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     >>> clf = TextClassifier(method="lora", lora_rank=8).fit(texts, labels)  # doctest: +SKIP
     >>> clf.predict(["a charming mess"])  # doctest: +SKIP
-    ['positive']
+    array(['positive'], dtype='<U8')
     >>> clf.save("runs/rt-lora"); TextClassifier.load("runs/rt-lora")  # doctest: +SKIP
     """
 
@@ -65,29 +70,54 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         values = {name: getattr(self, name) for name in ("method", "model", *SETTINGS)}
         return TrainConfig(**values)
 
+    def __sklearn_tags__(self):
+        # The input is a sequence of texts, as for scikit-learn's text vectorizers: the
+        # numeric 2-D checks of ``check_estimator`` do not apply.
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        return tags
+
     def fit(
         self,
-        texts: Sequence[str],
-        labels: Sequence[object],
-        validation: tuple[Sequence[str], Sequence[object]] | None = None,
+        X: Sequence[str],
+        y: Sequence[Any],
+        validation: tuple[Sequence[str], Sequence[Any]] | None = None,
     ) -> TextClassifier:
-        """Train on ``texts`` and ``labels`` (class names). Without ``validation``, a stratified
-        ``validation_fraction`` of the data is held out to pick the best epoch."""
-        if len(texts) != len(labels):
-            raise DataError(f"{len(texts)} texts but {len(labels)} labels; they must pair up.")
-        train = LabelledTexts([str(t) for t in texts], [str(y) for y in labels])
-        classes = sort_labels(set(train.labels))
+        """Train on texts ``X`` and labels ``y`` of any hashable type (ints, strings, bools).
+
+        ``classes_`` keeps the labels' type, so ``predict`` returns values comparable with ``y``.
+        Without ``validation``, a stratified ``validation_fraction`` of the data is held out
+        to pick the best epoch.
+        """
+        texts = _as_texts(X)
+        y = column_or_1d(np.asarray(y, dtype=None if _uniform(y) else object), warn=True)
+        if len(texts) != len(y):
+            raise DataError(f"{len(texts)} texts but {len(y)} labels; they must pair up.")
+        check_classification_targets(y)
+        classes = np.unique(y)
         if len(classes) < 2:
             raise DataError(
-                f"The training labels hold a single class ('{classes[0]}'); a classifier needs two."
+                f"The training labels hold a single class ({classes[0]!r}); a classifier needs two."
             )
+        names = [str(c) for c in classes]
+        if len(set(names)) != len(names):
+            raise DataError(f"The labels {list(classes)} are distinct values with the same text form.")
+        name_of = dict(zip(classes.tolist(), names, strict=True))
+        train = LabelledTexts(texts, [name_of[v] for v in y.tolist()])
         if validation is not None:
-            held = LabelledTexts([str(t) for t in validation[0]], [str(y) for y in validation[1]])
+            held_labels = np.asarray(validation[1]).tolist()
+            unknown = sorted({str(v) for v in held_labels if v not in name_of})
+            if unknown:
+                raise DataError(f"Validation label(s) {', '.join(unknown)} are not among {names}.")
+            held = LabelledTexts(_as_texts(validation[0]), [name_of[v] for v in held_labels])
         elif self.validation_fraction > 0 and len(train) >= 10 * len(classes):
             train, held, _ = stratified_split(train, self.validation_fraction, self.seed)
         else:
             held = LabelledTexts([], [])
-        splits = DataSplits(train, held, LabelledTexts([], []), classes, source="python")
+        # The internal class names follow the order of ``classes_``, so probability columns
+        # line up with it without reordering.
+        splits = DataSplits(train, held, LabelledTexts([], []), names, source="python")
         config = self._config()
         self.training_ = fit_method(
             get_method(config.method),
@@ -98,32 +128,50 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         )
         self.classifier_ = self.training_.classifier
         self.splits_ = splits
-        self.classes_ = np.array(classes, dtype=object)
+        self.classes_ = classes
+        if len(held) and self.classifier_.parameter_counts()[0]:
+            self._warn_if_useless(held, train)
         return self
 
+    def _warn_if_useless(self, held: LabelledTexts, train: LabelledTexts) -> None:
+        """Warn (:class:`~loralab.runs.guards.ModelQualityWarning`) when the model is no better
+        on the held-out texts than a trivial rule."""
+        metrics = {"validation": evaluate_classifier(self.classifier_, held).metrics.to_dict()}
+        # Point at the user's call to fit(), two frames up.
+        warn_about(quality_warnings(metrics, train.label_counts()), stacklevel=3)
+
     def _fitted(self):
-        if not hasattr(self, "classifier_"):
-            raise RunError("This TextClassifier is not fitted yet; call fit() or TextClassifier.load().")
+        check_is_fitted(self, "classifier_")
         return self.classifier_
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+    def predict_proba(self, X: Sequence[str]) -> np.ndarray:
         """Probabilities ``(N, n_classes)``, columns in the order of ``classes_``."""
-        return self._fitted().predict_proba([str(t) for t in texts])
+        return self._fitted().predict_proba(_as_texts(X))
 
-    def predict(self, texts: Sequence[str]) -> list[str]:
-        """Class names."""
-        return self._fitted().predict([str(t) for t in texts])
+    def predict(self, X: Sequence[str]) -> np.ndarray:
+        """Predicted classes, an array of values taken from ``classes_``."""
+        probs = self.predict_proba(X)
+        return self.classes_[probs.argmax(axis=1)]
 
     def save(self, path: str | Path) -> Path:
         """Write a run folder like ``loralab train`` does: config, manifest, history, metrics
-        and predictions on the held-out texts, and the model, reloaded and checked."""
+        and predictions on the held-out texts, the model (reloaded and checked) and its model
+        card. The manifest records ``classes_`` as given, so :meth:`load` restores their type."""
         classifier = self._fitted()
         fitted = getattr(self, "training_", None) or FitResult(classifier)
         empty = LabelledTexts([], [])
         splits = getattr(self, "splits_", None) or DataSplits(
             empty, empty, empty, list(classifier.labels), source="python"
         )
-        return execute(classifier.config, splits, path, overwrite=True, progress=False, fitted=fitted).folder
+        return execute(
+            classifier.config,
+            splits,
+            path,
+            overwrite=True,
+            progress=False,
+            fitted=fitted,
+            manifest={"classes": self.classes_.tolist()},
+        ).folder
 
     @classmethod
     def load(cls, path: str | Path) -> TextClassifier:
@@ -137,7 +185,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             **{name: getattr(config, name) for name in SETTINGS},
         )
         estimator.classifier_ = classifier
-        estimator.classes_ = np.array(classifier.labels, dtype=object)
+        estimator.classes_ = _saved_classes(path, classifier.labels)
         return estimator
 
 
@@ -163,3 +211,38 @@ def _init_signature() -> inspect.Signature:
 
 
 TextClassifier.__init__.__signature__ = _init_signature()  # type: ignore[attr-defined]
+
+
+def _uniform(values: Any) -> bool:
+    """Whether ``values`` share one Python type (else numpy would coerce ints to strings)."""
+    if isinstance(values, np.ndarray) or hasattr(values, "dtype"):
+        return True
+    return len({type(v) for v in values}) <= 1
+
+
+def _as_texts(X: Any) -> list[str]:
+    """A list of texts from a list, a 1-D array, a Series or a one-column frame or array."""
+    if hasattr(X, "columns"):  # a pandas DataFrame
+        if X.shape[1] != 1:
+            raise ValueError(
+                f"TextClassifier takes one column of texts; got a frame with columns {list(X.columns)}."
+            )
+        X = X.iloc[:, 0]
+    if isinstance(X, str):
+        raise ValueError("TextClassifier takes a sequence of texts, not a single string; wrap it in a list.")
+    array = np.asarray(X, dtype=object)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise ValueError(f"TextClassifier takes a 1-D sequence of texts; got shape {array.shape}.")
+    return [str(t) for t in array.tolist()]
+
+
+def _saved_classes(path: Path, labels: list[str]) -> np.ndarray:
+    """The original label values recorded by :meth:`TextClassifier.save`, else the names."""
+    manifest = path / "manifest.json"
+    if manifest.exists():
+        saved = json.loads(manifest.read_text()).get("classes")
+        if saved is not None and [str(c) for c in saved] == list(labels):
+            return np.asarray(saved)
+    return np.asarray(labels)

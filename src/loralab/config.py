@@ -79,7 +79,7 @@ class TrainConfig:
 
     method: str = setting(
         "lora",
-        "lora, lora-scratch, full, head, zero-shot, tfidf-logreg, tfidf-nb, embed-logreg, embed-svm, "
+        "lora, lora-scratch, full, head, untrained, tfidf-logreg, tfidf-nb, embed-logreg, embed-svm, "
         "embed-ridge.",
         short="-m",
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from loralab import __version__
-from loralab.cli import compare, data, demo, export, lowrank, model, serve, sweep, train, ui
+from loralab.cli import card, compare, data, demo, export, lowrank, model, serve, sweep, train, ui
 
 app = typer.Typer(
     name="loralab",
@@ -23,6 +23,7 @@ lowrank.register(app)
 demo.register(app)
 serve.register(app)
 export.register(app)
+card.register(app)
 sweep.register(app)
 ui.register(app)
 

@@ -28,7 +28,9 @@ from loralab.errors import (
     log_internal_error,
 )
 
-console = Console()
+# Outside a terminal Rich assumes 80 columns, too narrow for the comparison table; logs and
+# pipes take long lines, so tables there get the width they need (up to 200 columns).
+console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200)
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -99,7 +101,9 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]], **kwargs
     for i, column in enumerate(columns):
         # Words read from the left, numbers line up on the right.
         textual = i == 0 or any(isinstance(row[i], str) and not _numeric(row[i]) for row in rows)
-        result.add_column(column, justify="left" if textual else "right")
+        # "fold" wraps a long value onto the next line; Rich's default would cut it to "…",
+        # which outside a terminal (80 columns) cut method names and numbers.
+        result.add_column(column, justify="left" if textual else "right", overflow="fold")
     for row in rows:
         result.add_row(*[fmt(v) for v in row])
     return result

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from loralab.cli.common import console, default_run_dir, handle_errors, table
 from loralab.cli.options import (
@@ -33,19 +35,28 @@ def _pm(row: dict, key: str, digits: int = 4) -> str:
     return text
 
 
-def results_table(summary: list[dict], title: str):
+def results_table(summary: list[dict], title: str, costs: dict | None = None):
+    """The comparison as a console table; ``costs`` (from :func:`loralab.reports.costs.summary_costs`)
+    give every method the same definitions of trainable, share and cached times."""
     rows = []
     sizes = {r.get("train_size") for r in summary}
     for r in summary:
-        share = r.get("trainable_share")
-        trainable = f"{r['trainable_parameters']:,}" + (f" ({share:.2%})" if share is not None else "")
+        cost = (costs or {}).get((r["method"], str(r.get("train_size"))))
+        cells = cost.cells() if cost else {}
+        trainable = cells.get("trainable", f"{r['trainable_parameters']:,}")
+        if cells.get("share", "–") != "–":
+            trainable += f" ({cells['share']})"
+        train = _pm(r, "train_seconds", 1) if r.get("seeds", 1) > 1 or not cells else cells["train"]
+        infer = cells.get("infer") or (
+            f"{r['inference_texts_per_second']:,.0f}" if r.get("inference_texts_per_second") else "–"
+        )
         name = r["method"] if len(sizes) <= 1 else f"{r['method']} @ {r['train_size']}/class"
         rows.append(
             [
                 name,
                 trainable,
-                _pm(r, "train_seconds", 1),
-                f"{r['inference_texts_per_second']:,.0f}" if r.get("inference_texts_per_second") else "–",
+                train,
+                infer,
                 _pm(r, "validation_accuracy"),
                 _pm(r, "test_accuracy"),
                 _pm(r, "test_macro_f1"),
@@ -53,7 +64,7 @@ def results_table(summary: list[dict], title: str):
         )
     columns = [
         "method",
-        "trainable params",
+        "trainable (share)",
         "train s",
         "infer texts/s",
         "val acc",
@@ -89,13 +100,14 @@ class CompareJob(JobConfig):
     train_sizes: str | None = setting(
         None, "Learning curve: texts per class, e.g. 8,16,64,256,all (nested subsets)."
     )
+    label_map: str | None = setting(None, "Rename or merge the data's labels first: OLD=NEW,…")
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     @handle_errors
     @with_options(
-        [option(CompareJob, name, panel=None) for name in ("methods", "seeds", "train_sizes")],
+        [option(CompareJob, name, panel=None) for name in ("methods", "seeds", "train_sizes", "label_map")],
         data_options(*DATA_OPTIONS, layered=True),
         training_options(exclude=["method"]),
         CONFIG_OPTIONS,
@@ -114,7 +126,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train the method ladder on the same splits and print one table.
 
-        A --config file may also name methods, seeds and train_sizes."""
+        A --config file may also name methods, seeds, train_sizes and label_map."""
+        from loralab.data.label_map import parse_label_map
         from loralab.runs.compare import DEFAULT_LADDER
         from loralab.runs.compare import compare as run_compare
 
@@ -150,8 +163,17 @@ def register(app: typer.Typer) -> None:
             subset=job.subset,
             train_sizes=sizes,
             on_run=report,
+            label_map=parse_label_map(job.label_map),
         )
-        console.print(results_table(results["summary"], f"{source} (splits {results['fingerprint']})"))
+        from loralab.reports.costs import summary_costs
+
+        costs = summary_costs(out, results["runs"])
+        title = f"{source} (splits {results['fingerprint']})"
+        console.print(results_table(results["summary"], title, costs))
+        for row in results["runs"]:
+            manifest = json.loads((Path(out) / row["run"] / "manifest.json").read_text())
+            for warning in manifest.get("warnings") or []:
+                console.print(f"[bold yellow]warning:[/] {row['run']}: {escape(warning)}")
         console.print(f"Results in {out}/results.csv and results.json")
 
 

@@ -6,11 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from loralab.cli.common import (
     confusion_table,
     console,
     default_run_dir,
+    err_console,
     fmt,
     handle_errors,
     metrics_table,
@@ -32,17 +34,19 @@ from loralab.errors import LoralabError
 
 
 def print_run_summary(result) -> None:
+    from loralab.reports.costs import run_cost
+
     manifest = result.manifest
-    trainable, total = manifest["trainable_parameters"], manifest["total_parameters"]
-    share = f" ({trainable / total:.2%})" if total else ""
+    cost = run_cost(result.folder)
+    cells = cost.cells()
+    of = f" of {cost.predicting_parameters:,} ({cells['share']})" if cost.share is not None else ""
     console.print(metrics_table({s: result.metrics[s] for s in ("validation", "test")}, title="Metrics"))
     if len(result.classifier.labels) > 2:
         console.print(per_class_table(result.metrics["test"], "Per class (test)"))
     console.print(confusion_table(result.metrics["test"], "Confusion matrix (test)"))
     console.print(
-        f"Trainable parameters: {trainable:,} of {total:,}{share}; "
-        f"training {manifest['train_seconds']:.0f} s; "
-        f"inference {result.metrics['test']['inference_texts_per_second']:,.0f} texts/s"
+        f"Trainable parameters: {cells['trainable']}{of}; training {cells['train']} s; "
+        f"inference {cells['infer']} texts/s"
     )
     features = manifest.get("features")
     if features:
@@ -52,6 +56,8 @@ def print_run_summary(result) -> None:
             f"in {features['seconds']:.1f} s"
         )
     console.print(f"Run saved to [bold]{result.folder}[/] (reload check passed)")
+    for warning in manifest.get("warnings") or []:
+        console.print(f"[bold yellow]warning:[/] {escape(warning)}")
 
 
 def register(app: typer.Typer) -> None:
@@ -113,18 +119,30 @@ def register(app: typer.Typer) -> None:
         ),
         output: Path | None = typer.Option(None, "--output", help="Write the metrics as JSON here."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output file."),
+        label_map: str | None = typer.Option(
+            None, "--label-map", help="Rename the data's labels first: OLD=NEW,… (e.g. positive=fresh)."
+        ),
         **data_settings: Any,
     ) -> None:
         """Evaluate a trained run on any data with the same label set."""
+        from loralab.data.label_map import parse_label_map
         from loralab.runs.evaluate import evaluate_run
 
         if output is not None and output.exists() and not overwrite:
             raise LoralabError(f"{output}: already exists; choose another --output or pass --overwrite.")
         job = JobConfig(**data_settings)
         results = evaluate_run(
-            run, data, split=split, text_col=job.text_col, label_col=job.label_col, subset=job.subset,
+            run,
+            data,
+            split=split,
+            text_col=job.text_col,
+            label_col=job.label_col,
+            subset=job.subset,
             before=before,
-        )  # fmt: skip
+            label_map=parse_label_map(label_map),
+            # Plain lines on stderr: visible in logs and pipes too, and stdout stays the result.
+            log=lambda line: err_console.print(line, markup=False, highlight=False),
+        )
         for note in results.pop("_notes", []):
             console.print(f"[yellow]note:[/] {note}")
         where = results.pop("_data")
@@ -148,7 +166,10 @@ def register(app: typer.Typer) -> None:
             None, "--input", "-i", help="CSV/TSV/JSONL/Parquet file to score."
         ),
         output_file: Path | None = typer.Option(
-            None, "--output", "-o", help="Where to write the scored file (same formats)."
+            None,
+            "--output",
+            "-o",
+            help="Where to write the scored file (same formats); without it, CSV goes to stdout.",
         ),
         chunk_size: int = typer.Option(4096, "--chunk-size", help="Rows read and scored at a time."),
         batch_size: int | None = typer.Option(None, "--batch-size"),
@@ -170,20 +191,36 @@ def register(app: typer.Typer) -> None:
         text_col: str = data_option("text_col"),
     ) -> None:
         """Classify texts given on the command line, or a whole file in chunks."""
+        import sys
+        import time
+
         from loralab.data.readers import check_texts
         from loralab.runs.predict import load_for_prediction, predict_file
 
-        if bool(input_file) != bool(output_file):
-            raise LoralabError("--input and --output go together.")
+        if output_file and not input_file:
+            raise LoralabError("--output goes with --input FILE.")
         if not texts and not input_file:
-            raise LoralabError("Give texts to classify, or --input FILE --output FILE.")
+            raise LoralabError("Give texts to classify, or --input FILE [--output FILE].")
         if texts and input_file:
             raise LoralabError("Give texts or --input, not both.")
         if batch_size is not None and batch_size < 1:
             raise LoralabError(f"--batch-size must be ≥ 1, got {batch_size}.")
         if texts:
             check_texts(texts, "the command line")
+        # Loading imports torch and reads the model: seconds of silence without this line.
+        # It goes to stderr, so that stdout holds only results.
+        err_console.print(f"Loading {run} …", markup=False, highlight=False)
+        start = time.perf_counter()
         classifier = load_for_prediction(run, backend, int8, precision)
+        err_console.print(
+            f"Loaded {classifier.method} model in {time.perf_counter() - start:.1f} s.", highlight=False
+        )
+        if input_file and output_file is None:
+            from loralab.runs.score_stream import score_to_stream
+
+            rows = score_to_stream(classifier, input_file, sys.stdout, text_col, chunk_size, batch_size)
+            err_console.print(f"Scored {rows:,} rows.", highlight=False)
+            return
         if input_file:
             assert output_file is not None
             scored = predict_file(

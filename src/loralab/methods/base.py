@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -121,6 +122,8 @@ class Method(ABC):
 
     name: ClassVar[str]
     summary: ClassVar[str]
+    # Former names that still select this method, each with a warning that says what it is now.
+    aliases: ClassVar[dict[str, str]] = {}
     default_lr: ClassVar[float] = 1e-3
     default_epochs: ClassVar[int] = 3
     default_batch_size: ClassVar[int] = 32
@@ -179,10 +182,12 @@ class Method(ABC):
 
 
 _REGISTRY: dict[str, Method] = {}
+_ALIASES: dict[str, tuple[str, str]] = {}  # alias → (method name, why it was renamed)
 
 
 def register(cls: type[Method]) -> type[Method]:
     _REGISTRY[cls.name] = cls()
+    _ALIASES.update({alias: (cls.name, reason) for alias, reason in cls.aliases.items()})
     return cls
 
 
@@ -202,6 +207,10 @@ def untrained_method() -> Method:
 
 
 def get_method(name: str) -> Method:
+    if name in _ALIASES:
+        renamed, reason = _ALIASES[name]
+        warnings.warn(f"Method '{name}' is now called '{renamed}': {reason}", FutureWarning, stacklevel=2)
+        return _REGISTRY[renamed]
     if name not in _REGISTRY:
         raise LoralabError(
             f"Unknown method '{name}'{closest(name, list(_REGISTRY))}; "

@@ -23,7 +23,13 @@ from loralab.config import TrainConfig
 from loralab.data import DataSplits
 from loralab.errors import LoralabError, RunError
 from loralab.methods.base import Classifier, FitResult, Method, register
-from loralab.methods.features import ENCODER_PASSES, POOLINGS, cached_features, encode_texts
+from loralab.methods.features import (
+    ENCODER_PASSES,
+    POOLINGS,
+    cached_features,
+    encode_texts,
+    first_encoding_seconds,
+)
 from loralab.models.inference import softmax
 
 ARRAYS_FILE = "linear.safetensors"
@@ -106,6 +112,9 @@ class EmbeddingMethod(Method):
                 "source": "cache" if from_cache else "encoder",
                 "seconds": encoded - start,
                 "pooling": config.pooling,
+                "first_encoding_seconds": first_encoding_seconds(
+                    config.model, splits.train.texts, config.pooling, config.max_length
+                ),
             },
         )
 

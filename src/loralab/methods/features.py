@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from loralab.data.batching import collate, encode, sorted_batches
 from loralab.models.loading import load_classifier
 
 CACHE_ENV = "LORALAB_CACHE_DIR"
+ENCODE_SECONDS = "encode_seconds"  # metadata key of a cached features file
 POOLINGS = ("cls", "mean")
 log = logging.getLogger("loralab.features")
 ENCODER_PASSES = {"texts": 0, "cache_hits": 0}
@@ -81,6 +83,18 @@ def encode_texts(
     return out
 
 
+def first_encoding_seconds(model: str, texts: Sequence[str], pooling: str, max_length: int) -> float | None:
+    """How long encoding ``texts`` took when their cached features were computed, if known."""
+    from safetensors import safe_open
+
+    path = cache_dir() / f"{feature_key(model, pooling, max_length, texts)}.safetensors"
+    if not path.exists():
+        return None
+    with safe_open(str(path), framework="numpy") as handle:
+        value = (handle.metadata() or {}).get(ENCODE_SECONDS)
+    return float(value) if value is not None else None
+
+
 def cached_features(
     model: str, texts: Sequence[str], pooling: str, max_length: int, trust_remote_code: bool = False
 ) -> np.ndarray:
@@ -90,10 +104,13 @@ def cached_features(
         ENCODER_PASSES["cache_hits"] += len(texts)
         log.info("features for %d texts read from %s", len(texts), path)
         return load_file(str(path))["features"]
+    start = time.perf_counter()
     features = encode_texts(model, texts, pooling, max_length, trust_remote_code=trust_remote_code)
+    # The encoding's cost goes with the features, so a run that reads them can report it.
+    metadata = {ENCODE_SECONDS: f"{time.perf_counter() - start:.3f}"}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    save_file({"features": features}, str(tmp))
+    save_file({"features": features}, str(tmp), metadata=metadata)
     os.replace(tmp, path)
     log.info("encoded %d texts; features cached at %s", len(texts), path)
     return features

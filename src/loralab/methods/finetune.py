@@ -130,14 +130,20 @@ class FullFineTuning(NeuralMethod):
 
 
 @register
-class ZeroShot(HeadTuning):
+class Untrained(HeadTuning):
     """The pretrained encoder with its freshly initialised, untrained head (seed 003's "before").
 
     It answers "what does adaptation buy?": any trained method should beat it by a margin.
+    Its predictions are those of a random head, about chance; it is not zero-shot
+    classification (which would use the label names), hence the name.
     """
 
-    name = "zero-shot"
+    name = "untrained"
     summary = "no training: the pretrained encoder with an untrained head"
+    aliases = {
+        "zero-shot": "the pretrained encoder with a random, untrained head (the 'before' of a "
+        "before/after), not zero-shot classification."
+    }
 
     # The untrained head is a reference point: one draw of it is enough for a comparison.
     seeded = False

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import io
+import math
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullFormatter, NullLocator  # noqa: E402
 
 
-def _png(fig) -> bytes:
+def _png(fig, tight: bool = True) -> bytes:
     buffer = io.BytesIO()
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
     return buffer.getvalue()
@@ -55,20 +58,65 @@ def accuracy_scatter(summary: list[dict], x_key: str, x_label: str, log_x: bool)
 
 
 def training_curves(histories: dict[str, list[dict]]) -> bytes:
-    """Training loss and validation accuracy per epoch, one line per run."""
+    """Training and validation loss, and validation accuracy, per epoch; one colour per run."""
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for name, rows in histories.items():
+    palette = plt.get_cmap("tab10")
+    for i, (name, rows) in enumerate(histories.items()):
+        colour = palette(i % 10)
         epochs = [int(r["epoch"]) for r in rows]
-        loss_ax.plot(epochs, [float(r["train_loss"]) for r in rows], marker="o", label=name)
-        if rows and "val_accuracy" in rows[0]:
-            acc_ax.plot(epochs, [float(r["val_accuracy"]) for r in rows], marker="o", label=name)
-    loss_ax.set_xlabel("epoch")
-    loss_ax.set_ylabel("training loss (cross-entropy)")
-    acc_ax.set_xlabel("epoch")
+        loss_ax.plot(epochs, [float(r["train_loss"]) for r in rows], marker="o", color=colour, label=name)
+        if rows and rows[0].get("val_loss") not in (None, ""):
+            val_loss = [float(r["val_loss"]) for r in rows]
+            loss_ax.plot(epochs, val_loss, marker="s", linestyle="--", color=colour, label=f"{name} (val)")
+        if rows and rows[0].get("val_accuracy") not in (None, ""):
+            acc_ax.plot(
+                epochs, [float(r["val_accuracy"]) for r in rows], marker="o", color=colour, label=name
+            )
+    loss_ax.set_ylabel("loss (cross-entropy)")
     acc_ax.set_ylabel("validation accuracy")
     for ax in (loss_ax, acc_ax):
+        ax.set_xlabel("epoch")
+        # Epochs are whole numbers; matplotlib would otherwise tick 1.0, 1.2, … on short runs.
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
+    # One legend under both panels: inside, a dozen runs would hide the curves.
+    handles, labels = loss_ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, max(1, len(labels))), fontsize=8)
+    rows_of_legend = math.ceil(len(labels) / 4)
+    fig.set_size_inches(10, 3.8 + 0.22 * rows_of_legend)
+    fig.tight_layout(rect=(0, 0.05 * rows_of_legend + 0.02, 1, 1))
+    return _png(fig, tight=False)
+
+
+def reliability_diagram(reliability, title: str) -> bytes:
+    """Accuracy against confidence per bin, the diagonal of perfect calibration, and counts."""
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    edges = reliability.edges
+    width = edges[1] - edges[0]
+    filled = reliability.counts > 0
+    centres = edges[:-1] + width / 2
+    ax.bar(
+        centres[filled],
+        reliability.accuracy[filled],
+        width=width * 0.9,
+        color="tab:blue",
+        alpha=0.8,
+        label="accuracy in bin",
+    )
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect calibration")
+    for x, y, n in zip(
+        centres[filled], reliability.accuracy[filled], reliability.counts[filled], strict=True
+    ):
+        ax.text(x, min(y + 0.02, 0.97), str(int(n)), ha="center", fontsize=7)
+    # Confidence of the top class is at least 1 / classes; start the axis where the data are.
+    low = max(0.0, float(edges[:-1][filled].min())) if filled.any() else 0.0
+    ax.set_xlim(low, 1.0)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("confidence (probability of the predicted class)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"{title}\nECE {reliability.ece:.3f} (numbers: texts per bin)", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
     return _png(fig)
 
 
@@ -91,15 +139,27 @@ def confusion(matrix: list[list[int]], labels: list[str], title: str) -> bytes:
     return _png(fig)
 
 
-def learning_curves(summary: list[dict]) -> bytes:
-    """Test accuracy against training texts per class, one line per method, ± std as a band."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    sizes = sorted({r["train_size"] for r in summary if r["train_size"] != "all"}, key=int)
-    full = max([int(s) for s in sizes], default=1) * 2
-    position = {s: int(s) for s in sizes} | {"all": full}
+def curve_positions(summary: list[dict], all_per_class: float | None) -> dict[str, float]:
+    """Where each training size sits on the x axis: its texts per class; "all" at the real
+    size when known (else at twice the largest subset, only to keep it right of them)."""
+    sizes = sorted({str(r["train_size"]) for r in summary if r["train_size"] != "all"}, key=int)
+    largest = max([int(s) for s in sizes], default=1)
+    return {s: float(s) for s in sizes} | {"all": float(all_per_class or largest * 2)}
+
+
+def learning_curves(summary: list[dict], all_per_class: float | None = None) -> bytes:
+    """Test accuracy against training texts per class, one line per method, ± std as a band.
+
+    The "all" point is drawn at its real size, ``all_per_class`` (training texts / classes)."""
+    fig, ax = plt.subplots(figsize=(6.8, 4.2))
+    position = curve_positions(summary, all_per_class)
+    sizes = [s for s in position if s != "all"]
+    full = position["all"]
     for method in dict.fromkeys(r["method"] for r in summary):
-        rows = sorted((r for r in summary if r["method"] == method), key=lambda r: position[r["train_size"]])
-        xs = [position[r["train_size"]] for r in rows]
+        rows = sorted(
+            (r for r in summary if r["method"] == method), key=lambda r: position[str(r["train_size"])]
+        )
+        xs = [position[str(r["train_size"])] for r in rows]
         ys = [r["test_accuracy"] for r in rows]
         spread = [r.get("test_accuracy_std") or 0.0 for r in rows]
         ax.plot(xs, ys, marker="o", label=method)
@@ -110,13 +170,32 @@ def learning_curves(summary: list[dict]) -> bytes:
             alpha=0.2,
         )
     ax.set_xscale("log")
-    ticks = [position[s] for s in sizes] + ([full] if any(r["train_size"] == "all" for r in summary) else [])
-    ax.set_xticks(ticks, [str(t) if t != full else "all" for t in ticks])
+    ticks = {position[s]: str(s) for s in sizes}
+    if any(r["train_size"] == "all" for r in summary):
+        ticks[float(full)] = f"all\n({full:,.0f})"
+    # Log axes add labelled minor ticks (2×10¹, …) that collide with ours: show only ours.
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    kept = _spaced(sorted(ticks), keep=float(full) if "all" in {r["train_size"] for r in summary} else None)
+    ax.set_xticks(kept, [ticks[t] for t in kept])
     ax.set_xlabel("training texts per class (log scale)")
     ax.set_ylabel("test accuracy")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return _png(fig)
+
+
+def _spaced(positions: list[float], keep: float | None, decades: float = 0.15) -> list[float]:
+    """Drop tick positions closer than ``decades`` (log10) to a kept neighbour, so their labels
+    cannot overlap; ``keep`` is never dropped (the neighbour goes instead)."""
+    kept: list[float] = []
+    for x in positions:
+        if kept and math.log10(x) - math.log10(kept[-1]) < decades:
+            if x == keep:
+                kept[-1] = x
+            continue
+        kept.append(x)
+    return kept
 
 
 def lowrank_curve(study: dict) -> bytes:

@@ -1,95 +1,21 @@
 """``loralab report``: one self-contained HTML file and a Markdown summary, read from run folders.
 
-The HTML embeds its images as base64 PNG, so it opens offline and can be mailed as one file;
-the Markdown summary sits next to PNG files of the same plots.
+A report opens with what ran where (hardware, model, versions, wall time) and any warning,
+then the results, then what explains them: per-class figures, confusion matrices, reliability
+diagrams, the most confident mistakes and an example of each kind of error. Configurations
+are folded away at the end of each run's section.
 """
 
 from __future__ import annotations
 
-import base64
-import csv
-import html
 import json
 from pathlib import Path
 
 from loralab.errors import RunError
 from loralab.reports import plots
-
-STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 0.92em; }
-th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
-img { max-width: 100%; display: block; margin: 0.5em 0 1.5em; }
-pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
-"""
-
-
-def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _history(run: Path) -> list[dict]:
-    path = run / "history.csv"
-    return list(csv.DictReader(path.open())) if path.exists() else []
-
-
-def _fmt(value) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 10 else f"{value:,.1f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
-
-
-class Report:
-    def __init__(self, title: str) -> None:
-        self.title = title
-        self.html: list[str] = [f"<h1>{html.escape(title)}</h1>"]
-        self.md: list[str] = [f"# {title}", ""]
-        self.images: dict[str, bytes] = {}
-
-    def heading(self, text: str) -> None:
-        self.html.append(f"<h2>{html.escape(text)}</h2>")
-        self.md += [f"## {text}", ""]
-
-    def paragraph(self, text: str) -> None:
-        self.html.append(f"<p>{html.escape(text)}</p>")
-        self.md += [text, ""]
-
-    def table(self, columns: list[str], rows: list[list]) -> None:
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>" for row in rows
-        )
-        self.html.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-        self.md += ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-        self.md += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
-        self.md.append("")
-
-    def image(self, name: str, png: bytes, alt: str) -> None:
-        self.images[name] = png
-        data = base64.b64encode(png).decode()
-        self.html.append(f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">')
-        self.md += [f"![{alt}]({name})", ""]
-
-    def code(self, text: str) -> None:
-        self.html.append(f"<pre>{html.escape(text)}</pre>")
-        self.md += ["```json", text, "```", ""]
-
-    def write(self, folder: Path) -> tuple[Path, Path]:
-        page = (
-            f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
-            f"<style>{STYLE}</style></head><body>{''.join(self.html)}</body></html>"
-        )
-        out_html, out_md = folder / "report.html", folder / "report.md"
-        for name, png in self.images.items():
-            (folder / name).write_bytes(png)
-        out_html.write_text(page, encoding="utf-8")
-        out_md.write_text("\n".join(self.md) + "\n", encoding="utf-8")
-        return out_html, out_md
+from loralab.reports.costs import summary_costs
+from loralab.reports.explain import averaging_note, history, overview, read_json, run_sections
+from loralab.reports.page import Report, fmt
 
 
 def _data_section(report: Report, summary: dict) -> None:
@@ -107,43 +33,18 @@ def _data_section(report: Report, summary: dict) -> None:
 
 
 def _run_details(report: Report, runs: dict[str, Path]) -> None:
-    histories = {name: _history(path) for name, path in runs.items()}
+    histories = {name: history(path) for name, path in runs.items()}
     histories = {k: v for k, v in histories.items() if v}
     if histories:
         report.heading("Training curves")
         report.image(
             "training_curves.png",
             plots.training_curves(histories),
-            "training loss and validation accuracy per epoch",
+            "training and validation loss, and validation accuracy, per epoch",
         )
-    report.heading("Confusion matrices (test)")
+    report.heading("Each run explained" if len(runs) > 1 else "The model explained")
     for name, path in runs.items():
-        test = _read_json(path / "metrics.json").get("test")
-        if test:
-            report.image(
-                f"confusion_{name.replace('/', '_')}.png",
-                plots.confusion(test["confusion_matrix"], test["labels"], name),
-                f"confusion matrix of {name}",
-            )
-    report.heading("Configuration and versions")
-    for name, path in runs.items():
-        manifest = _read_json(path / "manifest.json")
-        details = {
-            "config": _read_json(path / "config.json"),
-            "versions": manifest.get("versions"),
-            "git_commit": manifest.get("git_commit"),
-            "device": manifest.get("device"),
-            "host": manifest.get("host"),
-            "status": manifest.get("status"),
-        }
-        report.paragraph(name)
-        report.code(json.dumps(details, indent=2))
-
-
-def _share(value: float | None) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.2%}" if value >= 0.001 or value == 0 else f"{value * 100:.2g}%"
+        run_sections(report, name, path)
 
 
 def _size_key(size) -> float:
@@ -151,27 +52,34 @@ def _size_key(size) -> float:
 
 
 def compare_report(folder: Path) -> Report:
-    results = _read_json(folder / "results.json")
+    results = read_json(folder / "results.json")
     if not results:
         raise RunError(f"{folder}: the comparison has no results.json yet; run loralab compare first.")
-    meta = _read_json(folder / "compare.json")
+    meta = read_json(folder / "compare.json")
     summary = results["summary"]
     report = Report(f"loralab comparison — {results['data']}")
+    runs = {r["run"]: folder / r["run"] for r in results["runs"]}
+    overview(report, runs)
     report.heading("Results")
+    costs = summary_costs(folder, results["runs"])
+    several_sizes = len({x.get("train_size") for x in summary}) > 1
     rows = []
     for r in summary:
 
         def pm(key: str, row: dict = r):
             return f"{row[key]:.4f} ± {row[key + '_std']:.4f}" if row["seeds"] > 1 else row[key]
 
-        several_sizes = len({x.get("train_size") for x in summary}) > 1
+        cells = costs[(r["method"], str(r["train_size"]))].cells()
+        train = cells["train"]
+        if r["seeds"] > 1:
+            train = f"{r['train_seconds']:.1f} ± {r['train_seconds_std']:.1f}"
         rows.append(
             [
                 f"{r['method']} @ {r['train_size']}/class" if several_sizes else r["method"],
-                r["trainable_parameters"],
-                _share(r.get("trainable_share")),
-                f"{r['train_seconds']:.1f}",
-                "–" if not r.get("inference_texts_per_second") else f"{r['inference_texts_per_second']:,.0f}",
+                cells["trainable"],
+                cells["share"],
+                train,
+                cells["infer"],
                 pm("validation_accuracy"),
                 pm("test_accuracy"),
                 pm("test_macro_f1"),
@@ -180,7 +88,7 @@ def compare_report(folder: Path) -> Report:
     report.table(
         [
             "method",
-            "trainable params",
+            "trainable",
             "share of model",
             "train s",
             "infer texts/s",
@@ -190,15 +98,27 @@ def compare_report(folder: Path) -> Report:
         ],
         rows,
     )
+    report.paragraph(
+        "Trainable: the numbers fitted to the labels (for TF-IDF models, one coefficient per "
+        "vocabulary term and class). Share: trainable / all parameters the model predicts with, "
+        "the frozen encoder included. Cached: features read from the feature cache; the first "
+        "run's encoding time is the real cost."
+    )
     if len({r.get("train_size") for r in summary}) > 1:
+        train = meta.get("data_summary", {}).get("splits", {}).get("train", {})
+        classes = len(train.get("label_counts") or {}) or 1
+        all_per_class = train["size"] / classes if train.get("size") else None
         report.image(
-            "learning_curves.png", plots.learning_curves(summary), "test accuracy against training set size"
+            "learning_curves.png",
+            plots.learning_curves(summary, all_per_class),
+            "test accuracy against training set size",
         )
         summary = [
             r
             for r in summary
             if r.get("train_size") == max((r.get("train_size") for r in summary), key=_size_key)
         ]
+    report.begin_figures()
     report.image(
         "accuracy_vs_parameters.png",
         plots.accuracy_scatter(summary, "trainable_parameters", "trainable parameters (log scale)", True),
@@ -209,26 +129,31 @@ def compare_report(folder: Path) -> Report:
         plots.accuracy_scatter(summary, "train_seconds", "training time (s)", False),
         "test accuracy against training time",
     )
+    report.end_figures()
     _data_section(report, meta.get("data_summary", {}))
-    runs = {r["run"]: folder / r["run"] for r in results["runs"]}
     _run_details(report, runs)
     return report
 
 
 def run_report(folder: Path) -> Report:
-    manifest = _read_json(folder / "manifest.json")
-    metrics = _read_json(folder / "metrics.json")
+    manifest = read_json(folder / "manifest.json")
+    metrics = read_json(folder / "metrics.json")
     report = Report(f"loralab run — {folder.name} ({manifest.get('method')})")
+    overview(report, {folder.name: folder})
     report.heading("Results")
+    first = next(iter(metrics.values()), {})
+    average = f" ({first['positive_label']})" if first.get("positive_label") else " (macro)"
     rows = [
         [split, m["accuracy"], m["precision"], m["recall"], m["f1"], m["macro_f1"], m["n"]]
         for split, m in metrics.items()
     ]
-    report.table(["split", "accuracy", "precision", "recall", "F1", "macro-F1", "texts"], rows)
+    columns = ["split", "accuracy", f"precision{average}", f"recall{average}", f"F1{average}", "macro-F1"]
+    report.table([*columns, "texts"], rows)
+    report.paragraph(averaging_note(first))
     report.paragraph(
-        f"Trainable parameters: {_fmt(manifest.get('trainable_parameters'))} of "
-        f"{_fmt(manifest.get('total_parameters'))}; "
-        f"training time {_fmt(manifest.get('train_seconds'))} s; status {manifest.get('status')}."
+        f"Trainable parameters: {fmt(manifest.get('trainable_parameters'))} of "
+        f"{fmt(manifest.get('total_parameters'))}; "
+        f"training time {fmt(manifest.get('train_seconds'))} s; status {manifest.get('status')}."
     )
     _lowrank_section(report, folder)
     _data_section(report, manifest.get("data", {}))
@@ -240,7 +165,7 @@ def _lowrank_section(report: Report, folder: Path) -> None:
     """The low-rank study written by ``loralab lowrank``, when the run has one."""
     from loralab.analysis.tables import diagnostics_table, rank_table
 
-    study = _read_json(folder / "lowrank.json")
+    study = read_json(folder / "lowrank.json")
     if not study.get("rows"):
         return
     report.heading("Low-rank study")
@@ -303,7 +228,7 @@ def write_report(path: str | Path) -> tuple[Path, Path]:
         report = compare_report(folder)
     elif (folder / "manifest.json").exists():
         if not (folder / "metrics.json").exists():
-            status = _read_json(folder / "manifest.json").get("status")
+            status = read_json(folder / "manifest.json").get("status")
             raise RunError(f"{folder}: the run has no metrics.json (status: {status}).")
         report = run_report(folder)
     else:

@@ -17,6 +17,7 @@ import numpy as np
 
 from loralab.config import TrainConfig
 from loralab.data import DataSplits, LabelledTexts, load_data
+from loralab.data.label_map import relabel_splits
 from loralab.errors import DataError, RunError
 from loralab.methods import default_ladder, get_method
 from loralab.runs.execute import execute
@@ -157,6 +158,7 @@ def compare(
     progress: bool = True,
     on_run=None,
     on_epoch=None,
+    label_map: dict[str, str] | None = None,
 ) -> dict:
     """Run every method (those whose figures vary with the seed ``seeds`` times) on the same
     splits; return the results.
@@ -165,12 +167,14 @@ def compare(
     subsets of the training split for a learning curve; validation and test stay the same.
     ``on_run(row)`` sees each finished run and ``on_epoch(row)`` each epoch's history row; either
     may raise to stop the comparison (completed runs are reused when it is started again).
+    ``label_map`` renames (or merges) the data's labels first.
     """
     methods = methods or list(DEFAULT_LADDER)
     for name in methods:
         get_method(name)  # unknown names fail before any work
     base_config = base_config or TrainConfig()
     splits = load_data(data, text_col, label_col, seed=base_config.seed, subset=subset)
+    splits = relabel_splits(splits, label_map or {})
     fingerprint = splits_fingerprint(splits)
     sizes = train_sizes or [None]
     subsets = {size: per_class_subset(splits, size, base_config.seed) for size in sizes}

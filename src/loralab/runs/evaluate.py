@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from loralab.data import DataSplits, LabelledTexts, load_labelled_file
 from loralab.data.dataset import stratified_subset
+from loralab.data.label_map import relabel
 from loralab.errors import DataError
 from loralab.evaluation.evaluate import evaluate_classifier
 from loralab.methods import Classifier, TransformerClassifier, untrained_method
@@ -24,9 +27,10 @@ def untrained_classifier(trained: Classifier) -> Classifier:
 def check_labels(part: LabelledTexts, known: list[str], where: str) -> None:
     unseen = sorted(set(part.labels) - set(known))
     if unseen:
+        example = ",".join(f"{old}={new}" for old, new in zip(unseen, known, strict=False))
         raise DataError(
             f"{where}: label(s) {', '.join(map(repr, unseen))} were never seen by this model, "
-            f"which knows {', '.join(map(repr, known))}."
+            f"which knows {', '.join(map(repr, known))}; map them with --label-map (e.g. {example})."
         )
 
 
@@ -40,19 +44,37 @@ def evaluate_run(
     subset: int | None = None,
     seed: int = 42,
     before: bool = False,
+    label_map: dict[str, str] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> dict:
     """Metrics of the run on one split of DATA (``subset``: a stratified sample of at most
-    that many texts), and of the untrained model too with ``before``."""
+    that many texts), and of the untrained model too with ``before``.
+
+    ``label_map`` renames the data's labels first; ``log`` receives a line per stage, so a
+    caller can show progress also when the output is not a terminal."""
+    say = log or (lambda line: None)
+    say(f"Loading {run} …")
+    begin = time.perf_counter()
     classifier = load_run(run)
     part, where, notes = load_labelled_file(data, split, text_col, label_col)
+    part = relabel(part, label_map or {}, where)
     check_labels(part, classifier.labels, where)
     if subset is not None and len(part) > subset:  # the CLI has checked subset ≥ 1
         part = stratified_subset(part, subset, seed)
         notes = [*notes, f"Evaluated on a stratified subset of {subset} of {where}'s rows (seed {seed})."]
     results: dict = {"_data": where, "_notes": notes}
+
+    def timed(name: str, model: Classifier) -> dict:
+        say(f"Evaluating {name} on {len(part):,} texts …")
+        start = time.perf_counter()
+        metrics = evaluate_classifier(model, part).metrics.to_dict()
+        say(f"  {name}: accuracy {metrics['accuracy']:.4f} ({time.perf_counter() - start:.1f} s)")
+        return metrics
+
     if before:
-        results["before"] = evaluate_classifier(untrained_classifier(classifier), part).metrics.to_dict()
-        results["after"] = evaluate_classifier(classifier, part).metrics.to_dict()
+        results["before"] = timed("the untrained model", untrained_classifier(classifier))
+        results["after"] = timed("the trained model", classifier)
     else:
-        results["trained"] = evaluate_classifier(classifier, part).metrics.to_dict()
+        results["trained"] = timed("the trained model", classifier)
+    say(f"Done in {time.perf_counter() - begin:.1f} s.")
     return results

@@ -3,8 +3,10 @@
 Every route that produces a run goes through :func:`execute` — ``loralab train``, each run of
 a comparison, each point of a sweep, each trial of a search, and ``TextClassifier.save`` (which
 hands over a classifier it has already fitted) — so every run folder has the same files:
-``config.json``, ``manifest.json``, ``history.csv``, ``metrics.json``, ``predictions/`` and a
-``model/`` that was reloaded and checked before the run is called completed.
+``config.json``, ``manifest.json``, ``history.csv``, ``metrics.json``, ``predictions/``, a
+``model/`` that was reloaded and checked before the run is called completed, and a model card
+(``README.md``). A trained model that is no better than a trivial rule is still saved, with
+the reasons in the manifest's ``warnings`` (see :mod:`loralab.runs.guards`).
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from loralab.evaluation.evaluate import evaluate_classifier, predictions_frame
 from loralab.evaluation.metrics import validation_scores
 from loralab.methods import Classifier, FitResult, get_method, load_saved_classifier
 from loralab.models.loading import fit_max_length
+from loralab.runs.card import write_model_card
 from loralab.runs.files import read_json_file
 from loralab.runs.folder import RunFolder, write_csv, write_json
+from loralab.runs.guards import quality_warnings
 from loralab.runs.tracking import Trackers
 from loralab.training.checkpoints import Checkpointing
 from loralab.training.fit import TrainingHooks, fit_method
@@ -97,6 +101,7 @@ def execute(
     on_epoch_hook: Callable[[dict], None] | None = None,
     evaluate_splits: Sequence[str] = ("validation", "test"),
     fitted: FitResult | None = None,
+    manifest: dict | None = None,
 ) -> RunResult:
     """Train ``config.method`` on DATA (or take the ``fitted`` result) and write a complete,
     reload-checked run folder.
@@ -107,6 +112,7 @@ def execute(
     Checkpoints are removed once the run completes. ``on_epoch_hook(row)`` sees each epoch's
     history row (a search uses it to prune), and ``evaluate_splits`` limits the final
     evaluation (a search keeps the test split for the end); empty splits are skipped.
+    ``manifest`` adds fields to the run's manifest (the Python API records its classes).
 
     Launched by ``torchrun`` or ``accelerate launch``, every process trains its share of the
     batches (DDP through Accelerate) and only the main process writes the run folder,
@@ -150,6 +156,7 @@ def execute(
                 "columns": {"text": text_col, "label": label_col},
                 "processes": distributed.num_processes,
                 "requested": requested.to_dict(),
+                **(manifest or {}),
             },
         )
     except BaseException:
@@ -212,6 +219,9 @@ def execute(
                 folder.path / "predictions" / f"{split}.csv", index=False
             )
         write_json(folder.path / "metrics.json", metrics)
+        # A model with nothing trained is expected to be trivial; say so only of trained ones.
+        if classifier.parameter_counts()[0]:
+            folder.update(warnings=quality_warnings(metrics, splits.train.label_counts()))
         if trackers is not None:
             last = history[-1]["step"] if history else 0
             trackers.log(
@@ -220,6 +230,7 @@ def execute(
         folder.save_model(classifier)
         difference = check_reload(classifier, folder.model_dir, splits.validation.texts or splits.train.texts)
         folder.finish("completed", reload_max_difference=difference, resumed=resume)
+        write_model_card(folder.path)
         shutil.rmtree(folder.path / CHECKPOINTS, ignore_errors=True)
     except KeyboardInterrupt:
         shutil.rmtree(folder.path / "model.tmp", ignore_errors=True)

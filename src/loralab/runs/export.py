@@ -26,6 +26,7 @@ from loralab.methods.base import TransformerClassifier
 from loralab.methods.baselines import TfidfClassifier
 from loralab.methods.merge import merge_adapters
 from loralab.models.inference import predict_logits, softmax
+from loralab.runs.card import CARD, model_card
 from loralab.runs.files import apply_default_modes
 from loralab.runs.onnx import FP32_FILE, INT8_FILE, OnnxClassifier, require_onnx, write_onnx
 from loralab.runs.train import load_run
@@ -34,21 +35,6 @@ CHECK_TEXTS = 64
 TOLERANCE = 1e-4
 
 PIPELINE_FILE = "pipeline.skops"
-PIPELINE_README = """# {name}: a scikit-learn pipeline exported by loralab
-
-`{file}` holds a `Pipeline` (TfidfVectorizer → {estimator}) that predicts the labels
-{labels} directly. It was written with skops, which loads without unpickling: list the
-types the file contains, check them, and pass them as trusted.
-
-```python
-import skops.io as sio
-
-types = sio.get_untrusted_types(file="{file}")
-print(types)  # expect only numpy, scipy and scikit-learn types
-pipeline = sio.load("{file}", trusted=types)
-pipeline.predict(["a gripping, beautifully acted film"])
-```
-"""
 
 
 def _sample_texts(run_dir: Path) -> list[str]:
@@ -116,14 +102,6 @@ def _export_pipeline(classifier, folder: Path, texts: list[str]) -> float:
     estimator.classes_ = np.array(classifier.labels)  # predict() returns label names
     pipeline = Pipeline([("tfidf", classifier.vectorizer), ("classifier", estimator)])
     sio.dump(pipeline, folder / PIPELINE_FILE)
-    (folder / "README.md").write_text(
-        PIPELINE_README.format(
-            name=classifier.method,
-            file=PIPELINE_FILE,
-            estimator=type(estimator).__name__,
-            labels=", ".join(classifier.labels),
-        )
-    )
     loaded = sio.load(folder / PIPELINE_FILE, trusted=sio.get_untrusted_types(file=folder / PIPELINE_FILE))
     return np.abs(loaded.predict_proba(texts) - classifier.predict_proba(texts)).max()
 
@@ -188,6 +166,7 @@ def export_run(
                 f"{run_dir}: the exported model predicts differently from the run "
                 f"(max probability difference {difference:.2e}); nothing was written."
             )
+        (staging / CARD).write_text(model_card(run_dir, export=kind, export_dir=out))
         apply_default_modes(staging)  # mkdtemp made it 0700; an export is meant to be shared
         if out.exists():
             shutil.rmtree(out)

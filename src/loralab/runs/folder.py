@@ -51,6 +51,17 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def _cpu_name() -> str | None:
+    """The processor's model name (``platform.processor()`` is often empty on Linux)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def environment() -> dict[str, Any]:
     import importlib.metadata as md
 
@@ -70,6 +81,7 @@ def environment() -> dict[str, Any]:
         "pid": os.getpid(),
         "platform": platform.platform(),
         "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "cpu": _cpu_name(),
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
     }

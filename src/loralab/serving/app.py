@@ -4,7 +4,8 @@ Endpoints: ``GET /health``, ``GET /v1/models``, ``POST /v1/classify``, and — w
 ``POST /v1/models`` / ``DELETE /v1/models/{name}`` to add or remove runs without a restart.
 Errors are JSON ``{"error": "<one sentence>"}``: 4xx for the request's problems (a damaged run
 added is a 400 naming the file), 500 only for a bug, whose traceback goes to the log file.
-OpenAPI docs are at ``/docs``.
+OpenAPI docs are at ``/docs`` (Swagger UI) and ``/redoc``, served from local files so they
+work without network.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -38,7 +40,10 @@ class ServeSettings:
 
 class ClassifyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    model: StrictStr = Field(description="Name of a served model (see GET /v1/models).")
+    model: StrictStr | None = Field(
+        default=None,
+        description="Name of a served model (see GET /v1/models); may be left out when one model is served.",
+    )
     texts: list[StrictStr] = Field(description="Texts to classify.")
 
 
@@ -132,7 +137,9 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
         yield
         batcher.close()
 
-    app = FastAPI(
+    # FastAPI's /docs page loads Swagger UI from a CDN and is blank offline; this serves the
+    # same page with Swagger UI's files from the fastapi-offline package.
+    app = FastAPIOffline(
         title="loralab",
         summary="Text classifiers trained with loralab, several per process.",
         lifespan=lifespan,
@@ -181,8 +188,16 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
 
     @app.post("/v1/classify", response_model=ClassifyResponse, dependencies=[Depends(authorised)])
     async def classify(request: ClassifyRequest) -> dict:
+        name = request.model
+        if name is None:
+            if len(predictor.models) != 1:
+                served = ", ".join(sorted(predictor.models)) or "none"
+                raise HTTPException(
+                    422, f"model is required when {len(predictor.models)} models are served ({served})."
+                )
+            name = next(iter(predictor.models))
         try:
-            predictor.get(request.model)
+            predictor.get(name)
         except LoralabError as error:
             raise HTTPException(404, str(error)) from None
         try:
@@ -205,10 +220,10 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
                     f"the limit is {settings.max_chars:,} (--max-chars).",
                 )
         try:
-            results = await batcher.submit(request.model, list(request.texts))
+            results = await batcher.submit(name, list(request.texts))
         except UnknownModel as error:  # removed while the request waited for its batch
             raise HTTPException(404, str(error)) from None
-        return {"model": request.model, "results": results}
+        return {"model": name, "results": results}
 
     @app.post("/v1/models", response_model=ModelInfo, status_code=201, dependencies=[Depends(manager)])
     def add_model(request: AddModelRequest) -> dict:
