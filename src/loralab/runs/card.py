@@ -10,8 +10,6 @@ metadata names the base model by its hub name, never by the local folder it was 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import yaml
 from loralab.config import DEFAULT_MODEL, TrainConfig
 from loralab.errors import RunError
 from loralab.models.loading import EMBEDDED_ALIASES
+from loralab.runs.files import atomic_write
 
 CARD = "README.md"
 _CORE_SETTINGS = ("method", "seed")
@@ -329,10 +328,8 @@ def model_card(
 
 
 def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
+    with atomic_write(path) as handle:
         handle.write(text)
-    os.replace(tmp, path)
 
 
 def write_model_card(run_dir: str | Path) -> Path:

@@ -246,8 +246,12 @@ class RunFolder:
             shutil.rmtree(tmp)
         classifier.save(tmp)
         apply_default_modes(tmp)
+        # The model card (README.md) is rewritten once the run's metrics are known; it is
+        # documentation, not something the model loads, so its size is not recorded.
         self.manifest["model_files"] = {
-            str(p.relative_to(tmp)): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()
+            str(p.relative_to(tmp)): p.stat().st_size
+            for p in sorted(tmp.rglob("*"))
+            if p.is_file() and p.name != "README.md"
         }
         if self.model_dir.exists():
             shutil.rmtree(self.model_dir)
