@@ -61,6 +61,8 @@ class TrainConfig:
     # Execution
     threads: int | None = None
     precision: str = "auto"  # auto, fp32, bf16, fp16: see loralab.training.precision
+    # Speed-ups to use (loralab.training.speedups): None for all that apply, [] for none.
+    fast_paths: list[str] | None = None
     checkpoint_every: int | None = None  # optimizer steps between checkpoints, besides each epoch's end
     report_to: list[str] | None = None  # tensorboard, mlflow, wandb
     trust_remote_code: bool = False
@@ -75,6 +77,13 @@ class TrainConfig:
             from loralab.runs.tracking import check_names
 
             self.report_to = check_names(self.report_to) or None
+        if isinstance(self.fast_paths, str):
+            named = [t.strip() for t in self.fast_paths.split(",") if t.strip()]
+            self.fast_paths = None if named == ["all"] else [] if named == ["none"] else named
+        if self.fast_paths:
+            from loralab.training.speedups import check_names as check_speedups
+
+            self.fast_paths = check_speedups(self.fast_paths)
         checks = [
             (self.max_length >= 8, f"--max-length must be at least 8, got {self.max_length}."),
             (self.epochs is None or self.epochs >= 1, f"--epochs must be ≥ 1, got {self.epochs}."),

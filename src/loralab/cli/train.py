@@ -153,6 +153,13 @@ def register(app: typer.Typer) -> None:
             "--precision",
             help="auto (bf16 autocast where measured faster, else fp32), fp32, bf16, or fp16 (GPU).",
         ),
+        fast_paths: str | None = typer.Option(
+            None,
+            "--fast-paths",
+            help="Speed-ups to use, each checked against the plain forward: all (default), none, "
+            "or a comma-separated list of first-token, fast-dropout.",
+        ),
+        no_fast_paths: bool = typer.Option(False, "--no-fast-paths", help="Same as --fast-paths none."),
         tfidf_ngram_max: int | None = typer.Option(
             None, "--tfidf-ngram-max", help="TF-IDF baselines: longest n-gram (2)."
         ),
@@ -196,6 +203,7 @@ def register(app: typer.Typer) -> None:
             seed=seed,
             threads=threads,
             precision=precision,
+            fast_paths="none" if no_fast_paths else fast_paths,
             checkpoint_every=checkpoint_every,
             report_to=report_to,
         )

@@ -25,7 +25,6 @@ from loralab.config import TrainConfig
 from loralab.data import DataSplits
 from loralab.errors import LoralabError, RunError, closest
 from loralab.evaluation.inference import predict_logits, softmax
-from loralab.models.first_token import first_token_only
 from loralab.models.loading import LoadedModel, count_parameters, load_classifier
 
 MODEL_INFO = "loralab.json"
@@ -216,7 +215,9 @@ class NeuralMethod(Method):
         torch.manual_seed(config.seed)  # the new head's initialisation is part of the run
         loaded = self.base(labels, config)
         model = self.prepare(loaded, config)
-        first_token_only(model)
+        from loralab.training.speedups import prediction_fast_paths
+
+        prediction_fast_paths(model, config)
         return loaded, model
 
     def fit(self, splits, config, *, progress=True, on_epoch=None, checkpoints=None, on_step=None):
@@ -237,6 +238,7 @@ class NeuralMethod(Method):
             "train_tokens": result.train_tokens,
             "cache_seconds": result.cache_seconds,
             "precision": result.precision,
+            "fast_paths": result.fast_paths,
             "lr": lr,
             "epochs": epochs,
             "batch_size": batch_size,
@@ -318,7 +320,9 @@ class NeuralMethod(Method):
 
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = self.load_weights(labels, folder, config)
-        first_token_only(model)
+        from loralab.training.speedups import prediction_fast_paths
+
+        prediction_fast_paths(model, config)
         model.eval()
         return TransformerClassifier(
             model, tokenizer, labels, self.name, config, list(info.get("head_modules", [])), self

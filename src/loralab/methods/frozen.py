@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -141,20 +142,30 @@ def _encoder_parts(model: nn.Module) -> tuple[nn.Module, nn.ModuleList]:
     return encoder, encoder_layers(base)[1]
 
 
+class PassThrough(nn.Module):
+    """Stands in for a frozen encoder layer whose output the stand-in embeddings already give."""
+
+    def forward(self, hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return hidden_states
+
+
 @contextlib.contextmanager
 def bottom_swapped(model: nn.Module, stand_in: CachedBottom, frozen: int) -> Iterator[None]:
-    """Serve the first ``frozen`` layers' output from ``stand_in`` instead of computing it."""
+    """Serve the first ``frozen`` layers' output from ``stand_in`` instead of computing it:
+    the embeddings and those layers are replaced in the module tree (they have nothing to
+    train) and put back afterwards."""
     encoder, layers = _encoder_parts(model)
     original = encoder.embeddings
+    bottom = list(layers[:frozen])
     encoder.embeddings = stand_in
-    for layer in layers[:frozen]:
-        layer.forward = lambda hidden_states, *args, **kwargs: hidden_states
+    for index in range(frozen):
+        layers[index] = PassThrough()
     try:
         yield
     finally:
         encoder.embeddings = original
-        for layer in layers[:frozen]:
-            layer.__dict__.pop("forward", None)
+        for index, layer in enumerate(bottom):
+            layers[index] = layer
 
 
 def cache_bottom_layers(

@@ -55,14 +55,15 @@ def write_onnx(classifier, folder: Path, int8: bool) -> None:
     """Write ``model.onnx`` (and with ``int8`` ``model.int8.onnx``) for a neural run into ``folder``."""
     import torch
 
-    from loralab.models.first_token import first_token_only
     from loralab.models.merge import merge_adapters
     from loralab.training.batching import collate, encode
+    from loralab.training.speedups import prediction_fast_paths
 
     require_onnx()
     model, _ = merge_adapters(classifier.model)
     model.eval()
-    first_token_only(model)  # the exported graph computes only what the head reads, too
+    # The exported graph computes only what the head reads, too.
+    prediction_fast_paths(model, classifier.config)
     pad = classifier.tokenizer.pad_token_id if classifier.tokenizer.pad_token_id is not None else 0
     example = collate(encode(classifier.tokenizer, ["an example", "a longer example text"], 32), pad)
     batch = torch.export.Dim("batch", min=1, max=1 << 16)

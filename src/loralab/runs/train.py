@@ -197,6 +197,7 @@ def train_run(
                 "batch_size": facts.get("batch_size"),
                 "precision": facts.get("precision"),
             },
+            fast_paths=facts.get("fast_paths"),
             head_modules=facts.get("head_modules"),
             newly_initialised=facts.get("newly_initialised"),
             best_epoch=facts.get("best_epoch"),

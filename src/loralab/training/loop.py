@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,12 +21,13 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from loralab.config import TrainConfig
+from loralab.errors import LoralabError
 from loralab.evaluation.inference import predict_logits_from_ids
 from loralab.training import checkpoints as checkpoint_files
 from loralab.training.batching import LengthBucketBatches, collate
 from loralab.training.checkpoints import Checkpointing
-from loralab.training.fast import cpu_fast_paths
 from loralab.training.precision import autocast, resolve_precision
+from loralab.training.speedups import fast_paths, sample_batch
 
 
 @dataclass
@@ -38,6 +40,7 @@ class TrainResult:
     stopped_early: bool = False
     cache_seconds: float = 0.0  # computing what frozen layers output, once, before the epochs
     precision: str = "fp32"  # what the matrix products ran in (see loralab.training.precision)
+    fast_paths: list[str] = field(default_factory=list)  # speed-ups used (loralab.training.speedups)
 
 
 def cpu_only() -> bool:
@@ -46,19 +49,24 @@ def cpu_only() -> bool:
     return not (torch.cuda.is_available() or torch.backends.mps.is_available())
 
 
-def _accelerate_precision(precision: str) -> str:
-    """Accelerate's ``mixed_precision`` for ``precision``. Only fp16 goes through Accelerate
-    (it needs loss scaling); bf16 is a plain autocast around the forward pass, so evaluation
-    and the trained model stay fp32. Accelerate keeps its setting in a process-wide singleton
-    that refuses a change, and one process may train several models (compare, sweeps), so the
-    singleton is reset when the setting differs."""
-    from accelerate.state import AcceleratorState
+def _accelerator(precision: str, **settings: Any) -> Any:
+    """An ``Accelerator`` whose ``mixed_precision`` fits ``precision``. Only fp16 goes through
+    Accelerate (it needs loss scaling); bf16 is a plain autocast around the forward pass, so
+    evaluation and the trained model stay fp32. Accelerate keeps that setting for the whole
+    process and refuses to change it, which it reports as a ``ValueError``."""
+    from accelerate import Accelerator
 
-    wanted = "fp16" if precision == "fp16" else "no"
-    current = AcceleratorState._shared_state.get("_mixed_precision")
-    if current is not None and current != wanted:
-        AcceleratorState._reset_state()
-    return wanted
+    mixed_precision = "fp16" if precision == "fp16" else "no"
+    try:
+        return Accelerator(mixed_precision=mixed_precision, **settings)
+    except ValueError as err:
+        if "already been initialized" not in str(err):
+            raise
+        raise LoralabError(
+            f"--precision {precision}: this process already trained with Accelerate's mixed precision "
+            "set otherwise, and Accelerate keeps one setting per process; train this model in a "
+            "separate loralab command."
+        ) from err
 
 
 def set_seed(seed: int) -> None:
@@ -93,18 +101,28 @@ def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def train_model(model: nn.Module, *args, **kwargs) -> TrainResult:
+def train_model(
+    model: nn.Module,
+    train_ids: list[list[int]],
+    train_labels: list[int],
+    validation: tuple[list[list[int]], list[int]] | None,
+    pad_id: int,
+    config: TrainConfig,
+    **kwargs: Any,
+) -> TrainResult:
     """Train ``model`` in place on token ids with class ids, and return per-epoch history.
 
     With a validation split, every epoch is evaluated, the best epoch's trainable weights are
     restored at the end, and ``config.patience`` epochs without improvement stop training.
     With ``checkpoints``, the state is saved every ``every_steps`` optimizer steps and at
     the end of each epoch; with ``checkpoints.resume`` training continues from the latest
-    checkpoint (its finished epochs are passed to ``on_epoch`` again first). On a CPU,
-    dropout masks are drawn by :mod:`loralab.training.fast` while training.
+    checkpoint (its finished epochs are passed to ``on_epoch`` again first). The speed-ups
+    of :mod:`loralab.training.speedups` that ``config`` chooses are on while training.
     """
-    with cpu_fast_paths(model):
-        return _train_model(model, *args, **kwargs)
+    with fast_paths(model, config, sample_batch(train_ids, pad_id)) as used:
+        result = _train_model(model, train_ids, train_labels, validation, pad_id, config, **kwargs)
+    result.fast_paths = used
+    return result
 
 
 def _train_model(
@@ -122,7 +140,6 @@ def _train_model(
     checkpoints: Checkpointing | None = None,
     on_step: Callable[[dict, int], None] | None = None,
 ) -> TrainResult:
-    from accelerate import Accelerator
     from transformers import get_linear_schedule_with_warmup
 
     if config.threads:
@@ -130,11 +147,7 @@ def _train_model(
     set_seed(config.seed)
     device = torch.device("cpu" if cpu_only() else "cuda" if torch.cuda.is_available() else "mps")
     precision = resolve_precision(config.precision, device)
-    accelerator = Accelerator(
-        gradient_accumulation_steps=config.grad_accum_steps,
-        cpu=cpu_only(),
-        mixed_precision=_accelerate_precision(precision),
-    )
+    accelerator = _accelerator(precision, gradient_accumulation_steps=config.grad_accum_steps, cpu=cpu_only())
     progress = progress and accelerator.is_local_main_process
     sampler = LengthBucketBatches([len(x) for x in train_ids], config.batch_size, config.seed)
     loader = DataLoader(
