@@ -75,6 +75,7 @@ def check_same_base(run_dir: str | Path, other_dir: str | Path) -> None:
 
 def _updates(run_dir, targets: list[str] | None):
     """The run's classifier (adapters merged), its targeted layers, and ΔW for each."""
+    from loralab.methods.base import TransformerClassifier
     from loralab.runs.train import load_run
 
     classifier = load_run(run_dir)
@@ -83,6 +84,7 @@ def _updates(run_dir, targets: list[str] | None):
             f"{run_dir}: the low-rank study needs a run that changes encoder weights "
             f"({', '.join(STUDY_METHODS)}); this run is '{classifier.method}'."
         )
+    assert isinstance(classifier, TransformerClassifier)  # every study method adapts an encoder
     classifier.model, adapted = merge_adapters(classifier.model)
     names = adapted or targets or classifier.config.target_modules
     tuned = extract(classifier.model, names)

@@ -15,7 +15,7 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -154,7 +154,7 @@ class TransformerClassifier(Classifier):
         head_modules: list[str],
         owner: NeuralMethod,
     ) -> None:
-        self.model = model
+        self.model: Any = model  # a transformers model, possibly wrapped by PEFT
         self.tokenizer = tokenizer
         self.labels = labels
         self.method = method

@@ -69,12 +69,14 @@ def encode_frozen(
                 pooled[batch_idx] = out.pooler_output
             bar.update(len(batch_idx))
     bar.close()
+    if first is None:
+        raise ValueError("encode_frozen needs at least one text.")
     return first.clone(), None if pooled is None else pooled.clone()
 
 
 @contextlib.contextmanager
 def swapped_encoder(model: nn.Module, stand_in: nn.Module) -> Iterator[None]:
-    prefix = model.base_model_prefix
+    prefix = str(model.base_model_prefix)
     original = getattr(model, prefix)
     setattr(model, prefix, stand_in)
     try:
@@ -87,7 +89,7 @@ def cache_encoder_outputs(
     model: nn.Module, tokenizer, texts: Sequence[str], max_length: int, batch_size: int, progress: bool
 ) -> CachedEncoder | None:
     """Encode ``texts`` once; return the stand-in, or ``None`` if the head reads more than it holds."""
-    encoder = getattr(model, model.base_model_prefix)
+    encoder = getattr(model, str(model.base_model_prefix))
     first, pooled = encode_frozen(encoder, tokenizer, texts, max_length, batch_size, progress)
     stand_in = CachedEncoder(first, pooled, encoder.config)
     probe = list(range(min(8, len(texts))))
@@ -134,10 +136,11 @@ class CachedBottom(nn.Module):
         return self.flat[index].to(input_ids.device)  # (B, T, H)
 
 
-def _encoder_parts(model: nn.Module) -> tuple[nn.Module, nn.ModuleList]:
+def _encoder_parts(model: nn.Module) -> tuple[Any, nn.ModuleList]:
     from loralab.models.targets import encoder_layers
 
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    unwrap = getattr(model, "get_base_model", None)  # PEFT's wrapper
+    base: Any = unwrap() if callable(unwrap) else model
     encoder = getattr(base, base.base_model_prefix)
     return encoder, encoder_layers(base)[1]
 

@@ -27,7 +27,8 @@ _SELF_ATTENTION_PARTS = ("query", "key", "value", "attention_head_size", "scalin
 
 def encoder_layer_list(model: nn.Module) -> nn.ModuleList | None:
     """The encoder's ``ModuleList`` of layers (BERT-like models), or ``None``."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    unwrap = getattr(model, "get_base_model", None)  # PEFT's wrapper
+    base: Any = unwrap() if callable(unwrap) else model
     encoder = getattr(base, str(getattr(base, "base_model_prefix", "")), None)
     layers = getattr(getattr(encoder, "encoder", None), "layer", None)
     return layers if isinstance(layers, nn.ModuleList) and len(layers) else None
@@ -70,7 +71,7 @@ class FirstTokenLayer(nn.Module):
         **kwargs: Any,
     ) -> torch.Tensor:
         layer = self.__dict__["plain_layer"]
-        attention = self.attention
+        attention: Any = self.attention  # transformers' attention block: typed as a plain Module
         self_attention = attention.self
         first = hidden_states[:, :1]  # (B, 1, H)
         batch, length, _ = hidden_states.shape

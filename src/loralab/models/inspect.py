@@ -4,6 +4,7 @@ tokenisation, hidden-state shapes and the linear layers LoRA can target."""
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import torch
 
@@ -20,7 +21,7 @@ def parameter_table(config: TrainConfig, labels: list[str], methods=NEURAL_METHO
 
     rows = []
     for name in methods:
-        method = get_method(name)
+        method: Any = get_method(name)  # a neural method: it builds a model
         loaded, model = method.build(labels, config.replace(method=name))
         trainable, total = count_parameters(model)
         rows.append({"method": name, "trainable": trainable, "total": total, "share": trainable / total})
@@ -47,7 +48,8 @@ def architecture(model) -> dict:
 
 def inspect_model(config: TrainConfig, text: str, labels: list[str]) -> dict:
     loaded = load_classifier(config.model, labels, trust_remote_code=config.trust_remote_code)
-    model, tokenizer = loaded.model, loaded.tokenizer
+    model: Any = loaded.model
+    tokenizer: Any = loaded.tokenizer
     encoded = tokenizer(text, return_tensors="pt", truncation=True, max_length=config.max_length)
     base = getattr(model, model.base_model_prefix)
     with torch.inference_mode():

@@ -21,6 +21,7 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from loralab.config import TrainConfig
 from loralab.errors import LoralabError, closest
@@ -243,7 +244,7 @@ def summarise(folder: str | Path) -> dict:
     folder = Path(folder)
     spec = json.loads((folder / SWEEP_FILE).read_text())
     axes = {k: [coerce(k, v) for v in vs] for k, vs in spec["grid"].items()}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for point in grid_points(axes):
         name = point_name(point)
         run = folder / name

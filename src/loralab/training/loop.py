@@ -91,7 +91,7 @@ def param_groups(
         {
             "params": params,
             "weight_decay": 0.0 if no_decay else weight_decay,
-            "lr": lr * (loraplus_lr_ratio if is_b else 1.0),
+            "lr": lr * ((loraplus_lr_ratio or 1.0) if is_b else 1.0),
         }
         for (no_decay, is_b), params in groups.items()
     ]
@@ -149,9 +149,11 @@ def _train_model(
     precision = resolve_precision(config.precision, device)
     accelerator = _accelerator(precision, gradient_accumulation_steps=config.grad_accum_steps, cpu=cpu_only())
     progress = progress and accelerator.is_local_main_process
+    assert config.batch_size is not None, "the method resolves the batch size before training"
     sampler = LengthBucketBatches([len(x) for x in train_ids], config.batch_size, config.seed)
-    loader = DataLoader(
-        list(range(len(train_ids))),
+    rows: Any = list(range(len(train_ids)))  # a list serves as a map-style dataset
+    loader: DataLoader[dict[str, torch.Tensor]] = DataLoader(
+        rows,
         batch_sampler=sampler,
         collate_fn=lambda idx: collate([train_ids[i] for i in idx], pad_id, [train_labels[i] for i in idx]),
     )
@@ -170,6 +172,7 @@ def _train_model(
     best_state: dict[str, torch.Tensor] | None = None
     stale = 0
     # Where training stands; all of it goes into a checkpoint.
+    at: dict[str, Any]
     at = {"epoch": 1, "batch": 0, "step": 0, "loss_sum": 0.0, "seen": 0, "tokens": 0, "epoch_seconds": 0.0}
     elapsed = 0.0
     resumed_from = checkpoint_files.latest(checkpoints.folder) if checkpoints and checkpoints.resume else None
@@ -185,6 +188,7 @@ def _train_model(
             tqdm.write(f"resuming from {resumed_from.name}: epoch {at['epoch']}, batch {at['batch']}")
 
     def checkpoint() -> None:
+        assert checkpoints is not None
         state = {
             "at": at,
             "stale": stale,

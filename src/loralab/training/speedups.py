@@ -21,7 +21,7 @@ import math
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -244,7 +244,8 @@ def active_names(model: nn.Module) -> list[str]:
 def probe_batch(model: nn.Module) -> Batch:
     """A small padded batch of random token ids, for verifying a model without its data."""
     generator = torch.Generator().manual_seed(0)
-    vocab = int(model.config.vocab_size)
+    config: Any = model.config
+    vocab = int(config.vocab_size)
     input_ids = torch.randint(5, min(vocab, 1000), (3, 9), generator=generator)
     attention_mask = torch.ones_like(input_ids)
     attention_mask[1, 6:] = 0
@@ -256,15 +257,17 @@ def _plain_dropouts(model: nn.Module) -> list[nn.Dropout]:
     return [m for m in model.modules() if type(m) is nn.Dropout]
 
 
-def _pretrained(model: nn.Module) -> nn.Module | None:
+def _pretrained(model: nn.Module) -> Any:
     """The transformers model inside ``model`` (PEFT wraps it), if it has a settable attention."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    unwrap = getattr(model, "get_base_model", None)  # PEFT's wrapper
+    base: Any = unwrap() if callable(unwrap) else model
     return base if callable(getattr(base, "set_attn_implementation", None)) else None
 
 
 def _logits(model: nn.Module, batch: Batch) -> torch.Tensor:
     device = next(model.parameters()).device
-    logits: torch.Tensor = model(**{k: v.to(device) for k, v in batch.items()}).logits
+    output: Any = model(**{k: v.to(device) for k, v in batch.items()})
+    logits: torch.Tensor = output.logits
     return logits
 
 
