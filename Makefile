@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test test-unit lint clean
 
 $(BIN)/.loralab-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,15 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
+# The fast tests: tiny random models only. Tests that read ../shared/data or load the
+# embedded MiniLM are marked integration (tests/conftest.py) and left out.
+test-unit: install
+	$(BIN)/python -m pytest -q -m "not integration"
+
 lint: install
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

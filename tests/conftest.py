@@ -3,6 +3,7 @@ small synthetic data. Nothing here touches the network."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import random
 from pathlib import Path
@@ -124,3 +125,41 @@ def synthetic_dir(tmp_path) -> Path:
 @pytest.fixture(autouse=True)
 def _runs_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("LORALAB_RUNS_DIR", str(tmp_path / "runs"))
+
+
+def _calls_shared_data(item: pytest.Item) -> bool:
+    """Whether the test, or a fixture it uses, calls :func:`shared_data` (read from the source)."""
+    functions = [getattr(item, "function", None)]
+    for name in getattr(item, "fixturenames", []):
+        functions += [d.func for d in item._fixtureinfo.name2fixturedefs.get(name, ())]
+    for function in functions:
+        try:
+            if function is not None and "shared_data(" in inspect.getsource(function):
+                return True
+        except (OSError, TypeError):  # a built-in fixture without Python source
+            continue
+    return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that read ../shared/data are integration tests, whether or not they say so."""
+    for item in items:
+        if "integration" not in item.keywords and _calls_shared_data(item):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_stay_off_the_embedded_model(request, monkeypatch):
+    """With ``-m "not integration"`` (``make test-unit``), loading the embedded MiniLM fails the
+    test: a test that needs it is an integration test and must be marked so."""
+    if "not integration" not in (request.config.getoption("markexpr") or ""):
+        return
+    from loralab.models import loading
+
+    def refuse():
+        pytest.fail(
+            f"{request.node.nodeid} loads the embedded model {loading.DEFAULT_MODEL}; "
+            "mark it @pytest.mark.integration (make test-unit runs without it)."
+        )
+
+    monkeypatch.setattr(loading, "embedded_model_path", refuse)
