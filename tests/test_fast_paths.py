@@ -343,3 +343,21 @@ def test_lora_layers_with_another_method_is_refused(synthetic_dir, tmp_path):
         train_run(synthetic_dir, TrainConfig(method="full", lora_layers=1), tmp_path / "x", progress=False)
     with pytest.raises(LoralabError, match="--lora-layers must be a positive number"):
         TrainConfig(method="lora", lora_layers=0)
+
+
+def test_fast_paths_on_the_command_line(synthetic_dir, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from loralab.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "run"
+    args = ["train", str(synthetic_dir), "--method", "tfidf-nb", "--output-dir", str(out)]
+    assert runner.invoke(app, [*args, "--no-fast-paths"]).exit_code == 0
+    assert json.loads((out / "config.json").read_text())["fast_paths"] == []
+    wrong = runner.invoke(app, [*args, "--fast-paths", "first-tokn", "--overwrite"])
+    assert wrong.exit_code == 2
+    assert "no speed-up is called 'first-tokn' (did you mean 'first-token'?)" in wrong.output
+    assert "Traceback" not in wrong.output

@@ -188,10 +188,10 @@ def enter_fast_paths(
     for speedup in chosen(config):
         if (prediction and not speedup.in_prediction) or not speedup.applies(model, config):
             continue
-        speedup.enter(model)
         # The errors a forward raises on an architecture a speed-up misjudged; anything else
         # is a bug and propagates.
         try:
+            speedup.enter(model)
             difference = speedup.verify(model, batch)
             problem = (
                 None
