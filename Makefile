@@ -24,8 +24,8 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
-# The fast tests: tiny random models only. Tests that read ../shared/data or load the
-# embedded MiniLM are marked integration (tests/conftest.py) and left out.
+# The fast tests: functions and modules on tiny random models. Tests marked integration
+# (end to end, or the embedded MiniLM, or ../shared/data; see tests/conftest.py) are left out.
 test-unit: install
 	$(BIN)/python -m pytest -q -m "not integration"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import os
 import random
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -127,14 +128,22 @@ def _runs_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("LORALAB_RUNS_DIR", str(tmp_path / "runs"))
 
 
-def _calls_shared_data(item: pytest.Item) -> bool:
-    """Whether the test, or a fixture it uses, calls :func:`shared_data` (read from the source)."""
+# What makes a test an integration test, read from its source and its fixtures' sources:
+# ../shared/data, a whole run written end to end (train, compare, sweep, search, export,
+# batch scoring, or the CLI writing an --output-dir), or another process launched.
+END_TO_END = re.compile(
+    r"\bshared_data\(|\b(train_run|compare|run_sweep|run_search|export_run|predict_file)\("
+    r"|[\"']--output-dir[\"']|[\"']-o[\"']|\bsubprocess\b|\bPopen\b"
+)
+
+
+def _end_to_end(item: pytest.Item) -> bool:
     functions = [getattr(item, "function", None)]
     for name in getattr(item, "fixturenames", []):
         functions += [d.func for d in item._fixtureinfo.name2fixturedefs.get(name, ())]
     for function in functions:
         try:
-            if function is not None and "shared_data(" in inspect.getsource(function):
+            if function is not None and END_TO_END.search(inspect.getsource(function)):
                 return True
         except (OSError, TypeError):  # a built-in fixture without Python source
             continue
@@ -142,9 +151,10 @@ def _calls_shared_data(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests that read ../shared/data are integration tests, whether or not they say so."""
+    """Integration tests are found from what they do (:data:`END_TO_END`), whether or not
+    they are marked; ``make test-unit`` leaves them out."""
     for item in items:
-        if "integration" not in item.keywords and _calls_shared_data(item):
+        if "integration" not in item.keywords and _end_to_end(item):
             item.add_marker(pytest.mark.integration)
 
 
