@@ -77,6 +77,7 @@ def register(app: typer.Typer) -> None:
         """Train a classifier and save it as a run folder."""
         from loralab.runs.train import train_run
 
+        job: JobConfig
         settings, job = layered_job(options, data, output_dir)
         config = TrainConfig.from_dict(settings)
         source = job.require_data()
@@ -175,12 +176,13 @@ def register(app: typer.Typer) -> None:
         if texts and input_file:
             raise LoralabError("Give texts or --input, not both.")
         classifier = load_for_prediction(run, backend, int8, precision)
-        if input_file:
-            rows = predict_file(
+        if input_file and output_file:
+            scored = predict_file(
                 classifier, input_file, output_file, text_col, chunk_size, batch_size, resume=resume
             )
-            console.print(f"Scored {rows:,} rows into {output_file}")
+            console.print(f"Scored {scored:,} rows into {output_file}")
             return
+        texts = texts or []
         probs = classifier.predict_proba(texts, batch_size)
         rows = [
             [t[:80], classifier.labels[p.argmax()], float(p.max())] for t, p in zip(texts, probs, strict=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -41,7 +42,7 @@ def predict_logits(
     """Logits ``(N, num_labels)`` in the order of ``texts``; ``precision`` is a resolved one
     (fp32, bf16 or fp16, see :mod:`loralab.training.precision`)."""
     if len(texts) == 0:
-        return np.zeros((0, model.config.num_labels), dtype=np.float32)
+        return np.zeros((0, cast(Any, model.config).num_labels), dtype=np.float32)
     ids = encode(tokenizer, texts, max_length)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     return predict_logits_from_ids(model, ids, pad, batch_size, device, precision)
@@ -57,7 +58,7 @@ def predict_logits_from_ids(
 ) -> np.ndarray:
     """Logits for token ids that are already encoded, batched longest first."""
     device = torch.device(device or next(model.parameters()).device)
-    out = np.zeros((len(ids), model.config.num_labels), dtype=np.float32)
+    out = np.zeros((len(ids), cast(Any, model.config).num_labels), dtype=np.float32)
     was_training = model.training
     model.eval()
     with torch.inference_mode(), autocast(precision, device, inference=True):

@@ -13,6 +13,7 @@ import copy
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -56,8 +57,9 @@ def _sample_texts(run_dir: Path) -> list[str]:
     return texts
 
 
-def _export_transformer(classifier, folder: Path, texts: list[str]) -> np.ndarray:
+def _export_transformer(classifier, folder: Path, texts: list[str]) -> float:
     expected = classifier.predict_proba(texts)
+    model: Any
     model, _ = merge_adapters(classifier.model)
     model.config.id2label = dict(enumerate(classifier.labels))
     model.config.label2id = {label: i for i, label in enumerate(classifier.labels)}
@@ -70,7 +72,7 @@ def _export_transformer(classifier, folder: Path, texts: list[str]) -> np.ndarra
     with torch.inference_mode():
         batch = tokenizer(texts, truncation=True, padding=True, return_tensors="pt")
         got = plain(**batch).logits.softmax(-1).numpy()
-    return np.abs(got - expected).max()
+    return float(np.abs(got - expected).max())
 
 
 def _export_pipeline(classifier, folder: Path, texts: list[str]) -> float:
@@ -145,6 +147,7 @@ def export_run(
             difference, kind = _export_pipeline(classifier, staging, texts), "scikit-learn"
         if onnx:
             write_onnx(classifier, staging, int8)
+            assert expected is not None
             onnx_difference, agreement = _check_onnx(classifier, expected, staging, texts, int8)
             difference = max(difference, onnx_difference)
         if difference > TOLERANCE:
