@@ -29,6 +29,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 DATA_PANEL = "Data"
 TRAINING_PANEL = "Training settings"
 CONFIG_PANEL = "Configuration"
+# The parameter of a field's off switch (``--no-fast-paths``) is the field's name with this prefix.
+OFF_PREFIX = "off_"
 
 
 def _field(cls: type, name: str) -> dataclasses.Field:
@@ -69,7 +71,7 @@ def option(
 
 def off_switch(item: dataclasses.Field) -> inspect.Parameter:
     """The switch ``off_flag`` of a field (``--no-fast-paths``), standing for ``--NAME OFF_VALUE``."""
-    flag = "--" + item.name.replace("_", "-")
+    flag = item.metadata.get("flag") or "--" + item.name.replace("_", "-")
     info = typer.Option(
         False,
         item.metadata["off_flag"],
@@ -79,9 +81,6 @@ def off_switch(item: dataclasses.Field) -> inspect.Parameter:
     return inspect.Parameter(
         OFF_PREFIX + item.name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=bool
     )
-
-
-OFF_PREFIX = "off_"
 
 
 def training_options(exclude: Iterable[str] = ()) -> list[inspect.Parameter]:
