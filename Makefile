@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install demo test lint docs-cli clean
+.PHONY: install demo test test-unit lint docs-cli clean
 
 $(BIN)/.loralab-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,15 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
+# The fast tests: functions and modules on tiny random models. Tests marked integration
+# (end to end, or the embedded MiniLM, or ../shared/data; see tests/conftest.py) are left out.
+test-unit: install
+	$(BIN)/python -m pytest -q -m "not integration"
+
 lint: install
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
 
 # The command reference in docs/cli.md, generated from the commands' --help.
 docs-cli: install

@@ -3,8 +3,10 @@ small synthetic data. Nothing here touches the network."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import random
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -124,3 +126,50 @@ def synthetic_dir(tmp_path) -> Path:
 @pytest.fixture(autouse=True)
 def _runs_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("LORALAB_RUNS_DIR", str(tmp_path / "runs"))
+
+
+# What makes a test an integration test, read from its source and its fixtures' sources:
+# ../shared/data, a whole run written end to end (train, compare, sweep, search, export,
+# batch scoring, or the CLI writing an --output-dir), or another process launched.
+END_TO_END = re.compile(
+    r"\bshared_data\(|\b(train_run|execute|compare|run_sweep|run_search|export_run|predict_file)\("
+    r"|[\"']--output-dir[\"']|[\"']-o[\"']|\bsubprocess\b|\bPopen\b"
+)
+
+
+def _end_to_end(item: pytest.Item) -> bool:
+    functions = [getattr(item, "function", None)]
+    for name in getattr(item, "fixturenames", []):
+        functions += [d.func for d in item._fixtureinfo.name2fixturedefs.get(name, ())]
+    for function in functions:
+        try:
+            if function is not None and END_TO_END.search(inspect.getsource(function)):
+                return True
+        except (OSError, TypeError):  # a built-in fixture without Python source
+            continue
+    return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Integration tests are found from what they do (:data:`END_TO_END`), whether or not
+    they are marked; ``make test-unit`` leaves them out."""
+    for item in items:
+        if "integration" not in item.keywords and _end_to_end(item):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_stay_off_the_embedded_model(request, monkeypatch):
+    """With ``-m "not integration"`` (``make test-unit``), loading the embedded MiniLM fails the
+    test: a test that needs it is an integration test and must be marked so."""
+    if "not integration" not in (request.config.getoption("markexpr") or ""):
+        return
+    from loralab.models import loading
+
+    def refuse():
+        pytest.fail(
+            f"{request.node.nodeid} loads the embedded model {loading.DEFAULT_MODEL}; "
+            "mark it @pytest.mark.integration (make test-unit runs without it)."
+        )
+
+    monkeypatch.setattr(loading, "embedded_model_path", refuse)

@@ -1,4 +1,5 @@
-"""CPU fast paths: cheaper dropout masks and the first-token-only last layer."""
+"""Speed-up plugins: cheaper dropout masks, the first-token-only last layer, cached frozen
+layers; each switchable, verified against the plain forward, and undone exactly."""
 
 from __future__ import annotations
 
@@ -9,18 +10,24 @@ import torch
 from conftest import build_base_model
 from torch import nn
 
-from loralab.config import TrainConfig
+from loralab.config import SPEEDUP_NAMES, TrainConfig
 from loralab.errors import LoralabError, ModelError
-from loralab.models.first_token import PATCHED, first_token_only, full_forward
+from loralab.models.fast import ATTENTION_NAME, FastDropout, dropout, fast_dropout_attention, keep_mask
+from loralab.models.first_token import FirstTokenLayer, first_token_only, full_forward
 from loralab.models.loading import load_classifier
-from loralab.runs.train import load_run, train_run
-from loralab.training.fast import (
-    FastDropout,
-    _attention_with_fast_dropout,
-    cpu_fast_paths,
-    dropout,
-    keep_mask,
+from loralab.models.speedups import (
+    NEGLIGIBLE_DROPOUT,
+    FastDropoutMasks,
+    FastPathWarning,
+    FirstTokenOnly,
+    active_names,
+    chosen,
+    enter_fast_paths,
+    fast_paths,
+    probe_batch,
+    speedup_names,
 )
+from loralab.runs.train import load_run, train_run
 
 LABELS = ["negative", "positive"]
 
@@ -56,28 +63,51 @@ def test_dropout_scales_kept_values_and_its_gradient():
     assert dropout(x, 0.25, training=False) is x and dropout(x, 0.0) is x
 
 
-def test_cpu_fast_paths_swaps_dropout_modules_and_attention_then_restores():
-    from transformers.modeling_utils import AttentionInterface
+def _dropouts(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if type(m) is nn.Dropout]
 
-    model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.2), nn.Sequential(nn.Dropout(0.1)))
-    sdpa = AttentionInterface._global_mapping["sdpa"]
-    with cpu_fast_paths(model):
-        assert [type(m) for m in model.modules() if isinstance(m, nn.Dropout)] == [FastDropout] * 2
-        assert model[1].p == 0.2
-        assert AttentionInterface._global_mapping["sdpa"] is not sdpa
-    assert [type(m) for m in model.modules() if isinstance(m, nn.Dropout)] == [nn.Dropout] * 2
-    assert AttentionInterface._global_mapping["sdpa"] is sdpa
-    with pytest.raises(RuntimeError), cpu_fast_paths(model):
+
+def test_fast_dropout_wraps_dropout_modules_and_attention_then_restores_them(tiny_models):
+    from transformers import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    model = load_classifier(str(tiny_models["bert"]), LABELS).model
+    plugin = FastDropoutMasks()
+    plain = _dropouts(model)
+    names = list(model.state_dict())
+    assert model.config._attn_implementation == "sdpa"
+    assert plugin.applies(model, TrainConfig()) and not plugin.active(model)
+    plugin.enter(model)
+    wrappers = [m for m in model.modules() if isinstance(m, FastDropout)]
+    assert [w.plain for w in wrappers] == plain and plugin.active(model)
+    assert model.base_model.encoder.layer[0].attention.self.dropout.p == 0.1
+    assert model.config._attn_implementation == ATTENTION_NAME
+    assert list(model.state_dict()) == names
+    plugin.exit(model)
+    assert _dropouts(model) == plain and not plugin.active(model)
+    assert model.config._attn_implementation == "sdpa"
+    # A name is registered for the fast attention; the entry every other model uses is untouched.
+    assert AttentionInterface._global_mapping["sdpa"] is sdpa_attention_forward
+
+
+def test_fast_paths_are_undone_when_training_is_interrupted(tiny_models):
+    model = load_classifier(str(tiny_models["bert"]), LABELS).model
+    plain = _dropouts(model)
+    last = model.base_model.encoder.layer[-1]
+    with (
+        pytest.raises(RuntimeError, match="interrupted"),
+        fast_paths(model, TrainConfig(), probe_batch(model)),
+    ):
+        assert active_names(model) == ["first-token", "fast-dropout"]
         raise RuntimeError("interrupted")
-    assert type(model[1]) is nn.Dropout and AttentionInterface._global_mapping["sdpa"] is sdpa
+    assert _dropouts(model) == plain and model.base_model.encoder.layer[-1] is last
+    assert active_names(model) == [] and model.config._attn_implementation == "sdpa"
 
 
 @pytest.mark.parametrize("mask_kind", ["none", "bool", "additive"])
 def test_fast_attention_computes_softmax_attention_like_sdpa(mask_kind):
-    from transformers.modeling_utils import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward as sdpa
 
-    sdpa = AttentionInterface._global_mapping["sdpa"]
-    fast = _attention_with_fast_dropout(sdpa)
     torch.manual_seed(0)
     q, k, v = (torch.randn(2, 3, 5, 4) for _ in range(3))
     keep = torch.ones(2, 1, 5, 5, dtype=torch.bool)
@@ -89,10 +119,10 @@ def test_fast_attention_computes_softmax_attention_like_sdpa(mask_kind):
     module.is_causal = False
     expected, _ = sdpa(module, q, k, v, mask, dropout=0.0, scaling=0.5)
     # A drop probability so small that nothing is dropped: the explicit path runs and must agree.
-    got, _ = fast(module, q, k, v, mask, dropout=1e-12, scaling=0.5)
+    got, _ = fast_dropout_attention(module, q, k, v, mask, dropout=1e-12, scaling=0.5)
     assert torch.allclose(got, expected, atol=1e-6)
     # About half of the probabilities dropped at p = 0.5: outputs differ and stay finite.
-    dropped, _ = fast(module, q, k, v, mask, dropout=0.5, scaling=0.5)
+    dropped, _ = fast_dropout_attention(module, q, k, v, mask, dropout=0.5, scaling=0.5)
     assert torch.isfinite(dropped).all() and not torch.allclose(dropped, expected)
 
 
@@ -101,8 +131,9 @@ def test_first_token_only_keeps_logits_and_gradients(tiny_models, family):
     reference = load_classifier(str(tiny_models[family]), LABELS).model
     model = load_classifier(str(tiny_models[family]), LABELS).model
     model.load_state_dict(reference.state_dict())
+    last = model.base_model.encoder.layer[-1]
     assert first_token_only(model)
-    assert getattr(model.base_model.encoder.layer[-1], PATCHED)
+    assert isinstance(model.base_model.encoder.layer[-1], FirstTokenLayer)
     assert list(model.state_dict()) == list(reference.state_dict())
     ids = torch.tensor([[2, 7, 9, 11, 4, 3], [2, 8, 3, 0, 0, 0]])
     mask = (torch.arange(6) < torch.tensor([[6], [3]])).long()
@@ -117,13 +148,106 @@ def test_first_token_only_keeps_logits_and_gradients(tiny_models, family):
     for name, param in model.named_parameters():
         assert torch.allclose(param.grad, grads[name].grad, atol=1e-5), name
     full_forward(model)
-    assert "forward" not in vars(model.base_model.encoder.layer[-1])
+    assert model.base_model.encoder.layer[-1] is last
 
 
 def test_first_token_only_leaves_other_architectures_alone(tiny_models):
     model = load_classifier(str(tiny_models["distilbert"]), LABELS).model
+    before = list(model.modules())
+    assert not FirstTokenOnly().applies(model, TrainConfig())
     assert not first_token_only(model)
-    assert all("forward" not in vars(m) for m in model.modules())
+    assert list(model.modules()) == before
+
+
+def test_a_speed_up_that_changes_the_logits_is_switched_off_with_a_warning(tiny_models, monkeypatch):
+    model = load_classifier(str(tiny_models["bert"]), LABELS).model
+    last = model.base_model.encoder.layer[-1]
+    shortcut = FirstTokenLayer.forward
+    monkeypatch.setattr(FirstTokenLayer, "forward", lambda self, *a, **k: shortcut(self, *a, **k) + 0.5)
+    with pytest.warns(FastPathWarning, match=r"'first-token' is switched off .* differ .* by up to"):
+        entered = enter_fast_paths(model, TrainConfig(), probe_batch(model))
+    assert [s.name for s in entered] == ["fast-dropout"]
+    assert model.base_model.encoder.layer[-1] is last
+
+
+def test_a_speed_up_whose_forward_fails_is_switched_off_with_a_warning(tiny_models, monkeypatch):
+    model = load_classifier(str(tiny_models["bert"]), LABELS).model
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(FirstTokenLayer, "forward", broken)
+    with pytest.warns(FastPathWarning, match=r"'first-token' .*RuntimeError: shape mismatch"):
+        assert enter_fast_paths(model, TrainConfig(), probe_batch(model), prediction=True) == []
+    assert active_names(model) == []
+
+
+def test_fast_paths_are_chosen_by_name_and_unknown_names_are_refused():
+    assert TrainConfig().fast_paths is None
+    assert [s.name for s in chosen(TrainConfig())] == ["first-token", "fast-dropout"]
+    assert TrainConfig(fast_paths="none").fast_paths == []
+    assert TrainConfig(fast_paths="all").fast_paths is None
+    assert [s.name for s in chosen(TrainConfig(fast_paths="fast-dropout"))] == ["fast-dropout"]
+    with pytest.raises(
+        LoralabError, match="no speed-up is called 'first-tokens' .did you mean 'first-token'"
+    ):
+        TrainConfig(fast_paths="first-tokens,fast-dropout")
+
+
+def _without_dropout_draws(config):
+    """A tiny config whose dropout probabilities are so small that nothing is dropped, so the
+    fast and the plain dropout code paths run and must give the same numbers."""
+    for key in (
+        "hidden_dropout_prob",
+        "attention_probs_dropout_prob",
+        "dropout",
+        "attention_dropout",
+        "seq_classif_dropout",
+    ):
+        if hasattr(config, key):
+            setattr(config, key, NEGLIGIBLE_DROPOUT)
+    return config
+
+
+@pytest.mark.parametrize(
+    ("family", "used"),
+    [
+        ("bert", ["first-token", "fast-dropout"]),
+        ("distilbert", ["fast-dropout"]),
+        ("roberta", ["first-token", "fast-dropout"]),
+    ],
+)
+def test_training_with_and_without_fast_paths_gives_the_same_losses(
+    tmp_path_factory, synthetic_dir, tmp_path, family, used
+):
+    from conftest import tiny_config
+
+    model = build_base_model(
+        tmp_path_factory.mktemp(f"{family}-negligible-dropout"),
+        config=_without_dropout_draws(tiny_config(family)),
+    )
+    common = dict(
+        method="lora", model=str(model), epochs=2, lr=2e-2, batch_size=16, lora_dropout=NEGLIGIBLE_DROPOUT
+    )
+    runs = {
+        choice: train_run(
+            synthetic_dir,
+            TrainConfig(fast_paths=choice, precision="fp32", **common),
+            tmp_path / choice,
+            progress=False,
+        )
+        for choice in ("all", "none")
+    }
+    assert runs["all"].manifest["fast_paths"] == used
+    assert runs["none"].manifest["fast_paths"] == []
+    pd.testing.assert_frame_equal(
+        _history(runs["all"])[["train_loss", "val_loss", "val_accuracy"]],
+        _history(runs["none"])[["train_loss", "val_loss", "val_accuracy"]],
+        atol=1e-5,
+    )
+    # A run trained without fast paths predicts without them too.
+    assert active_names(load_run(tmp_path / "none").model) == []
+    assert "first-token" in active_names(load_run(tmp_path / "all").model) or family == "distilbert"
 
 
 def _history(run) -> pd.DataFrame:
@@ -220,3 +344,43 @@ def test_lora_layers_with_another_method_is_refused(synthetic_dir, tmp_path):
         train_run(synthetic_dir, TrainConfig(method="full", lora_layers=1), tmp_path / "x", progress=False)
     with pytest.raises(LoralabError, match="--lora-layers must be a positive number"):
         TrainConfig(method="lora", lora_layers=0)
+
+
+def test_fast_paths_on_the_command_line(synthetic_dir, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from loralab.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "run"
+    args = ["train", str(synthetic_dir), "--method", "tfidf-nb", "--output-dir", str(out)]
+    assert runner.invoke(app, [*args, "--no-fast-paths"]).exit_code == 0
+    assert json.loads((out / "config.json").read_text())["fast_paths"] == []
+    wrong = runner.invoke(app, [*args, "--fast-paths", "first-tokn", "--overwrite"])
+    assert wrong.exit_code == 2
+    assert "no speed-up is called 'first-tokn' (did you mean 'first-token'?)" in wrong.output
+    assert "Traceback" not in wrong.output
+
+
+def test_the_configuration_knows_every_speed_up_by_name():
+    assert list(SPEEDUP_NAMES) == speedup_names()
+
+
+def test_fast_paths_read_their_own_words_from_set_files_and_grids(tmp_path):
+    from loralab.config_files import layer_settings
+    from loralab.runs.sweep import parse_axes
+
+    settings, _ = layer_settings(None, ["fast_paths=none"], {})
+    assert TrainConfig.from_dict(settings).fast_paths == []
+    config_file = tmp_path / "settings.yaml"
+    config_file.write_text("fast_paths: first-token\n")
+    settings, _ = layer_settings(config_file, None, {})
+    assert TrainConfig.from_dict(settings).fast_paths == ["first-token"]
+    axis = parse_axes(["fast_paths=none,all,first-token+fast-dropout"])["fast_paths"]
+    assert [TrainConfig(fast_paths=value).fast_paths for value in axis] == [
+        [],
+        None,
+        ["first-token", "fast-dropout"],
+    ]

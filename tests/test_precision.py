@@ -110,3 +110,29 @@ def test_prediction_precision_mistakes_are_one_sentence(fp32_run, synthetic_dir,
     baseline = train_run(synthetic_dir, config, tmp_path / "tfidf", progress=False)
     with pytest.raises(LoralabError, match="is a 'tfidf-logreg' run, which predicts in full precision"):
         load_for_prediction(baseline.folder, precision="bf16")
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    """An uninitialised Accelerate state for the test, and the process's own one back after it
+    (Accelerate's state is a process-wide singleton; only a test may take it apart)."""
+    from accelerate.state import AcceleratorState, PartialState
+
+    saved = dict(AcceleratorState._shared_state), dict(PartialState._shared_state)
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+    AcceleratorState._shared_state.update(saved[0])
+    PartialState._shared_state.update(saved[1])
+
+
+def test_another_mixed_precision_in_the_same_process_is_one_sentence(fresh_accelerate_state):
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    from loralab.training.loop import _accelerator
+
+    Accelerator(mixed_precision="bf16", cpu=True)  # as a script using Accelerate may leave it
+    with pytest.raises(LoralabError, match="--precision fp32: .* keeps one setting per process"):
+        _accelerator("fp32", cpu=True)
+    assert AcceleratorState().mixed_precision == "bf16"  # nothing was reset behind the caller's back

@@ -47,20 +47,46 @@ def check_tracker_names(names: list[str] | None) -> list[str]:
     return names
 
 
+SPEEDUP_NAMES = ("first-token", "fast-dropout")  # --fast-paths; see loralab.models.speedups
+
+
+def check_speedup_names(names: list[str]) -> list[str] | None:
+    """Validated speed-up names; ``all`` alone means every one (``None``), ``none`` alone none."""
+    names = [n.strip().lower() for n in names if n.strip()]
+    if names == ["all"]:
+        return None
+    if names == ["none"]:
+        return []
+    for name in names:
+        if name not in SPEEDUP_NAMES:
+            raise LoralabError(
+                f"--fast-paths: no speed-up is called '{name}'{closest(name, list(SPEEDUP_NAMES))}; "
+                f"they are {', '.join(SPEEDUP_NAMES)} (or all, or none)."
+            )
+    return names
+
+
 def setting(
     default: Any = MISSING,
     help: str = "",
     *,
     flag: str | None = None,
     short: str | None = None,
+    off_flag: str | None = None,
+    off_value: str | None = None,
+    keep_text: bool = False,
     default_factory: Any = MISSING,
 ) -> Any:
     """A dataclass field that the command line, config files and the Python API expose.
 
     ``flag`` replaces the derived flag (``--lora-rank`` for ``lora_rank``); booleans get
     ``--name/--no-name`` unless ``flag`` says otherwise; ``short`` adds a one-letter alias.
+    ``off_flag`` adds a switch that stands for the value ``off_value`` (``--no-fast-paths``
+    for ``--fast-paths none``). ``keep_text`` hands ``--set`` text to the field unparsed, for
+    a field that reads its own words (where ``none`` is not ``None``).
     """
-    metadata = {"help": help, "flag": flag, "short": short}
+    metadata: dict[str, Any] = {"help": help, "flag": flag, "short": short}
+    metadata.update(off_flag=off_flag, off_value=off_value, keep_text=keep_text)
     if default_factory is not MISSING:
         return field(default_factory=default_factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -140,6 +166,15 @@ class TrainConfig:
     precision: str = setting(
         "auto", "auto (bf16 autocast where measured faster, else fp32), fp32, bf16, or fp16 (GPU)."
     )  # see loralab.training.precision
+    # None: every speed-up that applies; [] none of them.
+    fast_paths: list[str] | None = setting(
+        None,
+        "Speed-ups to use, each checked against the plain forward: all (the default), none, or a "
+        f"comma-separated list of {', '.join(SPEEDUP_NAMES)}.",
+        off_flag="--no-fast-paths",
+        off_value="none",
+        keep_text=True,
+    )
     checkpoint_every: int | None = setting(
         None, "Also checkpoint every N optimizer steps (default: each epoch)."
     )
@@ -157,6 +192,10 @@ class TrainConfig:
             self.report_to = [t.strip() for t in self.report_to.split(",") if t.strip()]
         if self.report_to:
             self.report_to = check_tracker_names(self.report_to) or None
+        if isinstance(self.fast_paths, str):
+            self.fast_paths = self.fast_paths.replace("+", ",").split(",")  # "+" as in a grid axis
+        if self.fast_paths is not None:
+            self.fast_paths = check_speedup_names(self.fast_paths)
         checks = [
             (self.max_length >= 8, f"--max-length must be at least 8, got {self.max_length}."),
             (
@@ -328,6 +367,8 @@ def parse_value(cls: type, name: str, text: str) -> Any:
     commas or ``+``.
     """
     kind, optional = setting_types(cls)[name]
+    if next(f for f in dataclasses.fields(cls) if f.name == name).metadata.get("keep_text"):
+        return text
     word = text.strip().lower()
     if optional and word in ("none", "null"):
         return None

@@ -26,6 +26,7 @@ from loralab.data.dataset import stratified_subset
 from loralab.errors import LoralabError, RunError
 from loralab.evaluation.evaluate import evaluate_classifier
 from loralab.methods import get_method, method_names
+from loralab.methods.base import TransformerClassifier
 from loralab.methods.merge import merge_adapters
 from loralab.models.loading import load_classifier
 from loralab.models.surgery import extract, replace
@@ -89,6 +90,7 @@ def _updates(run_dir, targets: list[str] | None):
             f"{run_dir}: the low-rank study needs a run that changes encoder weights "
             f"({', '.join(study_methods())}); this run is '{classifier.method}'."
         )
+    assert isinstance(classifier, TransformerClassifier)  # every study method adapts an encoder
     classifier.model, adapted = merge_adapters(classifier.model)
     names = adapted or targets or classifier.config.target_modules
     tuned = extract(classifier.model, names)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import typer
 
 from loralab.cli.common import console, handle_errors, table
@@ -30,7 +32,10 @@ def inspect(
     from loralab.models.inspect import inspect_model
 
     config = TrainConfig(
-        model=model, lora_rank=lora_rank, target_modules=target_modules, max_length=max_length
+        model=model,
+        lora_rank=lora_rank,
+        target_modules=cast(Any, target_modules),  # a comma-separated string: TrainConfig splits it
+        max_length=max_length,
     )
     labels = [str(i) for i in range(num_labels)]
     info = inspect_model(config, text, labels)

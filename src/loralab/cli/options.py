@@ -29,6 +29,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 DATA_PANEL = "Data"
 TRAINING_PANEL = "Training settings"
 CONFIG_PANEL = "Configuration"
+# The parameter of a field's off switch (``--no-fast-paths``) is the field's name with this prefix.
+OFF_PREFIX = "off_"
 
 
 def _field(cls: type, name: str) -> dataclasses.Field:
@@ -67,14 +69,30 @@ def option(
     )
 
 
+def off_switch(item: dataclasses.Field) -> inspect.Parameter:
+    """The switch ``off_flag`` of a field (``--no-fast-paths``), standing for ``--NAME OFF_VALUE``."""
+    flag = item.metadata.get("flag") or "--" + item.name.replace("_", "-")
+    info = typer.Option(
+        False,
+        item.metadata["off_flag"],
+        help=f"Same as {flag} {item.metadata['off_value']}.",
+        rich_help_panel=TRAINING_PANEL,
+    )
+    return inspect.Parameter(
+        OFF_PREFIX + item.name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=bool
+    )
+
+
 def training_options(exclude: Iterable[str] = ()) -> list[inspect.Parameter]:
-    """One option per documented field of TrainConfig, all layered."""
+    """One option per documented field of TrainConfig, all layered, and the off switches."""
     skip = set(exclude)
-    return [
-        option(TrainConfig, f.name)
-        for f in dataclasses.fields(TrainConfig)
-        if f.metadata.get("help") and f.name not in skip
-    ]
+    parameters = []
+    for item in dataclasses.fields(TrainConfig):
+        if item.metadata.get("help") and item.name not in skip:
+            parameters.append(option(TrainConfig, item.name))
+            if item.metadata.get("off_flag"):
+                parameters.append(off_switch(item))
+    return parameters
 
 
 def data_options(*names: str, layered: bool = False) -> list[inspect.Parameter]:
@@ -156,5 +174,8 @@ def layered_job(
     """Training settings and the job of a layered command, from what Typer passed in."""
     config_file = options.pop("config_file", None)
     assignments = options.pop("assignments", None)
+    for item in dataclasses.fields(TrainConfig):
+        if options.pop(OFF_PREFIX + item.name, False):
+            options[item.name] = item.metadata["off_value"]
     flags = dict(options, data=data, output_dir=str(output_dir) if output_dir else None)
     return layer_settings(config_file, assignments, flags, job_class)

@@ -18,6 +18,7 @@ from loralab.cli.options import (
     with_options,
 )
 from loralab.config import TrainConfig
+from loralab.config_files import JobConfig
 from loralab.errors import LoralabError
 
 GRID_HELP = (
@@ -76,6 +77,7 @@ def register(app: typer.Typer) -> None:
         if data is not None and "=" in data and not Path(data).exists():
             # DATA named in --config: the first positional argument is already a grid axis.
             more_axes, data = [data, *(more_axes or [])], None
+        job: JobConfig
         base, job = layered_job(options, data, output_dir)
         TrainConfig.from_dict(base)  # the fixed settings are checked before any point starts
         data = job.require_data()

@@ -83,6 +83,7 @@ def register(app: typer.Typer) -> None:
         """Train a classifier and save it as a run folder."""
         from loralab.runs.train import train_run
 
+        job: JobConfig
         settings, job = layered_job(options, data, output_dir)
         config = TrainConfig.from_dict(settings)
         source = job.require_data()
@@ -243,6 +244,7 @@ def register(app: typer.Typer) -> None:
                     f"'{text_col}' (rows {listed}{more}); their prediction columns are empty."
                 )
             return
+        texts = texts or []
         probs = classifier.predict_proba(texts, batch_size)
         rows = [
             [t[:80], classifier.labels[p.argmax()], float(p.max())] for t, p in zip(texts, probs, strict=True)

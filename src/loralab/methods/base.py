@@ -30,9 +30,9 @@ from loralab.config import TrainConfig
 from loralab.data import DataSplits
 from loralab.data.long_text import TextInput
 from loralab.errors import LoralabError, RunError, closest
-from loralab.models.first_token import first_token_only
 from loralab.models.inference import predict_logits, softmax
 from loralab.models.loading import LoadedModel, count_parameters, load_classifier
+from loralab.models.speedups import prediction_fast_paths
 
 MODEL_INFO = "loralab.json"
 
@@ -84,6 +84,7 @@ class FitResult:
     epochs: int | None = None
     batch_size: int | None = None
     precision: str | None = None  # what the matrix products ran in
+    fast_paths: list[str] | None = None  # speed-ups used in training (loralab.models.speedups)
     head_modules: list[str] | None = None  # trained from scratch and saved with the run
     newly_initialised: list[str] | None = None
     features: dict | None = None  # where frozen features came from (embedding baselines)
@@ -105,6 +106,7 @@ class FitResult:
                 "batch_size": self.batch_size,
                 "precision": self.precision,
             },
+            "fast_paths": self.fast_paths,
             "head_modules": self.head_modules,
             "newly_initialised": self.newly_initialised,
             "best_epoch": self.best_epoch,
@@ -261,7 +263,7 @@ class TransformerClassifier(Classifier):
         head_modules: list[str],
         owner: NeuralMethod,
     ) -> None:
-        self.model = model
+        self.model: Any = model  # a transformers model, possibly wrapped by PEFT
         self.tokenizer = tokenizer
         self.labels = labels
         self.method = method
@@ -367,7 +369,7 @@ class NeuralMethod(Method):
         torch.manual_seed(config.seed)  # the new head's initialisation is part of the run
         loaded = self.base(labels, config)
         model = self.prepare(loaded, config)
-        first_token_only(model)
+        prediction_fast_paths(model, config)
         return Prepared(loaded, model)
 
     def classifier(self, prepared: Prepared, labels: list[str], config: TrainConfig) -> TransformerClassifier:
@@ -403,7 +405,7 @@ class NeuralMethod(Method):
         labels = list(info["labels"])
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = self.load_weights(labels, folder, config)
-        first_token_only(model)
+        prediction_fast_paths(model, config)
         model.eval()
         return TransformerClassifier(
             model, tokenizer, labels, self.name, config, list(info.get("head_modules", [])), self

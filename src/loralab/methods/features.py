@@ -51,7 +51,7 @@ def _encoder(model: str, trust_remote_code: bool):
     key = (model, trust_remote_code)
     if key not in _ENCODERS:
         loaded = load_classifier(model, ["0", "1"], trust_remote_code=trust_remote_code)
-        base = getattr(loaded.model, loaded.model.base_model_prefix).eval()
+        base = getattr(loaded.model, str(loaded.model.base_model_prefix)).eval()
         _ENCODERS[key] = (base, loaded.tokenizer)
     return _ENCODERS[key]
 

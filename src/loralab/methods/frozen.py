@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -74,12 +75,14 @@ def encode_frozen(
                 pooled[batch_idx] = out.pooler_output
             bar.update(len(batch_idx))
     bar.close()
+    if first is None:
+        raise ValueError("encode_frozen needs at least one text.")
     return first.clone(), None if pooled is None else pooled.clone()
 
 
 @contextlib.contextmanager
 def swapped_encoder(model: nn.Module, stand_in: nn.Module) -> Iterator[None]:
-    prefix = model.base_model_prefix
+    prefix = str(model.base_model_prefix)
     original = getattr(model, prefix)
     setattr(model, prefix, stand_in)
     try:
@@ -97,7 +100,7 @@ def cache_encoder_outputs(
     progress: bool,
 ) -> CachedEncoder | None:
     """Encode ``texts`` once; return the stand-in, or ``None`` if the head reads more than it holds."""
-    encoder = getattr(model, model.base_model_prefix)
+    encoder = getattr(model, str(model.base_model_prefix))
     first, pooled = encode_frozen(encoder, tokenizer, texts, max_length, batch_size, progress)
     stand_in = CachedEncoder(first, pooled, encoder.config)
     probe = list(range(min(8, len(texts))))
@@ -144,28 +147,39 @@ class CachedBottom(nn.Module):
         return self.flat[index].to(input_ids.device)  # (B, T, H)
 
 
-def _encoder_parts(model: nn.Module) -> tuple[nn.Module, nn.ModuleList]:
+def _encoder_parts(model: nn.Module) -> tuple[Any, nn.ModuleList]:
     from loralab.models.targets import encoder_layers
 
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    unwrap = getattr(model, "get_base_model", None)  # PEFT's wrapper
+    base: Any = unwrap() if callable(unwrap) else model
     encoder = getattr(base, base.base_model_prefix)
     return encoder, encoder_layers(base)[1]
 
 
+class PassThrough(nn.Module):
+    """Stands in for a frozen encoder layer whose output the stand-in embeddings already give."""
+
+    def forward(self, hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return hidden_states
+
+
 @contextlib.contextmanager
 def bottom_swapped(model: nn.Module, stand_in: CachedBottom, frozen: int) -> Iterator[None]:
-    """Serve the first ``frozen`` layers' output from ``stand_in`` instead of computing it."""
+    """Serve the first ``frozen`` layers' output from ``stand_in`` instead of computing it:
+    the embeddings and those layers are replaced in the module tree (they have nothing to
+    train) and put back afterwards."""
     encoder, layers = _encoder_parts(model)
     original = encoder.embeddings
+    bottom = list(layers[:frozen])
     encoder.embeddings = stand_in
-    for layer in layers[:frozen]:
-        layer.forward = lambda hidden_states, *args, **kwargs: hidden_states
+    for index in range(frozen):
+        layers[index] = PassThrough()
     try:
         yield
     finally:
         encoder.embeddings = original
-        for layer in layers[:frozen]:
-            layer.__dict__.pop("forward", None)
+        for index, layer in enumerate(bottom):
+            layers[index] = layer
 
 
 def cache_bottom_layers(

@@ -7,6 +7,8 @@ trained head (``modules_to_save``) in place; loralab's own layers merge and then
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from torch import nn
 
 from loralab.methods.lora.layer import LoRALinear
@@ -23,12 +25,14 @@ def merge_adapters(model: nn.Module) -> tuple[nn.Module, list[str]]:
     try:
         from peft import PeftModel  # importing PEFT takes seconds; only adapter runs need it
         from peft.tuners.lora import LoraLayer
-    except ImportError:  # without PEFT there are no PEFT models to merge
-        PeftModel = LoraLayer = ()  # noqa: N806
 
-    if PeftModel and isinstance(model, PeftModel):
+        is_peft = isinstance(model, PeftModel)
+    except ImportError:  # PEFT is an extra; without it there are no PEFT models to merge
+        is_peft = False
+
+    if is_peft:
         names = [n.removeprefix(PEFT_PREFIX) for n, m in model.named_modules() if isinstance(m, LoraLayer)]
-        return model.merge_and_unload(safe_merge=True), names
+        return cast(Any, model).merge_and_unload(safe_merge=True), names
     scratch = {n: m for n, m in model.named_modules() if isinstance(m, LoRALinear)}
     for layer in scratch.values():
         if not layer.merged:

@@ -6,108 +6,118 @@ needs keys and values of every token, but its query, attention output, feed-forw
 and their backward passes are only needed for that one token: on a 6-layer model this skips
 about 14 % of the linear-layer work in training and in prediction, with the same result.
 
-transformers has no switch for this, so the last layer's ``forward`` is replaced on the
-instance (parameters, names and saved files are untouched), and a check on a padded probe
-batch confirms the model's logits are unchanged; any other architecture is left as it is.
+transformers has no switch for this, so the last layer is replaced in its ``ModuleList`` by
+:class:`FirstTokenLayer`, which holds the layer's own submodules under their own names
+(parameter names, state dicts and saved files are unchanged) and computes one query; taking
+the layer out again puts the very same layer object back. Whether a model's logits stay the
+same is checked by :mod:`loralab.models.speedups`, which uses this as a plugin.
 """
 
 from __future__ import annotations
 
 import sys
-import types
+from typing import Any
 
 import torch
 from torch import nn
 
-TOLERANCE = 1e-4
-PATCHED = "loralab_first_token_only"
+# The submodules of a BERT-like layer that the first-token forward uses.
+_SELF_ATTENTION_PARTS = ("query", "key", "value", "attention_head_size", "scaling", "config")
 
 
-def _encoder_layers(model: nn.Module) -> nn.ModuleList | None:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    encoder = getattr(base, getattr(base, "base_model_prefix", ""), None)
+def encoder_layer_list(model: nn.Module) -> nn.ModuleList | None:
+    """The encoder's ``ModuleList`` of layers (BERT-like models), or ``None``."""
+    unwrap = getattr(model, "get_base_model", None)  # PEFT's wrapper
+    base: Any = unwrap() if callable(unwrap) else model
+    encoder = getattr(base, str(getattr(base, "base_model_prefix", "")), None)
     layers = getattr(getattr(encoder, "encoder", None), "layer", None)
     return layers if isinstance(layers, nn.ModuleList) and len(layers) else None
 
 
-def _first_token_forward(layer: nn.Module, hidden_states: torch.Tensor, attention_mask=None, *args, **kwargs):
-    """The layer's own submodules, with queries and everything after attention on token 0."""
-    attention = layer.attention
-    self_attention = attention.self
-    first = hidden_states[:, :1]  # (B, 1, H)
-    batch, length, _ = hidden_states.shape
-    size = self_attention.attention_head_size
-    query = self_attention.query(first).view(batch, 1, -1, size).transpose(1, 2)  # (B, heads, 1, d)
-    key = self_attention.key(hidden_states).view(batch, length, -1, size).transpose(1, 2)
-    value = self_attention.value(hidden_states).view(batch, length, -1, size).transpose(1, 2)
-    if attention_mask is not None and attention_mask.dim() == 4 and attention_mask.shape[-2] > 1:
-        attention_mask = attention_mask[:, :, :1]  # the first query's row
-    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-
-    eager = sys.modules[type(self_attention).__module__].eager_attention_forward
-    interface = ALL_ATTENTION_FUNCTIONS.get_interface(self_attention.config._attn_implementation, eager)
-    context, _ = interface(
-        self_attention,
-        query,
-        key,
-        value,
-        attention_mask,
-        dropout=self_attention.dropout.p if self_attention.training else 0.0,
-        scaling=self_attention.scaling,
+def fits(layer: nn.Module) -> bool:
+    """Whether ``layer`` is a BERT-like encoder layer this shortcut knows how to compute."""
+    attention = getattr(layer, "attention", None)
+    self_attention = getattr(attention, "self", None)
+    return (
+        not isinstance(layer, FirstTokenLayer)
+        and callable(getattr(layer, "feed_forward_chunk", None))
+        and hasattr(attention, "output")
+        and self_attention is not None
+        and all(hasattr(self_attention, n) for n in _SELF_ATTENTION_PARTS)
+        and not getattr(layer, "is_decoder", False)
+        and not hasattr(layer, "crossattention")
     )
-    attention_output = attention.output(context.reshape(batch, 1, -1), first)
-    return layer.feed_forward_chunk(attention_output)  # (B, 1, H)
 
 
-def _probe(model: nn.Module) -> dict[str, torch.Tensor]:
-    generator = torch.Generator().manual_seed(0)
-    vocab = model.config.vocab_size
-    input_ids = torch.randint(5, min(vocab, 1000), (3, 9), generator=generator)
-    attention_mask = torch.ones_like(input_ids)
-    attention_mask[1, 6:] = 0
-    attention_mask[2, 3:] = 0
-    device = next(model.parameters()).device
-    return {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}
+class FirstTokenLayer(nn.Module):
+    """Stands in for a BERT-like encoder layer and returns its output at the first token only.
+
+    Its children are the layer's own children under the same names, so parameters are
+    shared, not copied. The layer itself is kept outside the module tree (in ``__dict__``)
+    so that its parameters are not listed twice."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        for name, child in layer.named_children():
+            self.add_module(name, child)
+        self.__dict__["plain_layer"] = layer
+        self.train(layer.training)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> torch.Tensor:
+        layer = self.__dict__["plain_layer"]
+        attention: Any = self.attention  # transformers' attention block: typed as a plain Module
+        self_attention = attention.self
+        first = hidden_states[:, :1]  # (B, 1, H)
+        batch, length, _ = hidden_states.shape
+        size = self_attention.attention_head_size
+        query = self_attention.query(first).view(batch, 1, -1, size).transpose(1, 2)  # (B, heads, 1, d)
+        key = self_attention.key(hidden_states).view(batch, length, -1, size).transpose(1, 2)
+        value = self_attention.value(hidden_states).view(batch, length, -1, size).transpose(1, 2)
+        if attention_mask is not None and attention_mask.dim() == 4 and attention_mask.shape[-2] > 1:
+            attention_mask = attention_mask[:, :, :1]  # the first query's row
+        from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+        eager = sys.modules[type(self_attention).__module__].eager_attention_forward
+        interface = ALL_ATTENTION_FUNCTIONS.get_interface(self_attention.config._attn_implementation, eager)
+        context, _ = interface(
+            self_attention,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=self_attention.dropout.p if self_attention.training else 0.0,
+            scaling=self_attention.scaling,
+        )
+        attention_output = attention.output(context.reshape(batch, 1, -1), first)
+        result: torch.Tensor = layer.feed_forward_chunk(attention_output)  # (B, 1, H)
+        return result
 
 
 def first_token_only(model: nn.Module) -> bool:
-    """Make the last encoder layer compute the first token only, if the logits stay the same.
-
-    Returns whether the model now takes the shortcut."""
-    layers = _encoder_layers(model)
+    """Put a :class:`FirstTokenLayer` in place of the last encoder layer (unchecked: see
+    :mod:`loralab.models.speedups` for the verified plugin). Returns whether it is there."""
+    layers = encoder_layer_list(model)
     if layers is None:
         return False
-    last = layers[-1]
-    if getattr(last, PATCHED, False):
+    if isinstance(layers[-1], FirstTokenLayer):
         return True
-    needed = ("attention", "feed_forward_chunk")
-    if not all(hasattr(last, n) for n in needed) or not hasattr(last.attention, "self"):
+    if not fits(layers[-1]):
         return False
-    if not all(hasattr(last.attention.self, n) for n in ("query", "key", "value", "attention_head_size")):
-        return False
-    probe = _probe(model)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            reference = model(**probe).logits
-            last.forward = types.MethodType(_first_token_forward, last)
-            shortcut = model(**probe).logits
-        same = reference.shape == shortcut.shape and torch.allclose(reference, shortcut, atol=TOLERANCE)
-    except Exception:  # an architecture this does not fit: keep the model's own forward
-        same = False
-    finally:
-        model.train(was_training)
-    if not same:
-        last.__dict__.pop("forward", None)
-        return False
-    setattr(last, PATCHED, True)
+    layers[-1] = FirstTokenLayer(layers[-1])
     return True
 
 
 def full_forward(model: nn.Module) -> None:
-    """Undo :func:`first_token_only` (every token of the last layer is computed again)."""
-    layers = _encoder_layers(model)
-    if layers is not None and getattr(layers[-1], PATCHED, False):
-        layers[-1].__dict__.pop("forward", None)
-        layers[-1].__dict__.pop(PATCHED, None)
+    """Undo :func:`first_token_only`: the original last layer object is put back."""
+    layers = encoder_layer_list(model)
+    if layers is not None and isinstance(layers[-1], FirstTokenLayer):
+        shortcut = layers[-1]
+        plain = shortcut.__dict__["plain_layer"]
+        plain.training = shortcut.training  # its children are shared and already in that mode
+        layers[-1] = plain

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -46,7 +47,7 @@ def predict_logits(
     chunks, every window of every text runs in one length-sorted stream and the windows'
     logits are pooled per text."""
     if len(texts) == 0:
-        return np.zeros((0, model.config.num_labels), dtype=np.float32)
+        return np.zeros((0, cast(Any, model.config).num_labels), dtype=np.float32)
     if not isinstance(text_input, TextInput):
         text_input = TextInput(max_length=text_input)
     ids, documents = text_input.encode_documents(tokenizer, texts)
@@ -67,7 +68,7 @@ def predict_logits_from_ids(
 ) -> np.ndarray:
     """Logits for token ids that are already encoded, batched longest first."""
     device = torch.device(device or next(model.parameters()).device)
-    out = np.zeros((len(ids), model.config.num_labels), dtype=np.float32)
+    out = np.zeros((len(ids), cast(Any, model.config).num_labels), dtype=np.float32)
     was_training = model.training
     model.eval()
     with torch.inference_mode(), autocast(precision, device, inference=True):

@@ -5,6 +5,7 @@ the linear layers LoRA can target (parameter counts per method are in
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import torch
 
@@ -33,7 +34,9 @@ def architecture(model) -> dict:
 
 def inspect_model(config: TrainConfig, text: str, labels: list[str]) -> dict:
     loaded = load_classifier(config.model, labels, trust_remote_code=config.trust_remote_code)
-    model, tokenizer = loaded.model, loaded.tokenizer
+    # transformers' models and tokenizers are reached through types that cannot describe them
+    model: Any = loaded.model
+    tokenizer: Any = loaded.tokenizer
     encoded = tokenizer(text, return_tensors="pt", truncation=True, max_length=config.max_length)
     base = getattr(model, model.base_model_prefix)
     with torch.inference_mode():

@@ -11,6 +11,8 @@ Targets resolve through the same presets and dot-bounded names as the PEFT backe
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from torch import nn
 
 from loralab.models.loading import head_module_names
@@ -30,7 +32,7 @@ def extract(model: nn.Module, targets: list[str] | None = None) -> dict[str, nn.
     return {name: layers[name] for name in names}
 
 
-def replace(model: nn.Module, named_layers: dict[str, nn.Module]) -> nn.Module:
+def replace(model: nn.Module, named_layers: Mapping[str, nn.Module]) -> nn.Module:
     """Put each module at its qualified name (the inverse of :func:`extract`); returns ``model``."""
     for name, layer in named_layers.items():
         parent_name, _, child = name.rpartition(".")

@@ -58,10 +58,16 @@ def family_targets(model: nn.Module) -> list[str]:
 
 def encoder_layers(model: nn.Module) -> tuple[str, nn.ModuleList]:
     """The qualified name and modules of the encoder's stack: one module per hidden layer."""
+    from loralab.models.first_token import FirstTokenLayer
+
     config = getattr(model, "config", None)
     depth = getattr(config, "num_hidden_layers", None)
     for name, module in model.named_modules():
-        if isinstance(module, nn.ModuleList) and len(module) == depth and len({type(m) for m in module}) == 1:
+        if not isinstance(module, nn.ModuleList) or len(module) != depth:
+            continue
+        # A last layer computing the first token only stands in for a layer of the same kind.
+        kinds = {type(m.plain_layer) if isinstance(m, FirstTokenLayer) else type(m) for m in module}
+        if len(kinds) == 1:
             return name, module
     raise ModelError(f"Cannot find the {depth} encoder layers of {type(model).__name__} for --lora-layers.")
 

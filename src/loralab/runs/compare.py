@@ -213,7 +213,8 @@ def compare(
         rows.append(row)
         if on_run:
             on_run(row)
-    results = {"data": str(data), "fingerprint": fingerprint, "runs": rows, "summary": _summarise(rows)}
+    summary = _summarise(rows)
+    results = {"data": str(data), "fingerprint": fingerprint, "runs": rows, "summary": summary}
     write_json(folder / "results.json", results)
-    write_csv(folder / "results.csv", results["summary"])
+    write_csv(folder / "results.csv", summary)
     return results

@@ -13,6 +13,7 @@ import copy
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -70,6 +71,7 @@ def text_input_note(text_input: TextInput) -> dict:
 def _export_transformer(classifier, folder: Path, texts: list[str]) -> float:
     text_input = TextInput.of(classifier.config)
     expected = classifier.predict_proba(texts)
+    model: Any
     model, _ = merge_adapters(classifier.model)
     model.config.id2label = dict(enumerate(classifier.labels))
     model.config.label2id = {label: i for i, label in enumerate(classifier.labels)}
@@ -159,6 +161,7 @@ def export_run(
             difference, kind = _export_pipeline(classifier, staging, texts), "scikit-learn"
         if onnx:
             write_onnx(classifier, staging, int8)
+            assert expected is not None
             onnx_difference, agreement = _check_onnx(classifier, expected, staging, texts, int8)
             difference = max(difference, onnx_difference)
         if difference > TOLERANCE:

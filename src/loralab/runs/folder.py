@@ -67,7 +67,7 @@ def environment() -> dict[str, Any]:
 
     import torch
 
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in ("loralab", "torch", "transformers", "peft", "accelerate", "scikit-learn", "pandas"):
         try:
             versions[name] = md.version(name)

@@ -34,8 +34,8 @@ from loralab.data.batching import collate, encode, sorted_batches
 from loralab.data.long_text import TextInput, aggregate_window_logits
 from loralab.errors import LoralabError, RunError
 from loralab.methods.merge import merge_adapters
-from loralab.models.first_token import first_token_only
 from loralab.models.inference import softmax
+from loralab.models.speedups import prediction_fast_paths
 from loralab.runs.train import load_run
 
 ONNX_DIR = "onnx"
@@ -64,7 +64,8 @@ def write_onnx(classifier, folder: Path, int8: bool) -> None:
     require_onnx()
     model, _ = merge_adapters(classifier.model)
     model.eval()
-    first_token_only(model)  # the exported graph computes only what the head reads, too
+    # The exported graph computes only what the head reads, too.
+    prediction_fast_paths(model, classifier.config)
     pad = classifier.tokenizer.pad_token_id if classifier.tokenizer.pad_token_id is not None else 0
     example = collate(encode(classifier.tokenizer, ["an example", "a longer example text"], 32), pad)
     batch = torch.export.Dim("batch", min=1, max=1 << 16)

@@ -36,6 +36,8 @@ TRUE, FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 
 
 def coerce(name: str, text: str):
+    if AXIS_FIELDS[name].metadata.get("keep_text"):  # the setting reads its own words
+        return text
     kind = str(AXIS_FIELDS[name].type)
     if text.lower() == "none" and "None" in kind:
         return None
@@ -269,7 +271,7 @@ def summarise(folder: str | Path) -> dict:
     folder = Path(folder)
     spec = json.loads((folder / SWEEP_FILE).read_text())
     axes = {k: [coerce(k, v) for v in vs] for k, vs in spec["grid"].items()}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for point in grid_points(axes):
         name = point_name(point)
         run = folder / name

@@ -39,7 +39,8 @@ class Trackers:
 
         folder = run_dir / "tracking"
         folder.mkdir(parents=True, exist_ok=True)
-        self.trackers, self.where = [], {}
+        self.trackers: list = []
+        self.where: dict[str, str | dict[str, str]] = {}
         for name in names:
             try:
                 if name == "tensorboard":

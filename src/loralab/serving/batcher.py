@@ -49,11 +49,13 @@ class MicroBatcher:
     async def _flush(self, model: str) -> None:
         loop = asyncio.get_running_loop()
         await asyncio.sleep(self.max_wait)
+        assert self.lock is not None  # created by the first request, before any flush is scheduled
         async with self.lock:  # requests arriving while a pass runs join the next one
             self.scheduled.discard(model)
             waiting = self.pending.pop(model, [])
             while waiting:
-                batch, size = [], 0
+                batch: list = []
+                size = 0
                 while waiting and (not batch or size + len(waiting[0][0]) <= self.max_batch_texts):
                     batch.append(waiting.pop(0))
                     size += len(batch[-1][0])

@@ -17,6 +17,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -89,7 +90,7 @@ class ServedModel:
     classifier: Classifier
 
     def describe(self) -> dict:
-        config = getattr(self.classifier, "config", None)
+        config: Any = getattr(self.classifier, "config", None)
         return {
             "name": self.name,
             "method": self.classifier.method,
@@ -138,8 +139,8 @@ class Predictor:
         """``NAME=PATH`` or ``PATH`` (named after its folder)."""
         text = str(spec)
         if "=" in text and not Path(text).exists():
-            name, _, path = text.partition("=")
-            return name.strip(), Path(path)
+            name, _, where = text.partition("=")
+            return name.strip(), Path(where)
         path = Path(text)
         return path.resolve().name, path
 

@@ -69,6 +69,7 @@ def fit_method(
         epochs=epochs,
         batch_size=batch_size,
         precision=result.precision,
+        fast_paths=result.fast_paths,
         head_modules=prepared.loaded.head_modules,
         newly_initialised=prepared.loaded.newly_initialised,
     )

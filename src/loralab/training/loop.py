@@ -11,12 +11,12 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed as accelerate_set_seed
 from torch import nn
 from torch.utils.data import DataLoader
@@ -25,12 +25,13 @@ from transformers import get_linear_schedule_with_warmup
 
 from loralab.config import TrainConfig
 from loralab.data.batching import collate
+from loralab.errors import LoralabError
 from loralab.methods.base import TrainingData
 from loralab.models.inference import autocast, predict_logits_from_ids
+from loralab.models.speedups import fast_paths, sample_batch
 from loralab.training import checkpoints as checkpoint_files
 from loralab.training.batching import LengthBucketBatches
 from loralab.training.checkpoints import Checkpointing
-from loralab.training.fast import cpu_fast_paths
 from loralab.training.precision import resolve_precision
 
 # Scores of an epoch on the validation split from its logits ``(N, C)`` and class ids ``(N,)``:
@@ -47,6 +48,7 @@ class TrainResult:
     train_tokens: int = 0
     stopped_early: bool = False
     precision: str = "fp32"  # what the matrix products ran in (see loralab.training.precision)
+    fast_paths: list[str] = field(default_factory=list)  # speed-ups used (loralab.models.speedups)
 
 
 def cpu_only() -> bool:
@@ -55,17 +57,22 @@ def cpu_only() -> bool:
     return not (torch.cuda.is_available() or torch.backends.mps.is_available())
 
 
-def _accelerate_precision(precision: str) -> str:
-    """Accelerate's ``mixed_precision`` for ``precision``. Only fp16 goes through Accelerate
-    (it needs loss scaling); bf16 is a plain autocast around the forward pass, so evaluation
-    and the trained model stay fp32. Accelerate keeps its setting in a process-wide singleton
-    that refuses a change, and one process may train several models (compare, sweeps), so the
-    singleton is reset when the setting differs."""
-    wanted = "fp16" if precision == "fp16" else "no"
-    current = AcceleratorState._shared_state.get("_mixed_precision")
-    if current is not None and current != wanted:
-        AcceleratorState._reset_state()
-    return wanted
+def _accelerator(precision: str, **settings: Any) -> Any:
+    """An ``Accelerator`` whose ``mixed_precision`` fits ``precision``. Only fp16 goes through
+    Accelerate (it needs loss scaling); bf16 is a plain autocast around the forward pass, so
+    evaluation and the trained model stay fp32. Accelerate keeps that setting for the whole
+    process and refuses to change it, which it reports as a ``ValueError``."""
+    mixed_precision = "fp16" if precision == "fp16" else "no"
+    try:
+        return Accelerator(mixed_precision=mixed_precision, **settings)
+    except ValueError as err:
+        if "already been initialized" not in str(err):
+            raise
+        raise LoralabError(
+            f"--precision {precision}: this process already trained with Accelerate's mixed precision "
+            "set otherwise, and Accelerate keeps one setting per process; train this model in a "
+            "separate loralab command."
+        ) from err
 
 
 def set_seed(seed: int) -> None:
@@ -88,7 +95,7 @@ def param_groups(
         {
             "params": params,
             "weight_decay": 0.0 if no_decay else weight_decay,
-            "lr": lr * (loraplus_lr_ratio if is_b else 1.0),
+            "lr": lr * ((loraplus_lr_ratio or 1.0) if is_b else 1.0),
         }
         for (no_decay, is_b), params in groups.items()
     ]
@@ -118,11 +125,11 @@ def train_model(
     improvement stop training.
     With ``checkpoints``, the state is saved every ``every_steps`` optimizer steps and at
     the end of each epoch; with ``checkpoints.resume`` training continues from the latest
-    checkpoint (its finished epochs are passed to ``on_epoch`` again first). On a CPU,
-    dropout masks are drawn by :mod:`loralab.training.fast` while training.
+    checkpoint (its finished epochs are passed to ``on_epoch`` again first). The speed-ups
+    of :mod:`loralab.models.speedups` that ``config`` chooses are on while training.
     """
-    with cpu_fast_paths(model):
-        return _train_model(
+    with fast_paths(model, config, sample_batch(data.train_ids, data.pad_id)) as used:
+        result = _train_model(
             model,
             data,
             config,
@@ -134,6 +141,8 @@ def train_model(
             checkpoints=checkpoints,
             on_step=on_step,
         )
+    result.fast_paths = used
+    return result
 
 
 def _train_model(
@@ -154,17 +163,15 @@ def _train_model(
     set_seed(config.seed)
     device = torch.device("cpu" if cpu_only() else "cuda" if torch.cuda.is_available() else "mps")
     precision = resolve_precision(config.precision, device)
-    accelerator = Accelerator(
-        gradient_accumulation_steps=config.grad_accum_steps,
-        cpu=cpu_only(),
-        mixed_precision=_accelerate_precision(precision),
-    )
+    accelerator = _accelerator(precision, gradient_accumulation_steps=config.grad_accum_steps, cpu=cpu_only())
     progress = progress and accelerator.is_local_main_process
     train_ids, train_labels, validation = data.train_ids, data.train_labels, data.validation
     pad_id = data.pad_id
+    assert config.batch_size is not None, "the method resolves the batch size before training"
     sampler = LengthBucketBatches([len(x) for x in train_ids], config.batch_size, config.seed)
-    loader = DataLoader(
-        list(range(len(train_ids))),
+    rows: Any = list(range(len(train_ids)))  # a list serves as a map-style dataset
+    loader: DataLoader[dict[str, torch.Tensor]] = DataLoader(
+        rows,
         batch_sampler=sampler,
         collate_fn=lambda idx: collate([train_ids[i] for i in idx], pad_id, [train_labels[i] for i in idx]),
     )
@@ -183,6 +190,7 @@ def _train_model(
     best_state: dict[str, torch.Tensor] | None = None
     stale = 0
     # Where training stands; all of it goes into a checkpoint.
+    at: dict[str, Any]
     at = {"epoch": 1, "batch": 0, "step": 0, "loss_sum": 0.0, "seen": 0, "tokens": 0, "epoch_seconds": 0.0}
     elapsed = 0.0
     resumed_from = checkpoint_files.latest(checkpoints.folder) if checkpoints and checkpoints.resume else None
@@ -198,6 +206,7 @@ def _train_model(
             tqdm.write(f"resuming from {resumed_from.name}: epoch {at['epoch']}, batch {at['batch']}")
 
     def checkpoint() -> None:
+        assert checkpoints is not None
         state = {
             "at": at,
             "stale": stale,

@@ -34,6 +34,9 @@ class LoRALinear(nn.Module):
     ((2, 8), (4, 2), 2.0)
     """
 
+    pissa_A0: torch.Tensor  # buffers registered with init="pissa"
+    pissa_B0: torch.Tensor
+
     def __init__(
         self,
         base_layer: nn.Linear,

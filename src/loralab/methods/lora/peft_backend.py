@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -23,7 +24,7 @@ from loralab.methods.lora.top_layers import LoraMethod
 from loralab.models.loading import LoadedModel
 from loralab.models.targets import resolve_targets
 
-PEFT_INITS = {"normal": "gaussian", "kaiming": True, "pissa": "pissa"}
+PEFT_INITS: dict[str, Any] = {"normal": "gaussian", "kaiming": True, "pissa": "pissa"}
 PISSA_INITIAL = "loralab_pissa_initial"
 
 
@@ -36,10 +37,10 @@ def lora_config(loaded: LoadedModel, config: TrainConfig):
     return LoraConfig(
         task_type=TaskType.SEQ_CLS,
         r=config.lora_rank,
-        lora_alpha=config.lora_alpha,
+        lora_alpha=cast(Any, config.lora_alpha),  # PEFT annotates an int; a float alpha works
         lora_dropout=config.lora_dropout,
         target_modules=targets,
-        bias=config.lora_bias,
+        bias=cast(Any, config.lora_bias),  # checked by TrainConfig
         modules_to_save=list(loaded.head_modules),
         # loralab's "normal" init is PEFT's "gaussian" (A ~ N(0, 1/rank²)); "kaiming" is PEFT's default.
         init_lora_weights=PEFT_INITS[config.lora_init],
