@@ -15,6 +15,8 @@ from loralab.errors import LoralabError, closest
 
 CONFIG_VERSION = 1
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# How frozen features become one vector per text; auto reads the model's sentence-transformers config.
+POOLINGS = ("auto", "cls", "mean", "max")
 
 
 @dataclass
@@ -57,7 +59,7 @@ class TrainConfig:
     tfidf_max_features: int | None = 50000
     tfidf_sublinear_tf: bool = True
     baseline_c: float = 1.0
-    pooling: str = "cls"
+    pooling: str = "auto"  # embedding baselines: auto (the model's own), cls, mean or max
     # Execution
     threads: int | None = None
     precision: str = "auto"  # auto, fp32, bf16, fp16: see loralab.training.precision
@@ -100,6 +102,10 @@ class TrainConfig:
                 f"--tfidf-max-features must be ≥ 1, got {self.tfidf_max_features}.",
             ),
             (self.baseline_c > 0, f"--baseline-c must be positive, got {self.baseline_c}."),
+            (
+                self.pooling in POOLINGS,
+                f"--pooling must be one of {', '.join(POOLINGS)}; got '{self.pooling}'.",
+            ),
             (
                 self.lora_init in ("normal", "kaiming", "pissa"),
                 f"--lora-init must be normal, kaiming or pissa; got '{self.lora_init}'.",

@@ -54,8 +54,11 @@ def print_run_summary(result) -> None:
         how = "read from the feature cache" if features["source"] == "cache" else "encoded (and cached)"
         console.print(
             f"Training features ({features['pooling']} pooling): {features['texts']:,} texts {how} "
-            f"in {features['seconds']:.1f} s"
+            f"in {features['seconds']:.1f} s",
+            markup=False,
         )
+        if features.get("pooling_source"):
+            console.print(f"Pooling: {features['pooling_source']}.", markup=False)
     console.print(f"Run saved to [bold]{result.folder}[/] (reload check passed)")
 
 
@@ -162,7 +165,12 @@ def register(app: typer.Typer) -> None:
         tfidf_sublinear_tf: bool | None = typer.Option(
             None, "--tfidf-sublinear-tf/--no-tfidf-sublinear-tf", help="TF-IDF baselines: 1 + log(tf)."
         ),
-        pooling: str | None = typer.Option(None, "--pooling", help="Embedding baselines: cls or mean (cls)."),
+        pooling: str | None = typer.Option(
+            None,
+            "--pooling",
+            help="Embedding baselines: auto (the model's sentence-transformers pooling, else [CLS]), "
+            "cls, mean or max (auto).",
+        ),
         baseline_c: float | None = typer.Option(
             None, "--baseline-c", help="Baselines: inverse regularisation strength (1.0)."
         ),
@@ -198,6 +206,11 @@ def register(app: typer.Typer) -> None:
             precision=precision,
             checkpoint_every=checkpoint_every,
             report_to=report_to,
+            tfidf_ngram_max=tfidf_ngram_max,
+            tfidf_max_features=tfidf_max_features,
+            tfidf_sublinear_tf=tfidf_sublinear_tf,
+            pooling=pooling,
+            baseline_c=baseline_c,
         )
         settings.update({k: v for k, v in flags.items() if v is not None})
         config = TrainConfig.from_dict(settings)
