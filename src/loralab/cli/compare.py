@@ -50,6 +50,22 @@ def results_table(summary: list[dict], title: str):
     return table(title, columns, rows)
 
 
+def recommendation_lines(results: dict) -> list[str]:
+    """The sentences that end the table: the method to use, and at each smaller size if any."""
+    lines = []
+    if results.get("validation_cut"):
+        lines.append(f"Note: {results['validation_cut']}")
+    by_size = results.get("recommendations") or {}
+    final = results.get("recommendation")
+    if len(by_size) > 1:
+        for size, chosen in by_size.items():
+            if final is None or size != final["train_size"]:
+                lines.append(f"At {size}/class: {chosen['method']}. Why: {chosen['reason']}")
+    if final is not None:
+        lines.append(f"Recommendation: {final['method']}. Why: {final['reason']}")
+    return lines
+
+
 def parse_train_sizes(text: str) -> list[int | None]:
     from loralab.errors import LoralabError
 
@@ -128,6 +144,8 @@ def register(app: typer.Typer) -> None:
             on_run=report,
         )
         console.print(results_table(results["summary"], f"{data} (splits {results['fingerprint']})"))
+        for line in recommendation_lines(results):
+            console.print(line, markup=False)
         console.print(f"Results in {out}/results.csv and results.json")
 
 

@@ -65,6 +65,12 @@ class Method(ABC):
     default_lr: ClassVar[float] = 1e-3
     default_epochs: ClassVar[int] = 3
     default_batch_size: ClassVar[int] = 32
+    # Cost to train and serve, to prefer the cheaper of two methods that are equally good
+    # (loralab.runs.recommend): 0 nothing learned, 1 sparse word features, 2 one frozen-encoder
+    # pass, 3 a head trained on frozen features, 5 the encoder adapted, 6 every weight trained.
+    cost_rank: ClassVar[int] = 6
+    # A yardstick every method must beat (majority class, untrained head): shown, never recommended.
+    reference: ClassVar[bool] = False
 
     @abstractmethod
     def fit(

@@ -76,6 +76,7 @@ class EmbeddingClassifier(Classifier):
 class EmbeddingMethod(Method):
     default_epochs = 0
     default_lr = 0.0
+    cost_rank = 2
 
     def estimator(self, config: TrainConfig):
         raise NotImplementedError

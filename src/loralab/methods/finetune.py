@@ -25,6 +25,7 @@ class HeadTuning(NeuralMethod):
 
     name = "head"
     summary = "encoder frozen, only the classification head trains"
+    cost_rank = 3
     default_lr = 2e-3
     default_epochs = 10
 
@@ -95,6 +96,7 @@ class FullFineTuning(NeuralMethod):
 
     name = "full"
     summary = "all weights train"
+    cost_rank = 6
     default_lr = 5e-5
     default_epochs = 3
     # Measured on rotten_tomatoes with MiniLM-L6: batch 16 reached 0.834 test accuracy, batch 32 0.828.
@@ -131,6 +133,8 @@ class ZeroShot(HeadTuning):
 
     name = "zero-shot"
     summary = "no training: the pretrained encoder with an untrained head"
+    cost_rank = 2
+    reference = True
 
     def fit(self, splits, config, *, progress=True, on_epoch=None, checkpoints=None, on_step=None):
         loaded, model = self.build(splits.labels, config)

@@ -66,6 +66,7 @@ class ScratchLora(NeuralMethod):
 
     name = "lora-scratch"
     summary = "LoRA with loralab's own layer (same numbers as PEFT; read by the low-rank analysis)"
+    cost_rank = 5
     default_lr = 1e-3
     default_epochs = 3
 
