@@ -49,3 +49,60 @@ def test_learning_curve_says_the_validation_was_cut(synthetic_dir, tmp_path):
     assert list(saved["recommendations"]) == ["4", "all"] and saved["recommendation"]["train_size"] == "all"
     assert CliRunner().invoke(app, ["report", str(out)]).exit_code == 0
     assert VALIDATION_CUT_NOTE in (out / "report.md").read_text()
+
+
+def test_the_floor_raises_only_default_epochs_of_small_data():
+    from loralab.methods.steps import floored_schedule
+
+    small = floored_schedule(32, 32, 3, 100)  # 16 texts per class, 2 classes
+    assert (small.epochs, small.steps_per_epoch, small.raised_from) == (100, 1, 3)
+    assert small.patience == 25
+    assert floored_schedule(32, 32, 3, 100, patience=4).patience == 4  # the user's patience is kept
+    assert floored_schedule(96, 32, 3, 100).epochs == 34  # 3 steps per epoch
+    assert floored_schedule(200, 16, 3, 100, grad_accum_steps=2).steps_per_epoch == 7
+    large = floored_schedule(8530, 32, 3, 100)
+    assert (large.epochs, large.raised_from, large.patience) == (3, None, None)
+    assert floored_schedule(32, 32, 3, 0).epochs == 3  # 0 switches the floor off
+
+
+def test_sixteen_texts_per_class_train_enough_steps(tiny_bert, synthetic_dir, tmp_path):
+    from loralab.config import TrainConfig
+    from loralab.runs.train import train_run
+
+    splits = per_class_subset(load_data(synthetic_dir), 16, 42)
+    floored = train_run(
+        splits, TrainConfig(method="head", model=str(tiny_bert)), tmp_path / "f", progress=False
+    )
+    floor = floored.manifest["step_floor"]
+    assert floor == {"epochs": 100, "steps_per_epoch": 1, "patience": 25, "raised_from": 10}
+    import pandas as pd
+
+    history = pd.read_csv(tmp_path / "f" / "history.csv")
+    assert len(history) == 100 or (floored.manifest["stopped_early"] and len(history) > 25)
+    assert history["step"].iloc[-1] == len(history)  # one optimizer step per epoch
+    plain = train_run(
+        splits,
+        TrainConfig(method="head", model=str(tiny_bert), min_train_steps=0),
+        tmp_path / "p",
+        progress=False,
+    )
+    assert plain.manifest["step_floor"] is None and plain.manifest["resolved"]["epochs"] == 10
+    plain_history = pd.read_csv(tmp_path / "p" / "history.csv")
+    assert history["train_loss"].iloc[-1] < plain_history["train_loss"].iloc[-1]
+    given = train_run(
+        splits, TrainConfig(method="head", model=str(tiny_bert), epochs=2), tmp_path / "g", progress=False
+    )
+    assert given.manifest["step_floor"] is None and given.manifest["resolved"]["epochs"] == 2
+
+
+def test_cli_says_when_the_floor_raised_the_epochs(tiny_bert, synthetic_dir, tmp_path):
+    import pandas as pd
+
+    data = tmp_path / "few.csv"
+    pd.read_csv(synthetic_dir / "train.csv").head(24).to_csv(data, index=False)
+    args = ["train", str(data), "--method", "head", "--model", str(tiny_bert), "-o", str(tmp_path / "r")]
+    result = CliRunner().invoke(app, [*args, "--min-train-steps", "30"])
+    assert result.exit_code == 0, result.output
+    assert "Small training set: 30 epochs instead of 10" in " ".join(result.output.split())
+    bad = CliRunner().invoke(app, [*args[:-1], str(tmp_path / "x"), "--min-train-steps", "-1"])
+    assert bad.exit_code == 2 and "--min-train-steps must be ≥ 0, got -1." in bad.output

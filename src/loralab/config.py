@@ -42,6 +42,8 @@ class TrainConfig:
     grad_accum_steps: int = 1
     max_grad_norm: float = 1.0
     patience: int | None = None
+    # When epochs are the method's default, raise them until training takes this many optimizer steps.
+    min_train_steps: int = 100
     seed: int = 42
     # LoRA
     lora_rank: int = 8
@@ -89,6 +91,7 @@ class TrainConfig:
             (0 <= self.warmup_ratio < 1, f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}."),
             (self.grad_accum_steps >= 1, f"--grad-accum-steps must be ≥ 1, got {self.grad_accum_steps}."),
             (self.patience is None or self.patience >= 1, f"--patience must be ≥ 1, got {self.patience}."),
+            (self.min_train_steps >= 0, f"--min-train-steps must be ≥ 0, got {self.min_train_steps}."),
             (self.lora_rank >= 1, f"--lora-rank must be a positive integer, got {self.lora_rank}."),
             (self.lora_alpha > 0, f"--lora-alpha must be positive, got {self.lora_alpha}."),
             (0 <= self.lora_dropout < 1, f"--lora-dropout must be in [0, 1), got {self.lora_dropout}."),

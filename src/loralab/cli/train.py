@@ -49,6 +49,14 @@ def print_run_summary(result) -> None:
         f"training {manifest['train_seconds']:.0f} s; "
         f"inference {result.metrics['test']['inference_texts_per_second']:,.0f} texts/s"
     )
+    floor = manifest.get("step_floor")
+    if floor:
+        console.print(
+            f"Small training set: {floor['epochs']} epochs instead of {floor['raised_from']} "
+            f"({floor['steps_per_epoch']} optimizer step(s) per epoch; --min-train-steps), the best epoch "
+            f"on validation kept, stopping after {floor['patience']} epochs without a better one.",
+            markup=False,
+        )
     features = manifest.get("features")
     if features:
         how = "read from the feature cache" if features["source"] == "cache" else "encoded (and cached)"
@@ -149,6 +157,11 @@ def register(app: typer.Typer) -> None:
         patience: int | None = typer.Option(
             None, "--patience", help="Stop after N epochs without a better validation accuracy."
         ),
+        min_train_steps: int | None = typer.Option(
+            None,
+            "--min-train-steps",
+            help="Without --epochs, train at least this many optimizer steps on small data (100; 0: off).",
+        ),
         seed: int | None = typer.Option(None, "--seed"),
         threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
         precision: str | None = typer.Option(
@@ -201,6 +214,7 @@ def register(app: typer.Typer) -> None:
             grad_accum_steps=grad_accum_steps,
             max_grad_norm=max_grad_norm,
             patience=patience,
+            min_train_steps=min_train_steps,
             seed=seed,
             threads=threads,
             precision=precision,

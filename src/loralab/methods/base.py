@@ -25,6 +25,7 @@ from loralab.config import TrainConfig
 from loralab.data import DataSplits
 from loralab.errors import LoralabError, RunError, closest
 from loralab.evaluation.inference import predict_logits, softmax
+from loralab.methods.steps import floored_schedule
 from loralab.models.first_token import first_token_only
 from loralab.models.loading import LoadedModel, count_parameters, load_classifier
 
@@ -228,6 +229,18 @@ class NeuralMethod(Method):
     def fit(self, splits, config, *, progress=True, on_epoch=None, checkpoints=None, on_step=None):
         loaded, model = self.build(splits.labels, config)
         lr, epochs, batch_size = self.resolved(config)
+        schedule = None
+        if config.epochs is None:  # the user's own --epochs are kept as given
+            schedule = floored_schedule(
+                len(splits.train),
+                batch_size,
+                epochs,
+                config.min_train_steps,
+                config.grad_accum_steps,
+                config.patience,
+            )
+            epochs = schedule.epochs
+            config = config.replace(patience=schedule.patience)
         config = config.replace(batch_size=batch_size)
         result = self.train(
             loaded, model, splits, config, lr, epochs, progress, on_epoch, checkpoints, on_step
@@ -246,6 +259,7 @@ class NeuralMethod(Method):
             "lr": lr,
             "epochs": epochs,
             "batch_size": batch_size,
+            "step_floor": schedule.to_dict() if schedule is not None and schedule.raised_from else None,
             "head_modules": loaded.head_modules,
             "newly_initialised": loaded.newly_initialised,
         }
