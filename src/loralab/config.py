@@ -62,6 +62,7 @@ class TrainConfig:
     tfidf_sublinear_tf: bool = True
     baseline_c: float = 1.0
     pooling: str = "auto"  # embedding baselines: auto (the model's own), cls, mean or max
+    setfit_max_pairs: int = 4000  # SetFit: budget of contrastive text pairs, whatever the data size
     # Execution
     threads: int | None = None
     precision: str = "auto"  # auto, fp32, bf16, fp16: see loralab.training.precision
@@ -105,6 +106,7 @@ class TrainConfig:
                 f"--tfidf-max-features must be ≥ 1, got {self.tfidf_max_features}.",
             ),
             (self.baseline_c > 0, f"--baseline-c must be positive, got {self.baseline_c}."),
+            (self.setfit_max_pairs >= 2, f"--setfit-max-pairs must be ≥ 2, got {self.setfit_max_pairs}."),
             (
                 self.pooling in POOLINGS,
                 f"--pooling must be one of {', '.join(POOLINGS)}; got '{self.pooling}'.",

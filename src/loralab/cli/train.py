@@ -57,6 +57,14 @@ def print_run_summary(result) -> None:
             f"on validation kept, stopping after {floor['patience']} epochs without a better one.",
             markup=False,
         )
+    contrastive = manifest.get("contrastive")
+    if contrastive:
+        budget = " (the --setfit-max-pairs budget)" if contrastive["limited_by_budget"] else ""
+        console.print(
+            f"SetFit: {contrastive['pairs']:,} contrastive pairs{budget} drawn from "
+            f"{contrastive['texts']:,} training texts, {contrastive['steps']:,} optimizer steps.",
+            markup=False,
+        )
     features = manifest.get("features")
     if features:
         how = "read from the feature cache" if features["source"] == "cache" else "encoded (and cached)"
@@ -80,7 +88,7 @@ def register(app: typer.Typer) -> None:
             "--method",
             "-m",
             help="lora (default), lora-scratch, full, head, zero-shot, tfidf-logreg, tfidf-nb, "
-            "embed-logreg, embed-svm, embed-ridge.",
+            "embed-logreg, embed-svm, embed-ridge, majority, setfit.",
         ),
         model: str | None = typer.Option(
             None, "--model", help=f"Hugging Face name or local folder (default: {DEFAULT_MODEL})."
@@ -187,6 +195,9 @@ def register(app: typer.Typer) -> None:
         baseline_c: float | None = typer.Option(
             None, "--baseline-c", help="Baselines: inverse regularisation strength (1.0)."
         ),
+        setfit_max_pairs: int | None = typer.Option(
+            None, "--setfit-max-pairs", help="SetFit: at most this many contrastive pairs (4000)."
+        ),
     ) -> None:
         """Train a classifier and save it as a run folder."""
         from loralab.runs.train import train_run
@@ -225,6 +236,7 @@ def register(app: typer.Typer) -> None:
             tfidf_sublinear_tf=tfidf_sublinear_tf,
             pooling=pooling,
             baseline_c=baseline_c,
+            setfit_max_pairs=setfit_max_pairs,
         )
         settings.update({k: v for k, v in flags.items() if v is not None})
         config = TrainConfig.from_dict(settings)

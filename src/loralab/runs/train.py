@@ -202,6 +202,7 @@ def train_run(
             best_epoch=facts.get("best_epoch"),
             stopped_early=facts.get("stopped_early"),
             step_floor=facts.get("step_floor"),
+            contrastive=facts.get("contrastive"),
             features=facts.get("features"),
         )
         metrics: dict = {}
