@@ -113,3 +113,36 @@ def test_missing_extra_is_named(tiny_sentence_transformer, synthetic_dir, tmp_pa
     assert result.exit_code == 2
     assert "needs the setfit extra, which is not installed: pip install 'loralab[setfit]'." in result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_setfit_in_compare_runs_every_seed(tiny_sentence_transformer, synthetic_dir, tmp_path):
+    from loralab.runs.compare import compare
+
+    config = TrainConfig(model=str(tiny_sentence_transformer), setfit_max_pairs=32)
+    results = compare(
+        str(synthetic_dir),
+        tmp_path / "cmp",
+        methods=["majority", "setfit"],
+        seeds=2,
+        base_config=config,
+        progress=False,
+    )
+    assert [(r["method"], r["seed"]) for r in results["runs"]] == [
+        ("majority", 42),
+        ("setfit", 42),
+        ("setfit", 43),
+    ]
+    assert results["recommendation"]["method"] == "setfit"  # the majority class is never recommended
+
+
+def test_default_ladder_leaves_out_setfit_for_a_plain_encoder(
+    tiny_bert, synthetic_dir, tmp_path, monkeypatch
+):
+    from loralab.runs import compare as compare_module
+
+    monkeypatch.setattr(compare_module, "DEFAULT_LADDER", ["majority", "tfidf-nb", "setfit"])
+    results = compare_module.compare(
+        str(synthetic_dir), tmp_path / "cmp", base_config=TrainConfig(model=str(tiny_bert)), progress=False
+    )
+    assert [r["method"] for r in results["runs"]] == ["majority", "tfidf-nb"]
+    assert "is not one" in results["left_out"]["setfit"]

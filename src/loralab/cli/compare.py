@@ -52,7 +52,7 @@ def results_table(summary: list[dict], title: str):
 
 def recommendation_lines(results: dict) -> list[str]:
     """The sentences that end the table: the method to use, and at each smaller size if any."""
-    lines = []
+    lines = [f"Left out {name}: {reason}" for name, reason in (results.get("left_out") or {}).items()]
     if results.get("validation_cut"):
         lines.append(f"Note: {results['validation_cut']}")
     by_size = results.get("recommendations") or {}
@@ -112,10 +112,9 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Train the method ladder on the same splits and print one table."""
-        from loralab.runs.compare import DEFAULT_LADDER
         from loralab.runs.compare import compare as run_compare
 
-        chosen = [m.strip() for m in methods.split(",")] if methods else DEFAULT_LADDER
+        chosen = [m.strip() for m in methods.split(",")] if methods else None
         if seeds < 1:
             from loralab.errors import LoralabError
 

@@ -96,6 +96,11 @@ class Method(ABC):
     def check(self, config: TrainConfig) -> None:  # noqa: B027 - optional hook
         """Validate the parts of ``config`` this method uses, before any work starts."""
 
+    def unavailable(self, config: TrainConfig) -> str | None:
+        """Why this method cannot run with ``config`` here (an extra not installed, a model of
+        the wrong kind), or ``None``; the default comparison leaves such methods out and says why."""
+        return None
+
 
 _REGISTRY: dict[str, Method] = {}
 

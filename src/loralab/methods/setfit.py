@@ -134,14 +134,23 @@ class SetFit(Method):
     default_epochs = 1
     default_batch_size = 16
 
-    def check(self, config: TrainConfig) -> None:
-        _setfit()
+    def unavailable(self, config: TrainConfig) -> str | None:
+        try:
+            _setfit()
+        except LoralabError as err:
+            return str(err)
         if not choose_pooling(config.model, "auto").sentence_transformer:
-            raise LoralabError(
+            return (
                 f"--method setfit fine-tunes a sentence-transformers model, and {config.model} is not one "
                 f"(it has no {ST_MODULES} or {ST_DEFAULT_POOLING_DIR}/config.json saying how it pools a "
                 "sentence); use a sentence-transformers checkpoint such as the default all-MiniLM-L6-v2."
             )
+        return None
+
+    def check(self, config: TrainConfig) -> None:
+        reason = self.unavailable(config)
+        if reason is not None:
+            raise LoralabError(reason)
 
     def fit(
         self,

@@ -23,8 +23,10 @@ from loralab.runs.folder import RunFolder, write_csv, write_json
 from loralab.runs.recommend import final_recommendation, recommend_runs
 from loralab.runs.train import train_run
 
-DEFAULT_LADDER = ["majority", "tfidf-logreg", "tfidf-nb", "embed-logreg", "zero-shot", "head", "lora", "full"]
-NEURAL = {"head", "lora", "full"}
+DEFAULT_LADDER = [
+    "majority", "tfidf-logreg", "tfidf-nb", "embed-logreg", "zero-shot", "head", "setfit", "lora", "full"
+]  # fmt: skip
+NEURAL = {"head", "lora", "full", "setfit"}
 COMPARE_FILE = "compare.json"
 
 
@@ -154,10 +156,16 @@ def compare(
     ``train_sizes`` (texts per class; ``None`` for all) repeats the ladder on nested stratified
     subsets of the training split for a learning curve; validation and test stay the same.
     """
-    methods = methods or list(DEFAULT_LADDER)
+    base_config = base_config or TrainConfig()
+    left_out: dict[str, str] = {}
+    if not methods:  # the default ladder leaves out the rungs this model or machine cannot run
+        for name in DEFAULT_LADDER:
+            reason = get_method(name).unavailable(base_config.replace(method=name))
+            if reason is not None:
+                left_out[name] = reason
+        methods = [name for name in DEFAULT_LADDER if name not in left_out]
     for name in methods:
         get_method(name)  # unknown names fail before any work
-    base_config = base_config or TrainConfig()
     splits = load_data(data, text_col, label_col, seed=base_config.seed, subset=subset)
     fingerprint = splits_fingerprint(splits)
     sizes = train_sizes or [None]
@@ -204,6 +212,7 @@ def compare(
             on_run(row)
     results = {"data": str(data), "fingerprint": fingerprint, "runs": rows, "summary": _summarise(rows)}
     results["validation_cut"] = VALIDATION_CUT_NOTE if train_sizes else None
+    results["left_out"] = left_out
     results["recommendations"] = recommend_runs(rows)
     results["recommendation"] = final_recommendation(results["recommendations"])
     write_json(folder / "results.json", results)
