@@ -129,3 +129,44 @@ def test_cli_prints_the_pooling_and_passes_the_flag(tiny_bert, synthetic_dir, tm
     result = CliRunner().invoke(app, [*args, str(tmp_path / "bad"), "--pooling", "median"])
     assert result.exit_code == 2
     assert "--pooling must be one of auto, cls, mean, max; got 'median'." in result.output
+
+
+def test_head_tuning_reads_the_pooled_sentence_of_a_sentence_transformer(tiny_bert, synthetic_dir, tmp_path):
+    from loralab.data import load_data
+    from loralab.models.pooling import PooledEncoder
+
+    folder = sentence_transformer_folder(tiny_bert, tmp_path / "st")
+    splits = load_data(synthetic_dir)
+    pooled = train_run(
+        splits, TrainConfig(method="head", model=str(folder), epochs=2), tmp_path / "pooled", progress=False
+    )
+    plain = train_run(
+        splits, TrainConfig(method="head", model=str(tiny_bert), epochs=2), tmp_path / "plain", progress=False
+    )
+    assert pooled.manifest["pooling"]["pooling"] == "mean" and "pooling" not in plain.manifest
+    # the same head modules train, whatever they read
+    assert pooled.manifest["trainable_parameters"] == plain.manifest["trainable_parameters"]
+    assert pooled.manifest["head_modules"] == plain.manifest["head_modules"] == ["classifier"]
+    reloaded = load_run(tmp_path / "pooled")
+    assert isinstance(reloaded.model.bert, PooledEncoder)
+    assert not isinstance(load_run(tmp_path / "plain").model.bert, PooledEncoder)
+    # the logits are the classifier applied to the mean of the token states
+    from loralab.training.batching import collate, encode
+
+    texts = ["the film was good", "a dull and boring plot here"]
+    batch = collate(encode(reloaded.tokenizer, texts, 128), 0)
+    with torch.inference_mode():
+        hidden = reloaded.model.bert.encoder(**batch).last_hidden_state
+        expected = reloaded.model.classifier(pool(hidden, batch["attention_mask"], "mean"))
+    np.testing.assert_allclose(reloaded.predict_logits(texts), expected.numpy(), atol=1e-5)
+
+
+def test_head_counts_of_plain_encoders_are_unchanged(tiny_models, synthetic_dir, tmp_path):
+    from loralab.methods import get_method
+
+    config = TrainConfig(method="head", model=str(tiny_models["distilbert"]))
+    _, model = get_method("head").build(["negative", "positive"], config)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    # pre_classifier 32×32 + 32 and classifier 32×2 + 2, as seed 002 counts them
+    assert trainable == 32 * 32 + 32 + 32 * 2 + 2
+    assert type(model.distilbert).__name__ == "DistilBertModel"

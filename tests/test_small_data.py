@@ -86,13 +86,13 @@ def test_sixteen_texts_per_class_train_enough_steps(tiny_bert, synthetic_dir, tm
         tmp_path / "p",
         progress=False,
     )
-    assert plain.manifest["step_floor"] is None and plain.manifest["resolved"]["epochs"] == 10
+    assert plain.manifest.get("step_floor") is None and plain.manifest["resolved"]["epochs"] == 10
     plain_history = pd.read_csv(tmp_path / "p" / "history.csv")
     assert history["train_loss"].iloc[-1] < plain_history["train_loss"].iloc[-1]
     given = train_run(
         splits, TrainConfig(method="head", model=str(tiny_bert), epochs=2), tmp_path / "g", progress=False
     )
-    assert given.manifest["step_floor"] is None and given.manifest["resolved"]["epochs"] == 2
+    assert given.manifest.get("step_floor") is None and given.manifest["resolved"]["epochs"] == 2
 
 
 def test_cli_says_when_the_floor_raised_the_epochs(tiny_bert, synthetic_dir, tmp_path):

@@ -57,6 +57,8 @@ def print_run_summary(result) -> None:
             f"on validation kept, stopping after {floor['patience']} epochs without a better one.",
             markup=False,
         )
+    if manifest.get("pooling"):
+        console.print(f"The head reads the sentence vector: {manifest['pooling']['source']}.", markup=False)
     contrastive = manifest.get("contrastive")
     if contrastive:
         budget = " (the --setfit-max-pairs budget)" if contrastive["limited_by_budget"] else ""

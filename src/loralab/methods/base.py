@@ -264,7 +264,7 @@ class NeuralMethod(Method):
             "lr": lr,
             "epochs": epochs,
             "batch_size": batch_size,
-            "step_floor": schedule.to_dict() if schedule is not None and schedule.raised_from else None,
+            "details": {"step_floor": schedule.to_dict()} if schedule and schedule.raised_from else {},
             "head_modules": loaded.head_modules,
             "newly_initialised": loaded.newly_initialised,
         }

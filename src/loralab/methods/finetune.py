@@ -11,6 +11,7 @@ from loralab.config import TrainConfig
 from loralab.errors import RunError
 from loralab.methods.base import NeuralMethod, TransformerClassifier, load_weights_file, register
 from loralab.models.loading import LoadedModel
+from loralab.models.pooling import choose_pooling, read_pooled_sentences
 
 HEAD_FILE = "head.safetensors"
 
@@ -21,7 +22,11 @@ def _in_head(name: str, head_modules: list[str]) -> bool:
 
 @register
 class HeadTuning(NeuralMethod):
-    """Freeze the encoder; train only the classification head (seed 002 task 2)."""
+    """Freeze the encoder; train only the classification head (seed 002 task 2).
+
+    For a sentence-transformers model whose pooling is not the first token (all-MiniLM-L6-v2
+    pools the mean), the head reads that pooled sentence vector (``--pooling``, auto by
+    default); other models keep the head's own input, so their figures are unchanged."""
 
     name = "head"
     summary = "encoder frozen, only the classification head trains"
@@ -30,9 +35,19 @@ class HeadTuning(NeuralMethod):
     default_epochs = 10
 
     def prepare(self, loaded: LoadedModel, config: TrainConfig) -> nn.Module:
+        read_pooled_sentences(loaded.model, choose_pooling(config.model, config.pooling))
         for name, param in loaded.model.named_parameters():
             param.requires_grad = _in_head(name, loaded.head_modules)
         return loaded.model
+
+    def fit(self, splits, config, *, progress=True, on_epoch=None, checkpoints=None, on_step=None):
+        classifier, facts = super().fit(
+            splits, config, progress=progress, on_epoch=on_epoch, checkpoints=checkpoints, on_step=on_step
+        )
+        choice = choose_pooling(config.model, config.pooling)
+        if choice.sentence_transformer and choice.pooling != "cls":
+            facts["details"]["pooling"] = {"pooling": choice.pooling, "source": choice.source}
+        return classifier, facts
 
     def train(
         self, loaded, model, splits, config, lr, epochs, progress, on_epoch, checkpoints=None, on_step=None
@@ -84,6 +99,7 @@ class HeadTuning(NeuralMethod):
         if not (folder / HEAD_FILE).exists():
             raise RunError(f"{folder}: the saved head {HEAD_FILE} is missing.")
         loaded = self.base(labels, config)
+        read_pooled_sentences(loaded.model, choose_pooling(config.model, config.pooling))
         load_weights_file(loaded.model, folder / HEAD_FILE, config.model)
         for param in loaded.model.parameters():
             param.requires_grad = False

@@ -217,12 +217,14 @@ class SetFit(Method):
             "lr": lr,
             "epochs": epochs,
             "batch_size": batch_size,
-            "contrastive": {
-                "texts": len(sample),
-                "pairs": min(planned, steps * batch_size),
-                "steps": steps,
-                "max_pairs": config.setfit_max_pairs,
-                "limited_by_budget": max_steps > 0,
+            "details": {
+                "contrastive": {
+                    "texts": len(sample),
+                    "pairs": min(planned, steps * batch_size),
+                    "steps": steps,
+                    "max_pairs": config.setfit_max_pairs,
+                    "limited_by_budget": max_steps > 0,
+                }
             },
         }
         return classifier, facts

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from loralab.config import POOLINGS
 from loralab.errors import ModelError
@@ -116,3 +117,39 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> to
     if pooling == "max":
         return hidden.masked_fill(~mask, torch.finfo(hidden.dtype).min).max(1).values
     raise ValueError(f"unknown pooling '{pooling}'")
+
+
+class PooledEncoder(nn.Module):
+    """An encoder that answers with its sentence vector in place of the token states.
+
+    Sequence-classification heads read the first token (DistilBERT, RoBERTa) or the pooler
+    output (BERT); both become the sentence-transformers pooling of all tokens, so the model's
+    own head trains on the vector the model was trained to give. No weights change: the head
+    modules, their names and saved files stay as they are.
+    """
+
+    def __init__(self, encoder: nn.Module, pooling: str) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.pooling = pooling
+        self.config = encoder.config
+
+    def forward(self, input_ids=None, attention_mask=None, **kwargs):
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        hidden = out.last_hidden_state  # (B, T, H)
+        if attention_mask is None:
+            attention_mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
+        pooled = pool(hidden, attention_mask, self.pooling)  # (B, H)
+        return BaseModelOutputWithPooling(last_hidden_state=pooled.unsqueeze(1), pooler_output=pooled)
+
+
+def read_pooled_sentences(model: nn.Module, choice: PoolingChoice) -> bool:
+    """Make ``model``'s head read the sentence vector, for a sentence-transformers model whose
+    pooling is not the first token; returns whether it does."""
+    if not choice.sentence_transformer or choice.pooling == "cls":
+        return False
+    prefix = model.base_model_prefix
+    setattr(model, prefix, PooledEncoder(getattr(model, prefix), choice.pooling))
+    return True

@@ -201,8 +201,7 @@ def train_run(
             newly_initialised=facts.get("newly_initialised"),
             best_epoch=facts.get("best_epoch"),
             stopped_early=facts.get("stopped_early"),
-            step_floor=facts.get("step_floor"),
-            contrastive=facts.get("contrastive"),
+            **facts.get("details", {}),  # what only some methods record (step floor, SetFit pairs, pooling)
             features=facts.get("features"),
         )
         metrics: dict = {}
