@@ -45,6 +45,23 @@ def test_setfit_fits_saves_loads_and_predicts(tiny_sentence_transformer, synthet
     before = SentenceTransformer(str(tiny_sentence_transformer), device="cpu").encode(texts)
     after = reloaded.model.model_body.encode(texts)
     assert not np.allclose(before, after, atol=1e-4)
+    _predict_evaluate_and_serve(out, synthetic_dir, reloaded.predict(texts), texts)
+
+
+def _predict_evaluate_and_serve(run, data, predicted, texts):
+    """The run works like any other: predict, evaluate and serve read it from its folder."""
+    from typer.testing import CliRunner
+
+    from loralab.cli import app
+    from loralab.serving.predictor import Predictor
+
+    result = CliRunner().invoke(app, ["predict", str(run), *texts])
+    assert result.exit_code == 0, result.output
+    assert all(label in result.output for label in predicted)
+    result = CliRunner().invoke(app, ["evaluate", str(run), str(data)])
+    assert result.exit_code == 0 and "accuracy" in result.output, result.output
+    served = Predictor([run]).classify(run.name, texts)
+    assert [row["label"] for row in served] == predicted
 
 
 def test_small_data_uses_every_text_within_budget(tiny_sentence_transformer, tmp_path):
