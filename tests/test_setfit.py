@@ -133,23 +133,26 @@ def test_missing_extra_is_named(tiny_sentence_transformer, synthetic_dir, tmp_pa
 
 
 def test_setfit_in_compare_runs_every_seed(tiny_sentence_transformer, synthetic_dir, tmp_path):
-    from loralab.runs.compare import compare
+    import json
 
-    config = TrainConfig(model=str(tiny_sentence_transformer), setfit_max_pairs=32)
-    results = compare(
-        str(synthetic_dir),
-        tmp_path / "cmp",
-        methods=["majority", "setfit"],
-        seeds=2,
-        base_config=config,
-        progress=False,
-    )
+    from typer.testing import CliRunner
+
+    from loralab.cli import app
+
+    out = tmp_path / "cmp"
+    args = ["compare", str(synthetic_dir), "--methods", "majority,setfit", "--seeds", "2"]
+    args += ["--model", str(tiny_sentence_transformer), "--setfit-max-pairs", "32", "-o", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
     assert [(r["method"], r["seed"]) for r in results["runs"]] == [
         ("majority", 42),
         ("setfit", 42),
         ("setfit", 43),
     ]
     assert results["recommendation"]["method"] == "setfit"  # the majority class is never recommended
+    manifest = json.loads((out / "setfit-seed43" / "manifest.json").read_text())
+    assert manifest["contrastive"]["max_pairs"] == 32 and manifest["contrastive"]["steps"] == 2
 
 
 def test_default_ladder_leaves_out_setfit_for_a_plain_encoder(

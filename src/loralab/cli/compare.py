@@ -110,6 +110,9 @@ def register(app: typer.Typer) -> None:
             "--train-sizes",
             help="Learning curve: texts per class, e.g. 8,16,64,256,all (nested subsets).",
         ),
+        setfit_max_pairs: int = typer.Option(
+            4000, "--setfit-max-pairs", help="SetFit: at most this many contrastive pairs per run."
+        ),
     ) -> None:
         """Train the method ladder on the same splits and print one table."""
         from loralab.runs.compare import compare as run_compare
@@ -121,7 +124,7 @@ def register(app: typer.Typer) -> None:
             raise LoralabError(f"--seeds must be ≥ 1, got {seeds}.")
         sizes = parse_train_sizes(train_sizes) if train_sizes else None
         out = output_dir or default_run_dir(data, "compare")
-        config = TrainConfig(model=model, seed=seed, max_length=max_length)
+        config = TrainConfig(model=model, seed=seed, max_length=max_length, setfit_max_pairs=setfit_max_pairs)
 
         def report(row: dict) -> None:
             state = "reused" if row["reused"] else "done"

@@ -93,8 +93,8 @@ def choose_pooling(model: str, requested: str) -> PoolingChoice:
     if requested not in POOLINGS:
         raise ModelError(f"--pooling must be one of {', '.join(POOLINGS)}; got '{requested}'.")
     if requested != "auto":
-        declared = _pooling_config_path(resolve_model(model)) is not None
-        return PoolingChoice(requested, f"{requested} pooling, as asked", declared)
+        is_sentence_transformer = _pooling_config_path(resolve_model(model)) is not None
+        return PoolingChoice(requested, f"{requested} pooling, as asked", is_sentence_transformer)
     declared = sentence_transformer_pooling(model)
     if declared is not None:
         return declared
@@ -150,6 +150,6 @@ def read_pooled_sentences(model: nn.Module, choice: PoolingChoice) -> bool:
     pooling is not the first token; returns whether it does."""
     if not choice.sentence_transformer or choice.pooling == "cls":
         return False
-    prefix = model.base_model_prefix
+    prefix = str(model.base_model_prefix)
     setattr(model, prefix, PooledEncoder(getattr(model, prefix), choice.pooling))
     return True
