@@ -79,7 +79,7 @@ def test_small_data_uses_every_text_within_budget(tiny_sentence_transformer, tmp
         "texts": 8,
         "pairs": 320,
         "steps": 20,
-        "max_pairs": 4000,
+        "max_pairs": 2000,
         "limited_by_budget": False,
     }
 

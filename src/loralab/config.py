@@ -62,7 +62,7 @@ class TrainConfig:
     tfidf_sublinear_tf: bool = True
     baseline_c: float = 1.0
     pooling: str = "auto"  # embedding baselines: auto (the model's own), cls, mean or max
-    setfit_max_pairs: int = 4000  # SetFit: budget of contrastive text pairs, whatever the data size
+    setfit_max_pairs: int = 2000  # SetFit: budget of contrastive text pairs, whatever the data size
     # Execution
     threads: int | None = None
     precision: str = "auto"  # auto, fp32, bf16, fp16: see loralab.training.precision

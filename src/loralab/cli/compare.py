@@ -111,7 +111,7 @@ def register(app: typer.Typer) -> None:
             help="Learning curve: texts per class, e.g. 8,16,64,256,all (nested subsets).",
         ),
         setfit_max_pairs: int = typer.Option(
-            4000, "--setfit-max-pairs", help="SetFit: at most this many contrastive pairs per run."
+            2000, "--setfit-max-pairs", help="SetFit: at most this many contrastive pairs per run."
         ),
     ) -> None:
         """Train the method ladder on the same splits and print one table."""

@@ -198,7 +198,7 @@ def register(app: typer.Typer) -> None:
             None, "--baseline-c", help="Baselines: inverse regularisation strength (1.0)."
         ),
         setfit_max_pairs: int | None = typer.Option(
-            None, "--setfit-max-pairs", help="SetFit: at most this many contrastive pairs (4000)."
+            None, "--setfit-max-pairs", help="SetFit: at most this many contrastive pairs (2000)."
         ),
     ) -> None:
         """Train a classifier and save it as a run folder."""
