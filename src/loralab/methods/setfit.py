@@ -1,16 +1,15 @@
 """SetFit (Tunstall et al., 2022, "Efficient Few-Shot Learning Without Prompts"), through the
 ``setfit`` library: the sentence-transformer body is fine-tuned contrastively on pairs of
 training texts (same class: similar, different classes: dissimilar), then a logistic
-regression is fitted on its embeddings of every training text. With 8–64 labelled texts per
-class it is the strongest rung of the ladder per text, because each text takes part in many
-pairs.
+regression is fitted on its embeddings of every training text. It is meant for 8–64 labelled
+texts per class (the paper's few-shot settings): each text takes part in many pairs.
 
 Cost is bounded: ``ITERATIONS`` (the paper's 20) positive and negative pairs per text, at most
 ``--setfit-max-pairs`` pairs in all (2,000 by default: 125 optimizer steps of 16 pairs, whatever
 the size of the data). A step of 16 pairs of rotten_tomatoes snippets (32 sentences of up to 54
 tokens through all-MiniLM-L6-v2, forward and backward) measured 7.5 s of CPU time on this
-project's 2-core machine under heavy shared load, so the default budget is minutes, not hours.
-``setfit`` lists every pair of texts before drawing from them
+project's 2-core machine under heavy shared load: the default budget is at most about 16 CPU
+minutes there, whatever the data. ``setfit`` lists every pair of texts before drawing from them
 (memory grows with the square of the texts), so the contrastive phase reads a stratified sample
 of at most half as many texts as pairs; the logistic regression still sees every training text.
 
