@@ -11,6 +11,10 @@ Costs are the methods' own ``cost_rank`` traits (see :class:`loralab.methods.bas
 between equal ranks the shorter measured training time wins. Reference methods (the majority
 class, an untrained head) are never recommended, but the sentence says when the chosen method
 does not beat them beyond noise.
+
+A caveat the numbers cannot remove: methods that choose their best epoch on the same validation
+split get a slightly optimistic score there. With a few dozen validation texts (a learning
+curve's small sizes) the noise is wide, and the sentence says how wide.
 """
 
 from __future__ import annotations
