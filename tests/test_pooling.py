@@ -170,3 +170,17 @@ def test_head_counts_of_plain_encoders_are_unchanged(tiny_models, synthetic_dir,
     # pre_classifier 32×32 + 32 and classifier 32×2 + 2, as seed 002 counts them
     assert trainable == 32 * 32 + 32 + 32 * 2 + 2
     assert type(model.distilbert).__name__ == "DistilBertModel"
+
+
+def test_a_pooled_head_run_is_not_exported_as_a_plain_model(tiny_bert, synthetic_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from loralab.cli import app
+
+    folder = sentence_transformer_folder(tiny_bert, tmp_path / "st")
+    run = tmp_path / "run"
+    train_run(synthetic_dir, TrainConfig(method="head", model=str(folder), epochs=1), run, progress=False)
+    result = CliRunner().invoke(app, ["export", str(run), str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "its head reads mean-pooled sentence vectors" in " ".join(result.output.split())
+    assert not (tmp_path / "out").exists()

@@ -43,7 +43,7 @@ def test_setfit_fits_saves_loads_and_predicts(tiny_sentence_transformer, synthet
     from sentence_transformers import SentenceTransformer
 
     before = SentenceTransformer(str(tiny_sentence_transformer), device="cpu").encode(texts)
-    after = reloaded.model.model_body.encode(texts)
+    after = reloaded.setfit_model.model_body.encode(texts)
     assert not np.allclose(before, after, atol=1e-4)
     _predict_evaluate_and_serve(out, synthetic_dir, reloaded.predict(texts), texts)
 
@@ -62,6 +62,10 @@ def _predict_evaluate_and_serve(run, data, predicted, texts):
     assert result.exit_code == 0 and "accuracy" in result.output, result.output
     served = Predictor([run]).classify(run.name, texts)
     assert [row["label"] for row in served] == predicted
+    result = CliRunner().invoke(app, ["predict", str(run), "--backend", "onnx", *texts])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    result = CliRunner().invoke(app, ["export", str(run), str(run.parent / "exported")])
+    assert result.exit_code == 2 and "no single-file export" in " ".join(result.output.split())
 
 
 def test_small_data_uses_every_text_within_budget(tiny_sentence_transformer, tmp_path):

@@ -90,7 +90,7 @@ class SetFitClassifier(Classifier):
     """A fine-tuned sentence-transformer body and a logistic-regression head."""
 
     def __init__(self, model, labels: list[str], config: TrainConfig, method: str) -> None:
-        self.model = model  # a setfit.SetFitModel
+        self.setfit_model = model  # a setfit.SetFitModel (not named model: that means a torch module)
         self.labels = labels
         self.config = config
         self.method = method
@@ -98,7 +98,7 @@ class SetFitClassifier(Classifier):
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, len(self.labels)))
-        probs = self.model.predict_proba(
+        probs = self.setfit_model.predict_proba(
             list(texts),
             batch_size=batch_size or self.config.eval_batch_size,
             as_numpy=True,
@@ -107,15 +107,17 @@ class SetFitClassifier(Classifier):
         return np.asarray(probs, dtype=np.float64)
 
     def parameter_counts(self) -> tuple[int, int]:
-        head = self.model.model_head
-        learned = sum(p.numel() for p in self.model.model_body.parameters())
+        head = self.setfit_model.model_head
+        learned = sum(p.numel() for p in self.setfit_model.model_body.parameters())
         learned += int(head.coef_.size + head.intercept_.size)
         return learned, learned
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        self.model.model_body.save(str(folder / BODY_DIR), create_model_card=False, safe_serialization=True)
-        head = self.model.model_head
+        self.setfit_model.model_body.save(
+            str(folder / BODY_DIR), create_model_card=False, safe_serialization=True
+        )
+        head = self.setfit_model.model_head
         arrays = {"coef": head.coef_, "intercept": head.intercept_}
         save_file(
             {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in arrays.items()}, str(folder / HEAD_FILE)

@@ -153,3 +153,9 @@ def read_pooled_sentences(model: nn.Module, choice: PoolingChoice) -> bool:
     prefix = str(model.base_model_prefix)
     setattr(model, prefix, PooledEncoder(getattr(model, prefix), choice.pooling))
     return True
+
+
+def pooled_reading(model: nn.Module) -> str | None:
+    """The pooling ``model``'s head reads through :class:`PooledEncoder`, or ``None``."""
+    encoder = getattr(model, str(getattr(model, "base_model_prefix", "")), None)
+    return encoder.pooling if isinstance(encoder, PooledEncoder) else None

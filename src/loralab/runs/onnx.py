@@ -60,6 +60,13 @@ def write_onnx(classifier, folder: Path, int8: bool) -> None:
     from loralab.training.batching import collate, encode
 
     require_onnx()
+    from loralab.models.pooling import pooled_reading
+
+    if pooled_reading(classifier.model) is not None:  # not checked to keep the sentence pooling
+        raise LoralabError(
+            f"'{classifier.method}' runs whose head reads pooled sentence vectors have no ONNX form; "
+            "use --backend torch."
+        )
     model, _ = merge_adapters(classifier.model)
     model.eval()
     first_token_only(model)  # the exported graph computes only what the head reads, too
