@@ -52,9 +52,9 @@ def _check_folder(folder: Path, data: str, fingerprint: str) -> None:
 
 
 VALIDATION_CUT_NOTE = (
-    "At each training-set size the validation split (used to choose the best epoch and the "
-    "recommended method) is cut to the same number of texts per class as the training subset; "
-    "the test split stays whole."
+    "At each training-set size given in texts per class, the validation split (used to choose the "
+    "best epoch and the recommended method) is cut to the same number of texts per class as the "
+    "training subset; 'all' keeps the whole validation split, and the test split stays whole."
 )
 
 
