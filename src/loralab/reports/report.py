@@ -190,6 +190,7 @@ def compare_report(folder: Path) -> Report:
         ],
         rows,
     )
+    _recommendation_section(report, results)
     if len({r.get("train_size") for r in summary}) > 1:
         report.image(
             "learning_curves.png", plots.learning_curves(summary), "test accuracy against training set size"
@@ -213,6 +214,30 @@ def compare_report(folder: Path) -> Report:
     runs = {r["run"]: folder / r["run"] for r in results["runs"]}
     _run_details(report, runs)
     return report
+
+
+def _recommendation_section(report: Report, results: dict) -> None:
+    """The method to use, chosen on validation within noise (see loralab.runs.recommend)."""
+    if results.get("validation_cut"):
+        report.paragraph(f"Note: {results['validation_cut']}")
+    by_size = results.get("recommendations") or {}
+    final = results.get("recommendation")
+    if final is None:
+        return
+    report.heading("Recommendation")
+    report.paragraph(f"Use {final['method']}. Why: {final['reason']}")
+    if len(by_size) > 1:
+        report.table(
+            ["texts per class", "use", "validation acc", "best on validation", "noise (1 s.e.)"],
+            [
+                [size, r["method"], r["validation_accuracy"], r["best_method"], r["noise"]]
+                for size, r in by_size.items()
+            ],
+        )
+    report.paragraph(
+        "Chosen on validation accuracy (mean over seeds): the cheapest method within one standard "
+        "error of the best. Test figures are reported above, never used to choose."
+    )
 
 
 def run_report(folder: Path) -> Report:
