@@ -64,6 +64,8 @@ def setting(
     if default_factory is not MISSING:
         return field(default_factory=default_factory, metadata=metadata)
     return field(default=default, metadata=metadata)
+
+
 # How frozen features become one vector per text; auto reads the model's sentence-transformers config.
 POOLINGS = ("auto", "cls", "mean", "max")
 
