@@ -87,8 +87,8 @@ def test_logreg_probabilities_match_scikit_learn(tiny_bert, synthetic_dir, tmp_p
 def test_unknown_pooling_is_refused(synthetic_dir, tmp_path):
     from loralab.errors import LoralabError
 
-    with pytest.raises(LoralabError, match="--pooling must be one of cls, mean"):
+    with pytest.raises(LoralabError, match="--pooling must be one of auto, cls, mean, max"):
         train_run(
-            synthetic_dir, TrainConfig(method="embed-svm", pooling="max"), tmp_path / "r", progress=False
+            synthetic_dir, TrainConfig(method="embed-svm", pooling="median"), tmp_path / "r", progress=False
         )
     assert not (tmp_path / "r").exists()

@@ -12,7 +12,9 @@ from loralab.methods.base import Classifier, Method
 
 def test_default_ladder_runs_cheapest_first_and_only_registered_methods():
     ladder = default_ladder()
-    assert ladder == ["tfidf-logreg", "tfidf-nb", "embed-logreg", "untrained", "head", "lora", "full"]
+    assert ladder == [
+        "majority", "tfidf-logreg", "tfidf-nb", "embed-logreg", "untrained", "head", "setfit", "lora", "full"
+    ]  # fmt: skip
     assert set(ladder) <= set(method_names())
 
 

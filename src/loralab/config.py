@@ -92,6 +92,10 @@ def setting(
     return field(default=default, metadata=metadata)
 
 
+# How frozen features become one vector per text; auto reads the model's sentence-transformers config.
+POOLINGS = ("auto", "cls", "mean", "max")
+
+
 @dataclass
 class TrainConfig:
     """Everything that decides how a classifier is trained.
@@ -133,6 +137,11 @@ class TrainConfig:
     grad_accum_steps: int = setting(1, "Batches whose gradients add up to one optimizer step.")
     max_grad_norm: float = setting(1.0, "Clip the gradient norm to this.")
     patience: int | None = setting(None, "Stop after N epochs without a better validation accuracy.")
+    min_train_steps: int = setting(
+        100,
+        "Without --epochs, train at least this many optimizer steps on small data (0: off); "
+        "the default epochs are raised to reach it.",
+    )
     seed: int = setting(42, "Seed for carved splits, subsets, initialisation and batch order.")
     # LoRA
     lora_rank: int = setting(8, "LoRA rank r.")
@@ -160,7 +169,14 @@ class TrainConfig:
     tfidf_max_features: int | None = setting(50000, "TF-IDF baselines: vocabulary size.")
     tfidf_sublinear_tf: bool = setting(True, "TF-IDF baselines: 1 + log(tf).")
     baseline_c: float = setting(1.0, "Baselines: inverse regularisation strength.")
-    pooling: str = setting("cls", "Embedding baselines: cls or mean.")
+    pooling: str = setting(
+        "auto",
+        "Embedding baselines and head tuning: auto (the model's sentence-transformers pooling, "
+        "else [CLS]), cls, mean or max.",
+    )
+    setfit_max_pairs: int = setting(
+        2000, "SetFit: at most this many contrastive pairs per run, whatever the data size."
+    )
     # Execution
     threads: int | None = setting(None, "CPU threads for torch.")
     precision: str = setting(
@@ -231,6 +247,7 @@ class TrainConfig:
             (0 <= self.warmup_ratio < 1, f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}."),
             (self.grad_accum_steps >= 1, f"--grad-accum-steps must be ≥ 1, got {self.grad_accum_steps}."),
             (self.patience is None or self.patience >= 1, f"--patience must be ≥ 1, got {self.patience}."),
+            (self.min_train_steps >= 0, f"--min-train-steps must be ≥ 0, got {self.min_train_steps}."),
             (self.lora_rank >= 1, f"--lora-rank must be a positive integer, got {self.lora_rank}."),
             (self.lora_alpha > 0, f"--lora-alpha must be positive, got {self.lora_alpha}."),
             (0 <= self.lora_dropout < 1, f"--lora-dropout must be in [0, 1), got {self.lora_dropout}."),
@@ -244,6 +261,11 @@ class TrainConfig:
                 f"--tfidf-max-features must be ≥ 1, got {self.tfidf_max_features}.",
             ),
             (self.baseline_c > 0, f"--baseline-c must be positive, got {self.baseline_c}."),
+            (self.setfit_max_pairs >= 2, f"--setfit-max-pairs must be ≥ 2, got {self.setfit_max_pairs}."),
+            (
+                self.pooling in POOLINGS,
+                f"--pooling must be one of {', '.join(POOLINGS)}; got '{self.pooling}'.",
+            ),
             (
                 self.lora_init in ("normal", "kaiming", "pissa"),
                 f"--lora-init must be normal, kaiming or pissa; got '{self.lora_init}'.",

@@ -74,6 +74,22 @@ def results_table(summary: list[dict], title: str, costs: dict | None = None):
     return table(title, columns, rows)
 
 
+def recommendation_lines(results: dict) -> list[str]:
+    """The sentences that end the table: the method to use, and at each smaller size if any."""
+    lines = [f"Left out {name}: {reason}" for name, reason in (results.get("left_out") or {}).items()]
+    if results.get("validation_cut"):
+        lines.append(f"Note: {results['validation_cut']}")
+    by_size = results.get("recommendations") or {}
+    final = results.get("recommendation")
+    if len(by_size) > 1:
+        for size, chosen in by_size.items():
+            if final is None or size != final["train_size"]:
+                lines.append(f"At {size}/class: {chosen['method']}. Why: {chosen['reason']}")
+    if final is not None:
+        lines.append(f"Recommendation: {final['method']}. Why: {final['reason']}")
+    return lines
+
+
 def parse_train_sizes(text: str) -> list[int | None]:
     sizes: list[int | None] = []
     for part in text.split(","):
@@ -94,7 +110,7 @@ class CompareJob(JobConfig):
     """A comparison: the data and columns of any job, and which methods, seeds and sizes."""
 
     methods: list[str] | None = setting(
-        None, "Comma-separated methods (default: the ladder from TF-IDF to full fine-tuning)."
+        None, "Comma-separated methods (default: the ladder from the majority class to full fine-tuning)."
     )
     seeds: int = setting(1, "Repeat each neural method with K seeds; report mean ± std.")
     train_sizes: str | None = setting(
@@ -128,13 +144,12 @@ def register(app: typer.Typer) -> None:
 
         A --config file may also name methods, seeds, train_sizes and label_map."""
         from loralab.data.label_map import parse_label_map
-        from loralab.runs.compare import DEFAULT_LADDER
         from loralab.runs.compare import compare as run_compare
 
         settings, job = layered_job(options, data, output_dir, CompareJob)
         if "method" in settings:
             raise LoralabError("compare trains several methods: choose them with --methods, not method.")
-        chosen = job.methods if job.methods is not None else DEFAULT_LADDER
+        chosen = job.methods  # None: the default ladder, less the rungs that cannot run here
         if isinstance(chosen, str):  # given as a flag: comma-separated
             chosen = [m.strip() for m in chosen.split(",") if m.strip()]
         if job.seeds < 1:
@@ -170,6 +185,8 @@ def register(app: typer.Typer) -> None:
         costs = summary_costs(out, results["runs"])
         title = f"{source} (splits {results['fingerprint']})"
         console.print(results_table(results["summary"], title, costs))
+        for line in recommendation_lines(results):
+            console.print(line, markup=False)
         for row in results["runs"]:
             manifest = json.loads((Path(out) / row["run"] / "manifest.json").read_text())
             for warning in manifest.get("warnings") or []:

@@ -48,13 +48,34 @@ def print_run_summary(result) -> None:
         f"Trainable parameters: {cells['trainable']}{of}; training {cells['train']} s; "
         f"inference {cells['infer']} texts/s"
     )
+    floor = manifest.get("step_floor")
+    if floor:
+        console.print(
+            f"Small training set: {floor['epochs']} epochs instead of {floor['raised_from']} "
+            f"({floor['steps_per_epoch']} optimizer step(s) per epoch; --min-train-steps), the best epoch "
+            f"on validation kept, stopping after {floor['patience']} epochs without a better one.",
+            markup=False,
+        )
+    if manifest.get("pooling"):
+        console.print(f"The head reads the sentence vector: {manifest['pooling']['source']}.", markup=False)
+    contrastive = manifest.get("contrastive")
+    if contrastive:
+        budget = " (the --setfit-max-pairs budget)" if contrastive["limited_by_budget"] else ""
+        console.print(
+            f"SetFit: {contrastive['pairs']:,} contrastive pairs{budget} drawn from "
+            f"{contrastive['texts']:,} training texts, {contrastive['steps']:,} optimizer steps.",
+            markup=False,
+        )
     features = manifest.get("features")
     if features:
         how = "read from the feature cache" if features["source"] == "cache" else "encoded (and cached)"
         console.print(
             f"Training features ({features['pooling']} pooling): {features['texts']:,} texts {how} "
-            f"in {features['seconds']:.1f} s"
+            f"in {features['seconds']:.1f} s",
+            markup=False,
         )
+        if features.get("pooling_source"):
+            console.print(f"Pooling: {features['pooling_source']}.", markup=False)
     console.print(f"Run saved to [bold]{result.folder}[/] (reload check passed)")
     for warning in manifest.get("warnings") or []:
         console.print(f"[bold yellow]warning:[/] {escape(warning)}")

@@ -1,6 +1,6 @@
 """Methods: one module per method, all behind :class:`~loralab.methods.base.Method`."""
 
-from loralab.methods import baselines, embedding, finetune, lora  # noqa: F401  (register the methods)
+from loralab.methods import baselines, embedding, finetune, lora, setfit  # noqa: F401  (register the methods)
 from loralab.methods.base import (
     Classifier,
     FitResult,

@@ -30,6 +30,7 @@ from loralab.config import TrainConfig
 from loralab.data import DataSplits
 from loralab.data.long_text import TextInput
 from loralab.errors import LoralabError, RunError, closest
+from loralab.methods.steps import Schedule, floored_schedule
 from loralab.models.inference import predict_logits, softmax
 from loralab.models.loading import LoadedModel, count_parameters, load_classifier
 from loralab.models.speedups import prediction_fast_paths
@@ -89,6 +90,8 @@ class FitResult:
     newly_initialised: list[str] | None = None
     features: dict | None = None  # where frozen features came from (embedding baselines)
     vocabulary_size: int | None = None  # TF-IDF baselines
+    # What only some methods record, each under its own manifest key (step floor, SetFit pairs, pooling).
+    details: dict[str, Any] = field(default_factory=dict)
 
     def manifest_fields(self) -> dict:
         """The run manifest's fields about training (its keys are read by reports)."""
@@ -112,6 +115,7 @@ class FitResult:
             "best_epoch": self.best_epoch,
             "stopped_early": self.stopped_early,
             "features": self.features,
+            **self.details,
         }
 
 
@@ -153,6 +157,13 @@ class Method(ABC):
     ladder_position: ClassVar[int | None] = None
     # Honours --truncation and --long-text (the others read whole texts, or the first tokens).
     reads_long_text: ClassVar[bool] = False
+    # Cost to train and serve, to prefer the cheaper of two methods that are equally good
+    # (loralab.runs.recommend): 0 nothing learned, 1 sparse word features, 2 one frozen-encoder
+    # pass, 3 a head trained on frozen features, 5 the encoder adapted, 6 every weight trained.
+    # Unlike ladder_position (an order of presentation) equal costs tie.
+    cost_rank: ClassVar[int] = 6
+    # A yardstick every method must beat (majority class, untrained head): shown, never recommended.
+    reference: ClassVar[bool] = False
 
     def fit(self, splits: DataSplits, config: TrainConfig, *, progress: bool = True) -> FitResult:
         """Train on ``splits.train`` in one go (methods that train in seconds).
@@ -168,11 +179,9 @@ class Method(ABC):
 
     def check(self, config: TrainConfig) -> None:
         """Validate the parts of ``config`` this method uses, before any work starts."""
-        if self.extra_module is not None and importlib.util.find_spec(self.extra_module) is None:
-            raise LoralabError(
-                f"--method {self.name} needs the {self.extra} extra, which is not installed "
-                f"(no module {self.extra_module}): pip install 'loralab[{self.extra}]'."
-            )
+        reason = self.unavailable(config)
+        if reason is not None:
+            raise LoralabError(reason)
         if config.lora_layers is not None and not self.supports_lora_layers:
             with_it = " or ".join(m.name for m in _REGISTRY.values() if m.supports_lora_layers)
             raise LoralabError(f"--lora-layers applies to --method {with_it}, not {self.name}.")
@@ -181,6 +190,16 @@ class Method(ABC):
                 f"--truncation, --long-text and their settings apply to methods that fine-tune a "
                 f"transformer; '{self.name}' does not read them."
             )
+
+    def unavailable(self, config: TrainConfig) -> str | None:
+        """Why this method cannot run with ``config`` here (an extra not installed, a model of
+        the wrong kind), or ``None``; the default comparison leaves such methods out and says why."""
+        if self.extra_module is not None and importlib.util.find_spec(self.extra_module) is None:
+            return (
+                f"--method {self.name} needs the {self.extra} extra, which is not installed "
+                f"(no module {self.extra_module}): pip install 'loralab[{self.extra}]'."
+            )
+        return None
 
 
 _REGISTRY: dict[str, Method] = {}
@@ -364,6 +383,25 @@ class NeuralMethod(Method):
             config.epochs or self.default_epochs,
             config.batch_size or self.default_batch_size,
         )
+
+    def step_floor(self, train_texts: int, config: TrainConfig, batch_size: int) -> Schedule | None:
+        """The default epochs, raised so training takes at least ``config.min_train_steps``
+        optimizer steps (see :mod:`loralab.methods.steps`); ``None`` when ``--epochs`` is given,
+        since the user's own epochs are kept as given."""
+        if config.epochs is not None:
+            return None
+        return floored_schedule(
+            train_texts,
+            batch_size,
+            self.default_epochs,
+            config.min_train_steps,
+            config.grad_accum_steps,
+            config.patience,
+        )
+
+    def fit_details(self, config: TrainConfig) -> dict[str, Any]:
+        """Facts of this method's training for the run manifest, beyond :class:`FitResult`'s."""
+        return {}
 
     def build(self, labels: list[str], config: TrainConfig) -> Prepared:
         torch.manual_seed(config.seed)  # the new head's initialisation is part of the run

@@ -1,6 +1,10 @@
-"""Classic baselines: TF-IDF features with logistic regression or multinomial naive Bayes.
+"""Classic baselines: the majority class, and TF-IDF features with logistic regression or
+multinomial naive Bayes.
 
-They are scikit-learn estimators, saved without pickle: the vocabulary and settings go to
+The majority class is the floor of every comparison: a method that does not beat it has
+learned nothing usable, which a bare accuracy of 0.70 on a 70/30 data set hides.
+
+The TF-IDF baselines are scikit-learn estimators, saved without pickle: the vocabulary and settings go to
 JSON and the learned arrays to safetensors, so loading a run never executes code from a file.
 """
 
@@ -24,6 +28,51 @@ from loralab.methods.base import Classifier, FitResult, Method, register
 
 BASELINE_FILE = "baseline.json"
 ARRAYS_FILE = "baseline.safetensors"
+
+
+class MajorityClassifier(Classifier):
+    """Every text gets the training set's class frequencies; the most frequent class wins."""
+
+    def __init__(self, prior: np.ndarray, labels: list[str], config: TrainConfig, method: str) -> None:
+        self.prior = prior  # (num_labels,) training class frequencies, in the order of labels
+        self.labels = labels
+        self.config = config
+        self.method = method
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        return np.tile(self.prior, (len(texts), 1))
+
+    def parameter_counts(self) -> tuple[int, int]:
+        return 0, 0
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self._write_info(folder, {"class_prior": self.prior.tolist()})
+
+
+@register
+class MajorityClass(Method):
+    """Always the most frequent training class: the accuracy a classifier must beat."""
+
+    name = "majority"
+    summary = "always the most frequent training class (the floor every method must beat)"
+    cost_rank = 0
+    reference = True
+    ladder_position = 0  # the floor: shown first
+    default_epochs = 0
+    default_lr = 0.0
+
+    def fit(self, splits: DataSplits, config: TrainConfig, *, progress: bool = True) -> FitResult:
+        counts = splits.train.label_counts()
+        prior = np.array([counts.get(label, 0) for label in splits.labels], dtype=np.float64)
+        classifier = MajorityClassifier(prior / prior.sum(), splits.labels, config, self.name)
+        return FitResult(classifier)
+
+    def load(self, folder: Path, info: dict) -> Classifier:
+        config = TrainConfig.from_dict(info["config"], strict=False)
+        if "class_prior" not in info:
+            raise RunError(f"{folder}: the saved majority-class model has no class_prior.")
+        return MajorityClassifier(np.array(info["class_prior"]), list(info["labels"]), config, self.name)
 
 
 def make_vectorizer(config: TrainConfig) -> TfidfVectorizer:
@@ -76,6 +125,7 @@ class TfidfMethod(Method):
     uses_encoder = False
     default_epochs = 0
     default_lr = 0.0
+    cost_rank = 1
 
     def estimator(self, config: TrainConfig):
         raise NotImplementedError

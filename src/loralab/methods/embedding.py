@@ -2,6 +2,10 @@
 seed 004 e13). Features are standardised first (the linear models need comparable scales) and
 come from the on-disk feature cache, so the three models together cost one encoder pass.
 
+Features are pooled the way the model was trained to give sentence vectors (``--pooling auto``,
+see :mod:`loralab.models.pooling`); the saved configuration holds the resolved pooling, so a
+reloaded model pools exactly as the trained one did.
+
 A fitted model is four arrays (scaler mean and scale, coefficients, intercept), saved to
 safetensors; scores become probabilities through a sigmoid (two classes) or a softmax. For the
 SVM and ridge these are monotone scores, not calibrated probabilities.
@@ -21,16 +25,16 @@ from sklearn.svm import LinearSVC
 
 from loralab.config import TrainConfig
 from loralab.data import DataSplits
-from loralab.errors import LoralabError, RunError
+from loralab.errors import RunError
 from loralab.methods.base import Classifier, FitResult, Method, register
 from loralab.methods.features import (
     ENCODER_PASSES,
-    POOLINGS,
     cached_features,
     encode_texts,
     first_encoding_seconds,
 )
 from loralab.models.inference import softmax
+from loralab.models.pooling import choose_pooling
 
 ARRAYS_FILE = "linear.safetensors"
 
@@ -78,17 +82,19 @@ class EmbeddingMethod(Method):
     uses_encoder = True
     default_epochs = 0
     default_lr = 0.0
+    cost_rank = 2
 
     def estimator(self, config: TrainConfig):
         raise NotImplementedError
 
     def check(self, config: TrainConfig) -> None:
         super().check(config)
-        if config.pooling not in POOLINGS:
-            raise LoralabError(f"--pooling must be one of {', '.join(POOLINGS)}; got '{config.pooling}'.")
+        choose_pooling(config.model, config.pooling)  # a pooling loralab cannot compute fails here
 
     def fit(self, splits: DataSplits, config: TrainConfig, *, progress: bool = True) -> FitResult:
         start = time.perf_counter()
+        pooling = choose_pooling(config.model, config.pooling)
+        config = config.replace(pooling=pooling.pooling)
         passes_before = ENCODER_PASSES["texts"]
         features = cached_features(config.model, splits.train.texts, config.pooling, config.max_length)
         encoded = time.perf_counter()
@@ -111,9 +117,10 @@ class EmbeddingMethod(Method):
                 "texts": len(splits.train),
                 "source": "cache" if from_cache else "encoder",
                 "seconds": encoded - start,
-                "pooling": config.pooling,
+                "pooling": pooling.pooling,
+                "pooling_source": pooling.source,
                 "first_encoding_seconds": first_encoding_seconds(
-                    config.model, splits.train.texts, config.pooling, config.max_length
+                    config.model, splits.train.texts, pooling.pooling, config.max_length
                 ),
             },
         )

@@ -1,5 +1,8 @@
 """Frozen encoder features, computed once per (model, pooling, max_length, texts) and cached.
 
+The pooling in the cache key is always the resolved one (``auto`` becomes the model's own
+pooling first), so features pooled one way are never served for another.
+
 Trying three linear models on the same features costs one encoder pass: the first call
 encodes and writes ``<cache>/<key>.safetensors``; later calls read it. ``ENCODER_PASSES``
 counts the texts actually sent through an encoder in this process, so the saving can be shown.
@@ -20,10 +23,19 @@ from safetensors.numpy import load_file, save_file
 
 from loralab.data.batching import collate, encode, sorted_batches
 from loralab.models.loading import load_classifier
+from loralab.models.pooling import POOLINGS, choose_pooling, pool
 
 CACHE_ENV = "LORALAB_CACHE_DIR"
 ENCODE_SECONDS = "encode_seconds"  # metadata key of a cached features file
-POOLINGS = ("cls", "mean")
+__all__ = [
+    "ENCODER_PASSES",
+    "POOLINGS",
+    "cache_dir",
+    "cached_features",
+    "encode_texts",
+    "feature_key",
+    "first_encoding_seconds",
+]
 log = logging.getLogger("loralab.features")
 ENCODER_PASSES = {"texts": 0, "cache_hits": 0}
 _ENCODERS: dict[tuple[str, bool], tuple] = {}
@@ -65,6 +77,7 @@ def encode_texts(
     trust_remote_code: bool = False,
 ) -> np.ndarray:
     """Pooled last hidden states ``(N, H)`` of the frozen encoder, in the order of ``texts``."""
+    pooling = choose_pooling(model, pooling).pooling
     base, tokenizer = _encoder(model, trust_remote_code)
     ids = encode(tokenizer, texts, max_length)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -73,11 +86,7 @@ def encode_texts(
         for batch_idx in sorted_batches([len(x) for x in ids], batch_size):
             batch = collate([ids[i] for i in batch_idx], pad)
             hidden = base(**batch).last_hidden_state  # (B, T, H)
-            if pooling == "cls":
-                pooled = hidden[:, 0]
-            else:
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+            pooled = pool(hidden, batch["attention_mask"], pooling)  # (B, H)
             out[batch_idx] = pooled.float().numpy()
     ENCODER_PASSES["texts"] += len(texts)
     return out
@@ -99,6 +108,7 @@ def cached_features(
     model: str, texts: Sequence[str], pooling: str, max_length: int, trust_remote_code: bool = False
 ) -> np.ndarray:
     """Features from the disk cache, or encoded now and cached."""
+    pooling = choose_pooling(model, pooling).pooling
     path = cache_dir() / f"{feature_key(model, pooling, max_length, texts)}.safetensors"
     if path.exists():
         ENCODER_PASSES["cache_hits"] += len(texts)

@@ -23,6 +23,7 @@ from loralab.methods.base import (
 )
 from loralab.methods.frozen import cache_encoder_outputs, swapped_encoder
 from loralab.models.loading import LoadedModel, quiet_transformers
+from loralab.models.pooling import choose_pooling, read_pooled_sentences
 
 HEAD_FILE = "head.safetensors"
 
@@ -33,19 +34,31 @@ def _in_head(name: str, head_modules: list[str]) -> bool:
 
 @register
 class HeadTuning(NeuralMethod):
-    """Freeze the encoder; train only the classification head (seed 002 task 2)."""
+    """Freeze the encoder; train only the classification head (seed 002 task 2).
+
+    For a sentence-transformers model whose pooling is not the first token (all-MiniLM-L6-v2
+    pools the mean), the head reads that pooled sentence vector (``--pooling``, auto by
+    default); other models keep the head's own input, so their figures are unchanged."""
 
     name = "head"
     summary = "encoder frozen, only the classification head trains"
     ladder_position = 40
     has_weight_update = False  # the encoder is untouched; only a new head is learned
+    cost_rank = 3
     default_lr = 2e-3
     default_epochs = 10
 
     def prepare(self, loaded: LoadedModel, config: TrainConfig) -> nn.Module:
+        read_pooled_sentences(loaded.model, choose_pooling(config.model, config.pooling))
         for name, param in loaded.model.named_parameters():
             param.requires_grad = _in_head(name, loaded.head_modules)
         return loaded.model
+
+    def fit_details(self, config: TrainConfig) -> dict:
+        choice = choose_pooling(config.model, config.pooling)
+        if choice.sentence_transformer and choice.pooling != "cls":
+            return {"pooling": {"pooling": choice.pooling, "source": choice.source}}
+        return {}
 
     def training_data(
         self, prepared: Prepared, splits: DataSplits, config: TrainConfig, *, progress: bool = True
@@ -93,6 +106,7 @@ class HeadTuning(NeuralMethod):
         if not (folder / HEAD_FILE).exists():
             raise RunError(f"{folder}: the saved head {HEAD_FILE} is missing.")
         loaded = self.base(labels, config)
+        read_pooled_sentences(loaded.model, choose_pooling(config.model, config.pooling))
         load_weights_file(loaded.model, folder / HEAD_FILE, config.model)
         for param in loaded.model.parameters():
             param.requires_grad = False
@@ -106,6 +120,7 @@ class FullFineTuning(NeuralMethod):
     name = "full"
     summary = "all weights train"
     ladder_position = 60
+    cost_rank = 6
     default_lr = 5e-5
     default_epochs = 3
     # Measured on rotten_tomatoes with MiniLM-L6: batch 16 reached 0.834 test accuracy, batch 32 0.828.
@@ -144,6 +159,8 @@ class Untrained(HeadTuning):
         "zero-shot": "the pretrained encoder with a random, untrained head (the 'before' of a "
         "before/after), not zero-shot classification."
     }
+    cost_rank = 2
+    reference = True
 
     # The untrained head is a reference point: one draw of it is enough for a comparison.
     seeded = False

@@ -104,6 +104,7 @@ def compare_report(folder: Path) -> Report:
         "the frozen encoder included. Cached: features read from the feature cache; the first "
         "run's encoding time is the real cost."
     )
+    _recommendation_section(report, results)
     if len({r.get("train_size") for r in summary}) > 1:
         train = meta.get("data_summary", {}).get("splits", {}).get("train", {})
         classes = len(train.get("label_counts") or {}) or 1
@@ -133,6 +134,30 @@ def compare_report(folder: Path) -> Report:
     _data_section(report, meta.get("data_summary", {}))
     _run_details(report, runs)
     return report
+
+
+def _recommendation_section(report: Report, results: dict) -> None:
+    """The method to use, chosen on validation within noise (see loralab.runs.recommend)."""
+    if results.get("validation_cut"):
+        report.paragraph(f"Note: {results['validation_cut']}")
+    by_size = results.get("recommendations") or {}
+    final = results.get("recommendation")
+    if final is None:
+        return
+    report.heading("Recommendation")
+    report.paragraph(f"Use {final['method']}. Why: {final['reason']}")
+    if len(by_size) > 1:
+        report.table(
+            ["texts per class", "use", "validation acc", "best on validation", "noise (1 s.e.)"],
+            [
+                [size, r["method"], r["validation_accuracy"], r["best_method"], r["noise"]]
+                for size, r in by_size.items()
+            ],
+        )
+    report.paragraph(
+        "Chosen on validation accuracy (mean over seeds): the cheapest method within one standard "
+        "error of the best. Test figures are reported above, never used to choose."
+    )
 
 
 def run_report(folder: Path) -> Report:

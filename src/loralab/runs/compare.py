@@ -22,6 +22,7 @@ from loralab.errors import DataError, RunError
 from loralab.methods import default_ladder, get_method
 from loralab.runs.execute import execute
 from loralab.runs.folder import RunFolder, write_csv, write_json
+from loralab.runs.recommend import final_recommendation, recommend_runs
 
 # Cheapest first; each method's place is its ``ladder_position`` trait.
 DEFAULT_LADDER = default_ladder()
@@ -49,9 +50,33 @@ def _check_folder(folder: Path, data: str, fingerprint: str) -> None:
             )
 
 
+VALIDATION_CUT_NOTE = (
+    "At each training-set size given in texts per class, the validation split (used to choose the "
+    "best epoch and the recommended method) is cut to the same number of texts per class as the "
+    "training subset; 'all' keeps the whole validation split, and the test split stays whole."
+)
+
+
+def _nested_cut(part: LabelledTexts, per_class: int, seed: int) -> LabelledTexts:
+    """At most ``per_class`` texts of each class, drawn in one seeded order, so that the texts kept
+    for 8 per class are among those kept for 16."""
+    order = np.random.default_rng(seed).permutation(len(part))
+    taken: dict[str, int] = dict.fromkeys(part.label_counts(), 0)
+    keep = []
+    for index in order:
+        label = part.labels[index]
+        if taken[label] < per_class:
+            taken[label] += 1
+            keep.append(int(index))
+    keep.sort()
+    return LabelledTexts([part.texts[i] for i in keep], [part.labels[i] for i in keep])
+
+
 def per_class_subset(splits: DataSplits, per_class: int | None, seed: int) -> DataSplits:
-    """Training set cut to ``per_class`` texts of each class. Subsets are nested: the texts kept
-    for 8 per class are among those kept for 16, so a learning curve adds data, never swaps it."""
+    """Training set cut to ``per_class`` texts of each class, and the validation set to at most as
+    many: with 16 labelled texts per class a user would not hold out thousands for choosing
+    epochs, so a learning curve that did would flatter the small sizes. Subsets are nested, so a
+    learning curve adds data, never swaps it; the test split stays whole."""
     if per_class is None:
         return splits
     counts = splits.train.label_counts()
@@ -59,17 +84,14 @@ def per_class_subset(splits: DataSplits, per_class: int | None, seed: int) -> Da
     if short:
         have = ", ".join(f"{k} {v:,}" for k, v in counts.items())
         raise DataError(f"--train-sizes {per_class} per class is more than the training data has ({have}).")
-    order = np.random.default_rng(seed).permutation(len(splits.train))
-    taken: dict[str, int] = dict.fromkeys(counts, 0)
-    keep = []
-    for index in order:
-        label = splits.train.labels[index]
-        if taken[label] < per_class:
-            taken[label] += 1
-            keep.append(int(index))
-    keep.sort()
-    train = LabelledTexts([splits.train.texts[i] for i in keep], [splits.train.labels[i] for i in keep])
-    return replace(splits, train=train)
+    if not len(splits.validation):
+        raise DataError(
+            f"--train-sizes {per_class}: the validation split of {splits.source} is empty, so there is "
+            "nothing to cut to the training subset's size for choosing epochs."
+        )
+    train = _nested_cut(splits.train, per_class, seed)
+    validation = _nested_cut(splits.validation, per_class, seed)
+    return replace(splits, train=train, validation=validation, notes=[*splits.notes, VALIDATION_CUT_NOTE])
 
 
 def _summarise(rows: list[dict]) -> list[dict]:
@@ -108,6 +130,7 @@ def run_row(folder: Path, method: str, seed: int, train_size: str, root: Path) -
         "train_seconds": manifest.get("train_seconds"),
         "inference_texts_per_second": metrics["test"].get("inference_texts_per_second"),
         "validation_accuracy": metrics["validation"]["accuracy"],
+        "validation_texts": metrics["validation"]["n"],
         "test_accuracy": metrics["test"]["accuracy"],
         "test_macro_f1": metrics["test"]["macro_f1"],
     }
@@ -169,10 +192,16 @@ def compare(
     may raise to stop the comparison (completed runs are reused when it is started again).
     ``label_map`` renames (or merges) the data's labels first.
     """
-    methods = methods or list(DEFAULT_LADDER)
+    base_config = base_config or TrainConfig()
+    left_out: dict[str, str] = {}
+    if not methods:  # the default ladder leaves out the rungs this model or machine cannot run
+        for name in DEFAULT_LADDER:
+            reason = get_method(name).unavailable(base_config.replace(method=name))
+            if reason is not None:
+                left_out[name] = reason
+        methods = [name for name in DEFAULT_LADDER if name not in left_out]
     for name in methods:
         get_method(name)  # unknown names fail before any work
-    base_config = base_config or TrainConfig()
     splits = load_data(data, text_col, label_col, seed=base_config.seed, subset=subset)
     splits = relabel_splits(splits, label_map or {})
     fingerprint = splits_fingerprint(splits)
@@ -215,6 +244,10 @@ def compare(
             on_run(row)
     summary = _summarise(rows)
     results = {"data": str(data), "fingerprint": fingerprint, "runs": rows, "summary": summary}
+    results["validation_cut"] = VALIDATION_CUT_NOTE if train_sizes else None
+    results["left_out"] = left_out
+    results["recommendations"] = recommend_runs(rows)
+    results["recommendation"] = final_recommendation(results["recommendations"])
     write_json(folder / "results.json", results)
     write_csv(folder / "results.csv", summary)
     return results

@@ -123,6 +123,18 @@ def _check_onnx(classifier, expected: np.ndarray, folder: Path, texts: list[str]
     return difference, agreement
 
 
+def _refuse_pooled_head(classifier, run_dir: Path) -> None:
+    from loralab.models.pooling import pooled_reading
+
+    pooling = pooled_reading(getattr(classifier, "model", None))
+    if pooling is not None:
+        raise LoralabError(
+            f"{run_dir}: its head reads {pooling}-pooled sentence vectors, which a transformers or ONNX "
+            "export of the model would not compute; serve it with loralab serve or score files with "
+            "loralab predict."
+        )
+
+
 def export_run(
     run_dir: str | Path, out: str | Path, *, overwrite: bool = False, onnx: bool = False, int8: bool = False
 ) -> dict:
@@ -139,6 +151,7 @@ def export_run(
             f"{run_dir}: '{classifier.method}' runs pair the encoder with a scikit-learn model and have "
             "no single-file export; serve them with loralab serve or score files with loralab predict."
         )
+    _refuse_pooled_head(classifier, run_dir)
     if int8 and not onnx:
         raise LoralabError("--int8 goes with --onnx.")
     if onnx and not isinstance(classifier, TransformerClassifier):

@@ -62,6 +62,13 @@ def write_onnx(classifier, folder: Path, int8: bool) -> None:
     """Write ``model.onnx`` (and with ``int8`` ``model.int8.onnx``) for a neural run into ``folder``."""
 
     require_onnx()
+    from loralab.models.pooling import pooled_reading
+
+    if pooled_reading(classifier.model) is not None:  # not checked to keep the sentence pooling
+        raise LoralabError(
+            f"'{classifier.method}' runs whose head reads pooled sentence vectors have no ONNX form; "
+            "use --backend torch."
+        )
     model, _ = merge_adapters(classifier.model)
     model.eval()
     # The exported graph computes only what the head reads, too.

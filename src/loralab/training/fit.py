@@ -42,6 +42,13 @@ def fit_method(
         return method.fit(splits, config, progress=hooks.progress)
     prepared = method.build(splits.labels, config)
     lr, epochs, batch_size = method.resolved(config)
+    details = method.fit_details(config)
+    schedule = method.step_floor(len(splits.train), config, batch_size)
+    if schedule is not None:
+        epochs = schedule.epochs
+        config = config.replace(patience=schedule.patience)
+        if schedule.raised_from is not None:
+            details["step_floor"] = schedule.to_dict()
     config = config.replace(batch_size=batch_size)
     data = method.training_data(prepared, splits, config, progress=hooks.progress)
     with data.context:
@@ -72,4 +79,5 @@ def fit_method(
         fast_paths=result.fast_paths,
         head_modules=prepared.loaded.head_modules,
         newly_initialised=prepared.loaded.newly_initialised,
+        details=details,
     )

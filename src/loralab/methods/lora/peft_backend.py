@@ -55,6 +55,7 @@ class PeftLora(LoraMethod):
 
     name = "lora"
     summary = "LoRA adapters through PEFT (encoder frozen, head trains)"
+    cost_rank = 5
     default_lr = 1e-3
     default_epochs = 3
     ladder_position = 50

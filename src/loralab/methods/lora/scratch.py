@@ -67,6 +67,7 @@ class ScratchLora(LoraMethod):
 
     name = "lora-scratch"
     summary = "LoRA with loralab's own layer (same numbers as PEFT; read by the low-rank analysis)"
+    cost_rank = 5
     default_lr = 1e-3
     default_epochs = 3
 

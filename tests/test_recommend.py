@@ -1,0 +1,137 @@
+"""The recommendation: best on validation, cheapest within noise, never chosen on test."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from loralab.cli import app
+from loralab.config import TrainConfig
+from loralab.runs.recommend import MethodResult, binomial_standard_error, recommend, recommend_runs
+
+
+def result(method, accuracies, cost, texts=1000, seconds=1.0, reference=False):
+    return MethodResult(method, tuple(accuracies), texts, cost, seconds, reference)
+
+
+def test_a_tie_within_noise_goes_to_the_cheaper_method():
+    # 1,000 validation texts at 0.80: one standard error is 0.0126; 0.79 is within it.
+    chosen = recommend(
+        [result("lora", [0.80], 5), result("embed-logreg", [0.79], 2), result("tfidf", [0.70], 1)]
+    )
+    assert chosen.best_method == "lora" and chosen.method == "embed-logreg"
+    assert chosen.within_noise == ("embed-logreg", "lora")
+    assert chosen.noise == pytest.approx(binomial_standard_error(0.80, 1000))
+    assert "embed-logreg is the cheapest method within one standard error" in chosen.reason
+    assert "binomial standard error on 1,000 validation texts" in chosen.reason
+
+
+def test_a_clear_winner_is_kept():
+    chosen = recommend([result("full", [0.95], 6), result("embed-logreg", [0.91], 2)])
+    assert chosen.method == "full" and chosen.within_noise == ("full",)
+    assert chosen.reason.startswith("full has the best validation accuracy (0.9500)")
+
+
+def test_fewer_validation_texts_widen_the_noise():
+    def methods(texts):
+        return [result("full", [0.95], 6, texts=texts), result("embed-logreg", [0.93], 2, texts=texts)]
+
+    assert recommend(methods(1000)).method == "full"  # 1 s.e. on 1,000 texts is 0.007
+    assert recommend(methods(50)).method == "embed-logreg"  # 1 s.e. on 50 texts is 0.031
+
+
+def test_seed_spread_is_the_noise_when_it_is_larger():
+    chosen = recommend([result("lora", [0.70, 0.80, 0.90], 5), result("head", [0.75], 3)])
+    assert chosen.noise == pytest.approx(0.1)
+    assert "spread of lora over 3 seeds" in chosen.noise_kind
+    assert chosen.method == "head"
+
+
+def test_equal_cost_goes_to_the_faster_method():
+    chosen = recommend([result("lora", [0.80], 5, seconds=90), result("lora-scratch", [0.80], 5, seconds=60)])
+    assert chosen.method == "lora-scratch"
+
+
+def test_references_are_shown_but_never_recommended():
+    chosen = recommend([result("majority", [0.90], 0, reference=True), result("tfidf", [0.89], 1)])
+    assert chosen.method == "tfidf"
+    assert chosen.reference_method == "majority" and chosen.reference_validation_accuracy == 0.90
+    assert "does not beat majority (0.9000) beyond noise" in chosen.reason
+    beaten = recommend([result("majority", [0.50], 0, reference=True), result("tfidf", [0.89], 1)])
+    assert "does not beat" not in beaten.reason
+    assert recommend([result("majority", [0.5], 0, reference=True)]) is None
+
+
+def test_test_figures_cannot_change_the_choice():
+    rows = [
+        {"method": "full", "train_size": "all", "validation_accuracy": 0.95, "validation_texts": 2000},
+        {
+            "method": "embed-logreg",
+            "train_size": "all",
+            "validation_accuracy": 0.90,
+            "validation_texts": 2000,
+        },
+    ]
+    traits = {"full": (6, False), "embed-logreg": (2, False)}.get
+    first = recommend_runs(rows, traits)
+    for row, test in zip(rows, (0.10, 0.99), strict=True):
+        row["test_accuracy"] = test
+    assert recommend_runs(rows, traits) == first and first["all"]["method"] == "full"
+
+
+def test_runs_are_grouped_by_size_and_seeds_are_averaged():
+    rows = [
+        {"method": "lora", "train_size": "all", "validation_accuracy": a, "validation_texts": 5000}
+        for a in (0.90, 0.92)
+    ] + [
+        {"method": "lora", "train_size": "16", "validation_accuracy": 0.6, "validation_texts": 32},
+        {"method": "embed-logreg", "train_size": "16", "validation_accuracy": 0.75, "validation_texts": 32},
+        {
+            "method": "embed-logreg",
+            "train_size": "all",
+            "validation_accuracy": 0.85,
+            "validation_texts": 5000,
+        },
+    ]
+    by_size = recommend_runs(rows)  # the registry's traits
+    assert list(by_size) == ["16", "all"]
+    assert by_size["16"]["method"] == "embed-logreg"
+    assert by_size["all"]["method"] == "lora" and by_size["all"]["validation_accuracy"] == pytest.approx(0.91)
+
+
+def test_majority_class_predicts_the_training_prior(tmp_path):
+    import pandas as pd
+
+    from loralab.runs.train import load_run, train_run
+
+    data = tmp_path / "skewed.csv"
+    pd.DataFrame({"text": [f"text {i}" for i in range(100)], "label": ["a"] * 70 + ["b"] * 30}).to_csv(
+        data, index=False
+    )
+    run = train_run(data, TrainConfig(method="majority"), tmp_path / "r", progress=False)
+    assert run.classifier.predict(["anything", "else"]) == ["a", "a"]
+    np.testing.assert_allclose(run.classifier.predict_proba(["x"]), [[0.7, 0.3]], atol=0.02)
+    assert run.manifest["trainable_parameters"] == 0
+    reloaded = load_run(run.folder)
+    np.testing.assert_array_equal(reloaded.predict_proba(["x"]), run.classifier.predict_proba(["x"]))
+
+
+def test_compare_ends_with_the_recommendation(synthetic_dir, tmp_path):
+    out = tmp_path / "cmp"
+    result = CliRunner().invoke(
+        app, ["compare", str(synthetic_dir), "--methods", "majority,tfidf-nb,tfidf-logreg", "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "results.json").read_text())
+    chosen = saved["recommendation"]
+    assert chosen["method"] in ("tfidf-nb", "tfidf-logreg") and chosen["reference_method"] == "majority"
+    assert saved["validation_cut"] is None
+    summary = {r["method"]: r for r in saved["summary"]}
+    assert summary["majority"]["validation_accuracy"] == pytest.approx(0.5)
+    text = " ".join(result.output.split())
+    assert f"Recommendation: {chosen['method']}. Why: {chosen['reason']}" in text
+    assert text.rindex("Recommendation:") > text.rindex("┘")  # after the table
+    assert CliRunner().invoke(app, ["report", str(out)]).exit_code == 0
+    markdown = (out / "report.md").read_text()
+    assert "## Recommendation" in markdown and f"Use {chosen['method']}." in markdown

@@ -1,0 +1,172 @@
+"""SetFit as a method: fit, save without pickle, reload, predict; and its bad inputs."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from loralab.config import TrainConfig
+from loralab.errors import LoralabError
+from loralab.runs.train import load_run, train_run
+from tests.test_pooling import sentence_transformer_folder
+
+pytest.importorskip("setfit")
+
+
+@pytest.fixture(scope="module")
+def tiny_sentence_transformer(tmp_path_factory, tiny_bert):
+    return sentence_transformer_folder(tiny_bert, tmp_path_factory.mktemp("st") / "model")
+
+
+def test_setfit_fits_saves_loads_and_predicts(tiny_sentence_transformer, synthetic_dir, tmp_path):
+    config = TrainConfig(method="setfit", model=str(tiny_sentence_transformer), setfit_max_pairs=64, lr=1e-4)
+    out = tmp_path / "run"
+    result = train_run(synthetic_dir, config, out, progress=False)
+    contrastive = result.manifest["contrastive"]
+    # 160 training texts, a budget of 64 pairs: 32 texts sampled, 4 steps of 16 pairs
+    assert contrastive == {"texts": 32, "pairs": 64, "steps": 4, "max_pairs": 64, "limited_by_budget": True}
+    assert result.manifest["status"] == "completed" and result.manifest["reload_max_difference"] <= 1e-5
+    files = {p.name for p in (out / "model").iterdir()}
+    assert {"loralab.json", "head.safetensors", "body"} <= files
+    assert not list(out.rglob("*.pkl")) and not list(out.rglob("checkpoint*"))
+    body_weights = list((out / "model" / "body").rglob("*.safetensors"))
+    assert body_weights, "the fine-tuned body is saved as safetensors"
+    trainable, total = result.classifier.parameter_counts()
+    assert trainable == total > 32 * 64  # the whole body trains
+    texts = ["the film was good", "a dull and boring plot"]
+    reloaded = load_run(out)
+    np.testing.assert_allclose(
+        reloaded.predict_proba(texts), result.classifier.predict_proba(texts), atol=1e-6
+    )
+    assert reloaded.predict(texts) == result.classifier.predict(texts)
+    assert reloaded.predict_proba([]).shape == (0, 2)
+    # the body moved: the fine-tuned embeddings differ from the pretrained ones
+    from sentence_transformers import SentenceTransformer
+
+    before = SentenceTransformer(str(tiny_sentence_transformer), device="cpu").encode(texts)
+    after = reloaded.setfit_model.model_body.encode(texts)
+    assert not np.allclose(before, after, atol=1e-4)
+    _predict_evaluate_and_serve(out, synthetic_dir, reloaded.predict(texts), texts)
+
+
+def _predict_evaluate_and_serve(run, data, predicted, texts):
+    """The run works like any other: predict, evaluate and serve read it from its folder."""
+    from typer.testing import CliRunner
+
+    from loralab.cli import app
+    from loralab.serving.predictor import Predictor
+
+    result = CliRunner().invoke(app, ["predict", str(run), *texts])
+    assert result.exit_code == 0, result.output
+    assert all(label in result.output for label in predicted)
+    result = CliRunner().invoke(app, ["evaluate", str(run), str(data)])
+    assert result.exit_code == 0 and "accuracy" in result.output, result.output
+    served = Predictor([run]).classify(run.name, texts)
+    assert [row["label"] for row in served] == predicted
+    result = CliRunner().invoke(app, ["predict", str(run), "--backend", "onnx", *texts])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    result = CliRunner().invoke(app, ["export", str(run), str(run.parent / "exported")])
+    assert result.exit_code == 2 and "no single-file export" in " ".join(result.output.split())
+
+
+def test_small_data_uses_every_text_within_budget(tiny_sentence_transformer, tmp_path):
+    words = {"positive": "good great fine lovely".split(), "negative": "bad awful dull poor".split()}
+    rows = [{"text": f"the film was {w}", "label": label} for label, ws in words.items() for w in ws]
+    splits_dir = tmp_path / "split"
+    splits_dir.mkdir()
+    pd.DataFrame(rows).to_csv(splits_dir / "train.csv", index=False)
+    pd.DataFrame(rows).to_csv(splits_dir / "validation.csv", index=False)
+    pd.DataFrame(rows).to_csv(splits_dir / "test.csv", index=False)
+    config = TrainConfig(method="setfit", model=str(tiny_sentence_transformer))
+    result = train_run(splits_dir, config, tmp_path / "r", progress=False)
+    # 8 texts, 20 positive and 20 negative pairs per text: 320 pairs, 20 steps of 16
+    assert result.manifest["contrastive"] == {
+        "texts": 8,
+        "pairs": 320,
+        "steps": 20,
+        "max_pairs": 2000,
+        "limited_by_budget": False,
+    }
+
+
+def test_setfit_needs_a_sentence_transformer(tiny_bert, synthetic_dir, tmp_path):
+    with pytest.raises(LoralabError, match="fine-tunes a sentence-transformers model, and .* is not one"):
+        train_run(
+            synthetic_dir, TrainConfig(method="setfit", model=str(tiny_bert)), tmp_path / "r", progress=False
+        )
+    assert not (tmp_path / "r").exists()
+
+
+def test_setfit_needs_two_texts_per_class(tiny_sentence_transformer, tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    pd.DataFrame({"text": ["good", "bad", "fine"], "label": ["pos", "neg", "pos"]}).to_csv(
+        folder / "train.csv", index=False
+    )
+    for split in ("validation", "test"):
+        pd.DataFrame({"text": ["good", "bad"], "label": ["pos", "neg"]}).to_csv(
+            folder / f"{split}.csv", index=False
+        )
+    config = TrainConfig(method="setfit", model=str(tiny_sentence_transformer))
+    with pytest.raises(
+        LoralabError, match="every class needs at least 2 training texts; neg has 1 .neg 1, pos 2."
+    ):
+        train_run(folder, config, tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_extra_is_named(tiny_sentence_transformer, synthetic_dir, tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_setfit(name, *args, **kwargs):
+        if name == "setfit" or name.startswith("setfit."):
+            raise ImportError("No module named 'setfit'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_setfit)
+    from typer.testing import CliRunner
+
+    from loralab.cli import app
+
+    args = ["train", str(synthetic_dir), "--method", "setfit", "--model", str(tiny_sentence_transformer)]
+    result = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert "needs the setfit extra, which is not installed: pip install 'loralab[setfit]'." in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_setfit_in_compare_runs_every_seed(tiny_sentence_transformer, synthetic_dir, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from loralab.cli import app
+
+    out = tmp_path / "cmp"
+    args = ["compare", str(synthetic_dir), "--methods", "majority,setfit", "--seeds", "2"]
+    args += ["--model", str(tiny_sentence_transformer), "--setfit-max-pairs", "32", "-o", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    assert [(r["method"], r["seed"]) for r in results["runs"]] == [
+        ("majority", 42),
+        ("setfit", 42),
+        ("setfit", 43),
+    ]
+    assert results["recommendation"]["method"] == "setfit"  # the majority class is never recommended
+    manifest = json.loads((out / "setfit-seed43" / "manifest.json").read_text())
+    assert manifest["contrastive"]["max_pairs"] == 32 and manifest["contrastive"]["steps"] == 2
+
+
+def test_default_ladder_leaves_out_setfit_for_a_plain_encoder(
+    tiny_bert, synthetic_dir, tmp_path, monkeypatch
+):
+    from loralab.runs import compare as compare_module
+
+    monkeypatch.setattr(compare_module, "DEFAULT_LADDER", ["majority", "tfidf-nb", "setfit"])
+    results = compare_module.compare(
+        str(synthetic_dir), tmp_path / "cmp", base_config=TrainConfig(model=str(tiny_bert)), progress=False
+    )
+    assert [r["method"] for r in results["runs"]] == ["majority", "tfidf-nb"]
+    assert "is not one" in results["left_out"]["setfit"]
