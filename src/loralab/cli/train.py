@@ -240,8 +240,8 @@ def register(app: typer.Typer) -> None:
         if input_file and output_file is None:
             from loralab.runs.score_stream import score_to_stream
 
-            rows = score_to_stream(classifier, input_file, sys.stdout, text_col, chunk_size, batch_size)
-            err_console.print(f"Scored {rows:,} rows.", highlight=False)
+            streamed = score_to_stream(classifier, input_file, sys.stdout, text_col, chunk_size, batch_size)
+            err_console.print(f"Scored {streamed:,} rows.", highlight=False)
             return
         if input_file:
             assert output_file is not None

@@ -7,6 +7,7 @@ A run trained on ``fresh``/``rotten`` can then be evaluated on data labelled
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from loralab.data.dataset import DataSplits, LabelledTexts, sort_labels
 from loralab.errors import DataError
@@ -57,7 +58,7 @@ def relabel_splits(splits: DataSplits, mapping: dict[str, str]) -> DataSplits:
             f"not hold; they are {', '.join(map(repr, splits.labels))}."
         )
     # The label set was checked as a whole; a split may lack one of the renamed labels.
-    renamed = {
+    renamed: dict[str, Any] = {
         name: LabelledTexts(part.texts, [mapping.get(label, label) for label in part.labels])
         for name, part in ((n, splits.split(n)) for n in ("train", "validation", "test"))
     }

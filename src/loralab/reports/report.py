@@ -166,7 +166,7 @@ def run_report(folder: Path) -> Report:
     report = Report(f"loralab run — {folder.name} ({manifest.get('method')})")
     overview(report, {folder.name: folder})
     report.heading("Results")
-    first = next(iter(metrics.values()), {})
+    first: dict = next(iter(metrics.values()), {})
     average = f" ({first['positive_label']})" if first.get("positive_label") else " (macro)"
     rows = [
         [split, m["accuracy"], m["precision"], m["recall"], m["f1"], m["macro_f1"], m["n"]]

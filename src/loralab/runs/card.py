@@ -53,7 +53,7 @@ def _folder_bytes(folder: Path) -> int:
 
 
 def _metric_entries(metrics: dict[str, dict]) -> list[dict]:
-    entries = []
+    entries: list[dict[str, Any]] = []
     for split in ("test", "validation"):
         if split not in metrics or not metrics[split].get("n"):
             continue

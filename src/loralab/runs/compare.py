@@ -12,6 +12,7 @@ import json
 import statistics
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -234,16 +235,19 @@ def compare(
         run = RunFolder(run_dir)
         reused = _asked_for(run, config)
         if not reused:
-            execute(
-                config, subsets[size], run_dir, overwrite=True, progress=progress, on_epoch_hook=on_epoch
-            )
+            execute(config, subsets[size], run_dir, overwrite=True, progress=progress, on_epoch_hook=on_epoch)
         row = run_row(run_dir, method, seed, size_name, folder)
         row["reused"] = reused
         rows.append(row)
         if on_run:
             on_run(row)
     summary = _summarise(rows)
-    results = {"data": str(data), "fingerprint": fingerprint, "runs": rows, "summary": summary}
+    results: dict[str, Any] = {
+        "data": str(data),
+        "fingerprint": fingerprint,
+        "runs": rows,
+        "summary": summary,
+    }
     results["validation_cut"] = VALIDATION_CUT_NOTE if train_sizes else None
     results["left_out"] = left_out
     results["recommendations"] = recommend_runs(rows)

@@ -126,7 +126,8 @@ def _check_onnx(classifier, expected: np.ndarray, folder: Path, texts: list[str]
 def _refuse_pooled_head(classifier, run_dir: Path) -> None:
     from loralab.models.pooling import pooled_reading
 
-    pooling = pooled_reading(getattr(classifier, "model", None))
+    model = getattr(classifier, "model", None)
+    pooling = pooled_reading(model) if model is not None else None
     if pooling is not None:
         raise LoralabError(
             f"{run_dir}: its head reads {pooling}-pooled sentence vectors, which a transformers or ONNX "
