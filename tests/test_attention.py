@@ -13,6 +13,7 @@ import torch
 from loralab.config import TrainConfig
 from loralab.methods import get_method
 from loralab.methods.merge import merge_adapters
+from loralab.models.first_token import FirstTokenLayer
 
 
 @pytest.mark.parametrize("method", ["lora", "lora-scratch", "full"])
@@ -23,7 +24,7 @@ def test_prediction_runs_every_layer_through_fused_attention(method, tiny_bert, 
     model.eval()
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     assert base.config._attn_implementation == "sdpa"
-    assert getattr(base.bert.encoder.layer[-1], "loralab_first_token_only", False)
+    assert isinstance(base.bert.encoder.layer[-1], FirstTokenLayer)
 
     fused = torch.nn.functional.scaled_dot_product_attention
     calls = []

@@ -140,7 +140,7 @@ def test_a_comparison_runs_in_the_background_and_any_client_reads_the_same_state
     other = TestClient(create_app(runs))
     html = other.get("/").text
     assert f"Comparison <code>{name}</code>" in html and 'id="job-status">completed' in html
-    assert 'id="recommendation"' in html and "Best on validation" in html
+    assert 'id="recommendation"' in html and "Recommended:" in html
     report = other.get(f"/report/{name}")
     assert report.status_code == 200 and "<html" in report.text.lower()
     assert (runs / name / "report.html").exists()

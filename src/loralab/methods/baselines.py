@@ -57,6 +57,7 @@ class MajorityClass(Method):
     name = "majority"
     summary = "always the most frequent training class (the floor every method must beat)"
     cost_rank = 0
+    uses_encoder = False
     reference = True
     ladder_position = 0  # the floor: shown first
     default_epochs = 0

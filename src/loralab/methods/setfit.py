@@ -134,6 +134,7 @@ class SetFit(Method):
         "SetFit: contrastive fine-tuning of a sentence-transformer on text pairs, then logistic regression"
     )
     cost_rank = 5
+    uses_encoder = True
     # Between head tuning and LoRA: it adapts the encoder, on pairs rather than epochs of texts.
     ladder_position = 45
     seeded = True  # pair sampling and the body's training order follow the seed

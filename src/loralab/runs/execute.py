@@ -121,16 +121,18 @@ def execute(
     distributed = PartialState(cpu=cpu_only())
     method = get_method(config.method)
     method.check(config)
-    # Capped before the folder is touched (and the run an --overwrite replaces); the manifest
-    # keeps what was asked for, which a resume and a compare's reuse compare with.
-    requested = config
-    max_length = fit_max_length(config.model, config.max_length, config.trust_remote_code)
-    config = config.replace(max_length=max_length)
     splits = (
         data
         if isinstance(data, DataSplits)
         else load_data(data, text_col, label_col, seed=config.seed, subset=subset)
     )
+    # Capped before the folder is touched (and the run an --overwrite replaces); the manifest
+    # keeps what was asked for, which a resume and a compare's reuse compare with. Methods that
+    # never run the encoder (TF-IDF, the majority class) need not read the model.
+    requested = config
+    if method.uses_encoder:
+        max_length = fit_max_length(config.model, config.max_length, config.trust_remote_code)
+        config = config.replace(max_length=max_length)
     folder = RunFolder(output_dir)
     checkpoints = Checkpointing(folder.path / CHECKPOINTS, config.checkpoint_every, resume=resume)
     if not distributed.is_main_process:

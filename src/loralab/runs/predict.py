@@ -20,7 +20,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from loralab.data.readers import iter_table_chunks, table_format
-from loralab.errors import DataError
+from loralab.errors import DataError, LoralabError
 from loralab.evaluation.evaluate import predictions_frame
 from loralab.methods import Classifier
 from loralab.runs.files import atomic_write, model_fingerprint, read_json_file, write_json
@@ -178,6 +178,11 @@ def predict_file(
         # The output now exists, so a job racing for the lock file is refused without --overwrite.
         lock.path.unlink(missing_ok=True)
         return summary
+    except LoralabError:
+        # Bad input leaves nothing to resume (its parts were removed): leave no lock file either.
+        if not parts_folder(output_path).exists():
+            lock.path.unlink(missing_ok=True)
+        raise
     finally:
         lock.release()
 

@@ -125,7 +125,9 @@ def add_routes(app: FastAPI, root: Path, page: Callable, error: Callable) -> Non
                     handle.write(chunk)
             folder = _run_folder(root, run)
             classifier = loaded.get(folder)
-            rows = predict_file(classifier, Path(tmp), output, text_col.strip() or _text_column(folder, root))
+            rows = predict_file(
+                classifier, Path(tmp), output, text_col.strip() or _text_column(folder, root)
+            ).rows
         except LoralabError as err:
             return error(request, DataError(str(err).replace(tmp, file.filename or name)))
         finally:
