@@ -90,21 +90,6 @@ def recommendation_lines(results: dict) -> list[str]:
     return lines
 
 
-def parse_train_sizes(text: str) -> list[int | None]:
-    sizes: list[int | None] = []
-    for part in text.split(","):
-        part = part.strip()
-        if part == "all":
-            sizes.append(None)
-        elif part.isdigit() and int(part) > 0:
-            sizes.append(int(part))
-        else:
-            raise LoralabError(
-                f"--train-sizes takes positive integers or 'all', separated by commas; got '{part}'."
-            )
-    return sizes
-
-
 @dataclass
 class CompareJob(JobConfig):
     """A comparison: the data and columns of any job, and which methods, seeds and sizes."""
@@ -145,6 +130,7 @@ def register(app: typer.Typer) -> None:
         A --config file may also name methods, seeds, train_sizes and label_map."""
         from loralab.data.label_map import parse_label_map
         from loralab.runs.compare import compare as run_compare
+        from loralab.runs.compare import parse_train_sizes
 
         settings, job = layered_job(options, data, output_dir, CompareJob)
         if "method" in settings:

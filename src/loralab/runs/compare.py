@@ -73,6 +73,19 @@ def _nested_cut(part: LabelledTexts, per_class: int, seed: int) -> LabelledTexts
     return LabelledTexts([part.texts[i] for i in keep], [part.labels[i] for i in keep])
 
 
+def parse_train_sizes(text: str) -> list[int | None]:
+    """``"8,16,all"`` → ``[8, 16, None]``: texts per class, ``None`` for the whole training split."""
+    sizes: list[int | None] = []
+    for part in (p.strip() for p in text.split(",")):
+        if part == "all":
+            sizes.append(None)
+        elif part.isdigit() and int(part) > 0:
+            sizes.append(int(part))
+        else:
+            raise DataError(f"Train sizes are positive integers or 'all', separated by commas; got '{part}'.")
+    return sizes
+
+
 def per_class_subset(splits: DataSplits, per_class: int | None, seed: int) -> DataSplits:
     """Training set cut to ``per_class`` texts of each class, and the validation set to at most as
     many: with 16 labelled texts per class a user would not hold out thousands for choosing

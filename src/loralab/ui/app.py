@@ -33,19 +33,10 @@ SAMPLE_ROWS = 3
 
 def parse_train_sizes(text: str) -> list[int | None] | None:
     """``"8,16,all"`` → ``[8, 16, None]``; empty → ``None`` (the whole training split)."""
-    if not text.strip():
-        return None
-    sizes: list[int | None] = []
-    for part in (p.strip() for p in text.split(",")):
-        if part == "all":
-            sizes.append(None)
-        elif part.isdigit() and int(part) > 0:
-            sizes.append(int(part))
-        else:
-            raise LoralabError(
-                f"Train sizes are positive numbers or 'all', separated by commas; got '{part}'."
-            )
-    return sizes
+    # Imported here: loralab.runs pulls in torch, which the page itself does not need to start.
+    from loralab.runs.compare import parse_train_sizes as parse_sizes
+
+    return parse_sizes(text) if text.strip() else None
 
 
 def short_path(path: object, root: Path) -> str:
