@@ -135,3 +135,10 @@ def test_compare_ends_with_the_recommendation(synthetic_dir, tmp_path):
     assert CliRunner().invoke(app, ["report", str(out)]).exit_code == 0
     markdown = (out / "report.md").read_text()
     assert "## Recommendation" in markdown and f"Use {chosen['method']}." in markdown
+
+
+def test_a_perfect_score_on_few_texts_still_has_noise():
+    # sqrt(p (1 - p) / n) is 0 at p = 1: every close second would count as beaten.
+    chosen = recommend([result("full", [1.0], 6, texts=20), result("tfidf", [0.96], 1, texts=20)])
+    assert chosen.noise == pytest.approx(binomial_standard_error(1.0, 20)) and chosen.noise > 0.04
+    assert chosen.method == "tfidf"

@@ -4,6 +4,7 @@ This is the one-standard-error rule (Hastie, Tibshirani & Friedman, *The Element
 Learning*, §7.10): among the methods whose mean validation accuracy is within one standard error
 of the best, take the cheapest. The standard error is the larger of two noises: the best method's
 spread over seeds, and the binomial standard error ``sqrt(p (1 - p) / n)`` of an accuracy ``p``
+(smoothed by one right and one wrong answer, so a perfect score keeps a non-zero error)
 measured on ``n`` validation texts (±0.018 for p = 0.8 on 500 texts), so two methods a few
 tweets apart are not told apart. Test figures are reported elsewhere and never enter.
 
@@ -71,10 +72,17 @@ class Recommendation:
 def binomial_standard_error(accuracy: float, texts: int) -> float:
     """Standard error of an accuracy measured on ``texts`` texts.
 
+    The accuracy is smoothed by one right and one wrong answer (Laplace's rule) first: a
+    perfect score on 20 texts is not a certainty, and ``sqrt(p (1 - p) / n)`` would call its
+    error zero, so every close second would count as beaten.
+
     >>> round(binomial_standard_error(0.8, 400), 4)
-    0.02
+    0.0201
+    >>> binomial_standard_error(1.0, 20) > 0.04
+    True
     """
-    return math.sqrt(accuracy * (1.0 - accuracy) / texts)
+    smoothed = (accuracy * texts + 1.0) / (texts + 2.0)
+    return math.sqrt(smoothed * (1.0 - smoothed) / texts)
 
 
 def _cheapness(result: MethodResult) -> tuple:
