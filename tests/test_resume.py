@@ -87,7 +87,8 @@ def test_torchrun_trains_with_ddp_and_one_process_writes_the_run(synthetic_dir, 
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("Run saved to") == 1  # only the main process reports
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "ddp"]  # one run folder, nothing else
+    # One run folder and nothing else, besides the run's lock file (kept, see loralab.runs.locks).
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ddp.lock", "data", "ddp"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "completed" and manifest["processes"] == 2
     metrics = json.loads((out / "metrics.json").read_text())
