@@ -27,6 +27,7 @@ from loralab.errors import (
     known_failure,
     log_internal_error,
 )
+from loralab.reports.page import fmt  # the console and the report print numbers alike
 
 # Outside a terminal Rich assumes 80 columns, too narrow for the comparison table; logs and
 # pipes take long lines, so tables there get the width they need (up to 200 columns).
@@ -111,16 +112,6 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]], **kwargs
 
 def _numeric(text: str) -> bool:
     return bool(re.fullmatch(r"[-+]?[\d,.]+%?( \(.*\))?", text.strip()))
-
-
-def fmt(value: Any) -> str:
-    if isinstance(value, float):
-        if value != value:  # NaN
-            return "–"
-        return f"{value:.4f}" if abs(value) < 10 else f"{value:,.1f}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    return "–" if value is None else str(value)
 
 
 def metrics_table(metrics_by_name: dict[str, dict], title: str | None = None) -> Table:
