@@ -330,7 +330,11 @@ def flag_cases(world: World) -> list[Case]:
         specs[f"predict {name}"] = (["predict", world.tfidf, "-i", source, "-o", out, *extra], True)
     specs["predict non-Unicode text"] = (["predict", world.lora, "caf\udce9"], True)
     specs["predict long text on LoRA run"] = (["predict", world.lora, "good " * 5000], False)
-    specs["predict --input without --output"] = (["predict", world.tfidf, "-i", source], True)
+    # Without --output the scored rows go to stdout as CSV: a success.
+    specs["predict --input without --output (CSV to stdout)"] = (
+        ["predict", world.tfidf, "-i", source],
+        False,
+    )
     specs["predict no texts"] = (["predict", world.tfidf], True)
     specs["predict on a data folder"] = (["predict", world.data, "good"], True)
     specs["export without its extra flag pairing (--int8)"] = (
