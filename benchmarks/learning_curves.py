@@ -373,7 +373,7 @@ def main() -> None:
     record = {
         "data": args.data,
         "commands": commands,
-        "wall_seconds": wall,
+        "wall_seconds_of_this_invocation": wall,
         "reused": args.reuse,
         "machine": {
             "platform": platform.platform(),
