@@ -644,7 +644,7 @@ def process_cases(world: World) -> list[Case]:
                 "--model",
                 world.model,
                 "--epochs",
-                "12",
+                "1000",  # still training when the second writer arrives, on any machine
                 "-o",
                 run,
                 "--overwrite",
@@ -670,6 +670,7 @@ def process_cases(world: World) -> list[Case]:
                 capture_output=True,
                 text=True,
             )
+            first.send_signal(signal.SIGTERM)
             first.wait(timeout=300)
             refused = "another loralab process is writing this run" in second.stderr
             return second.returncode if refused else 0, second.stderr
