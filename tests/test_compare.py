@@ -245,8 +245,36 @@ def test_run_plan_follows_the_seeded_trait_of_every_method():
 
     for name in method_names():
         plan = run_plan([name], seeds=2, first_seed=7, sizes=[None, 8])
+        # On the whole training split only seeded methods repeat; on a learning curve's subsets
+        # each seed draws its own subset, so every method runs once per seed.
         expected_seeds = [7, 8] if get_method(name).seeded else [7]
-        assert [p.seed for p in plan] == expected_seeds * 2, name
+        assert [p.seed for p in plan] == expected_seeds + [7, 8], name
         assert len({(p.train_size, p.folder_name) for p in plan}) == len(plan), name
     # Whatever trains in epochs has seed-dependent figures.
     assert all(get_method(n).seeded for n in method_names() if get_method(n).trains_in_epochs)
+
+
+def test_each_seed_of_a_learning_curve_draws_its_own_nested_subsets(synthetic_dir):
+    from loralab.data import load_data
+    from loralab.runs.compare import per_class_subset, subset_seeds
+
+    splits = load_data(synthetic_dir)
+    first, second = subset_seeds(42, 2)
+    for seed in (first, second):
+        small, large = per_class_subset(splits, 4, seed), per_class_subset(splits, 16, seed)
+        assert set(small.train.texts) <= set(large.train.texts)
+    assert set(per_class_subset(splits, 16, first).train.texts) != set(
+        per_class_subset(splits, 16, second).train.texts
+    )
+
+
+def test_a_learning_curve_folder_with_shared_subsets_is_not_reused(tmp_path, synthetic_dir):
+    from loralab.runs.compare import COMPARE_FILE
+
+    out = tmp_path / "cmp"
+    compare(str(synthetic_dir), out, methods=["majority"], train_sizes=[8], progress=False)
+    stored = json.loads((out / COMPARE_FILE).read_text())
+    del stored["subsets"]  # as a folder written before subsets were drawn per seed
+    (out / COMPARE_FILE).write_text(json.dumps(stored))
+    with pytest.raises(RunError, match="subsets were shared by every seed"):
+        compare(str(synthetic_dir), out, methods=["majority"], train_sizes=[8], progress=False)

@@ -28,6 +28,7 @@ from loralab.runs.recommend import final_recommendation, recommend_runs
 # Cheapest first; each method's place is its ``ladder_position`` trait.
 DEFAULT_LADDER = default_ladder()
 COMPARE_FILE = "compare.json"
+SUBSETS_PER_SEED = "per-seed"  # how a learning curve's subsets are drawn (see ``subset_seeds``)
 
 
 def splits_fingerprint(splits: DataSplits) -> str:
@@ -48,6 +49,13 @@ def _check_folder(folder: Path, data: str, fingerprint: str) -> None:
                 f"{folder}: holds a comparison on other data ({previous.get('data')}, splits "
                 f"{previous.get('fingerprint')}); this data's splits are {fingerprint}. "
                 "Choose another folder."
+            )
+        if any(size != "all" for size in previous.get("train_sizes", [])) and (
+            previous.get("subsets") != SUBSETS_PER_SEED
+        ):
+            raise RunError(
+                f"{folder}: holds a learning curve whose subsets were shared by every seed; "
+                "subsets are now drawn per seed, so its runs cannot be reused. Choose another folder."
             )
 
 
@@ -150,6 +158,14 @@ def run_row(folder: Path, method: str, seed: int, train_size: str, root: Path) -
     }
 
 
+def subset_seeds(first_seed: int, seeds: int) -> list[int]:
+    """Seeds of a learning curve's subsets: one per run seed. Which texts a user happens to have
+    labelled moves small-data scores more than initialisation does (with 8 texts per class, more
+    than the gaps between methods), so the spread over seeds must include it; within one seed
+    the subsets stay nested across sizes."""
+    return [first_seed + k for k in range(seeds)]
+
+
 @dataclass(frozen=True)
 class PlannedRun:
     train_size: int | None  # texts per class; None for the whole training split
@@ -160,11 +176,13 @@ class PlannedRun:
 
 def run_plan(methods: list[str], seeds: int, first_seed: int, sizes: list[int | None]) -> list[PlannedRun]:
     """The runs of a comparison: every method at every training size, methods whose figures
-    vary with the seed (their ``seeded`` trait) once per seed, the others once."""
+    vary with the seed (their ``seeded`` trait) once per seed, the others once — except on the
+    subsets of a learning curve, where each seed draws its own subset (see ``subset_seed``), so
+    every method runs once per seed."""
     plan = []
     for size in sizes:
         for name in methods:
-            seeded = get_method(name).seeded
+            seeded = get_method(name).seeded or size is not None
             for k in range(seeds if seeded else 1):
                 seed = first_seed + k
                 plan.append(PlannedRun(size, name, seed, f"{name}-seed{seed}" if seeded else name))
@@ -220,7 +238,11 @@ def compare(
     splits = relabel_splits(splits, label_map or {})
     fingerprint = splits_fingerprint(splits)
     sizes = train_sizes or [None]
-    subsets = {size: per_class_subset(splits, size, base_config.seed) for size in sizes}
+    subsets = {
+        (size, seed): per_class_subset(splits, size, seed)
+        for size in sizes
+        for seed in ([base_config.seed] if size is None else subset_seeds(base_config.seed, seeds))
+    }
     folder = Path(output_dir)
     _check_folder(folder, data, fingerprint)
     folder.mkdir(parents=True, exist_ok=True)
@@ -232,6 +254,7 @@ def compare(
             "methods": methods,
             "seeds": seeds,
             "train_sizes": [("all" if s is None else s) for s in sizes],
+            "subsets": SUBSETS_PER_SEED,
             "data_summary": splits.summary(),
         },
     )
@@ -248,7 +271,15 @@ def compare(
         run = RunFolder(run_dir)
         reused = _asked_for(run, config)
         if not reused:
-            execute(config, subsets[size], run_dir, overwrite=True, progress=progress, on_epoch_hook=on_epoch)
+            data_seed = base_config.seed if size is None else seed
+            execute(
+                config,
+                subsets[size, data_seed],
+                run_dir,
+                overwrite=True,
+                progress=progress,
+                on_epoch_hook=on_epoch,
+            )
         row = run_row(run_dir, method, seed, size_name, folder)
         row["reused"] = reused
         rows.append(row)
