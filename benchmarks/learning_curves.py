@@ -39,7 +39,7 @@ class. Per run, on rotten_tomatoes:
 | all (8,530) | 801 steps, 25,590 texts: ~3.5 min | 1,602 steps, 25,590 texts: ~14 min | – | ~1 min |
 
 tfidf-logreg takes a second or two and embed-logreg (one encoder pass, cached on disk) under a
-minute, once per size. So ``small`` is about 5 × (3 + 4 + 4.7 + 4.7) min ≈ 85 min and ``large``
+minute. So ``small`` is about 5 × (3 + 4 + 4.7 + 4.7) min ≈ 85 min and ``large``
 about 3 × 2.6 min (256) + 3 × 19 min (all) ≈ 65 min: about 2.5 hours per data set on idle
 cores, up to twice that when they are shared (SetFit's own docstring measured 7.5 s a step
 under heavy load). SST-2 (6,920 training texts, 1,821 test) costs about the same.
@@ -48,10 +48,10 @@ Resuming: run the same command again. ``loralab compare`` reuses every completed
 whose configuration matches and redoes only the unfinished ones, so an interrupted part picks
 up at the run it stopped in. ``--reuse`` runs nothing and reads both compare folders.
 
-Every seed of a size trains on the same subset (compare draws the nested subsets with the base
-seed, 42): the ± is the spread of training randomness (initialisation, order, dropout, SetFit's
-pairs), not of which texts were labelled, and tfidf-logreg and embed-logreg, which do not vary
-with the seed, run once per size.
+Each seed of a size draws its own subset (nested across sizes within the seed), and every
+method runs once per seed there, TF-IDF included: the ± is the spread of which texts were
+labelled as well as of training randomness (initialisation, order, dropout, SetFit's pairs).
+tfidf-logreg and embed-logreg therefore run 5 times per small size (seconds each).
 
 What to expect at the smallest size: compare cuts validation to the training size per class,
 so at 8 per class the recommendation reads 16 validation texts, whose binomial standard error
