@@ -23,6 +23,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from loralab.data.batching import collate, encode, sorted_batches
 from loralab.data.long_text import TextInput
+from loralab.models.targets import encoder_layers
 
 EQUIVALENCE_TOLERANCE = 1e-4
 
@@ -148,8 +149,6 @@ class CachedBottom(nn.Module):
 
 
 def _encoder_parts(model: nn.Module) -> tuple[Any, nn.ModuleList]:
-    from loralab.models.targets import encoder_layers
-
     unwrap = getattr(model, "get_base_model", None)  # PEFT's wrapper
     base: Any = unwrap() if callable(unwrap) else model
     encoder = getattr(base, base.base_model_prefix)
