@@ -38,11 +38,16 @@ class CachedBottom(nn.Module):
     """Stands in for the embeddings: ``input_ids[:, 0]`` are row indices into the cached
     output of the frozen bottom layers, which is returned padded to the batch's width."""
 
-    def __init__(self, flat: torch.Tensor, offsets: torch.Tensor, lengths: torch.Tensor) -> None:
+    def __init__(
+        self, flat: torch.Tensor, offsets: torch.Tensor, lengths: torch.Tensor, layer_outputs: int = 0
+    ) -> None:
         super().__init__()
         self.flat = flat  # (total tokens, H): every text's tokens, one after another
         self.offsets = offsets  # (N,) where each text starts in ``flat``
         self.lengths = lengths  # (N,)
+        # What a layer returns: 0 for the hidden states alone, n for a tuple of n (DeBERTa's
+        # layers also return their attention), which the layers standing aside return too.
+        self.layer_outputs = layer_outputs
 
     def forward(self, input_ids: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         rows = input_ids[:, 0].cpu()
@@ -62,13 +67,16 @@ def _encoder_parts(model: nn.Module) -> tuple[Any, nn.ModuleList]:
 class PassThrough(nn.Module):
     """Stands in for a frozen encoder layer whose output the stand-in embeddings already give."""
 
-    def __init__(self, layer: nn.Module) -> None:
+    def __init__(self, layer: nn.Module, outputs: int = 0) -> None:
         super().__init__()
+        self.outputs = outputs  # see CachedBottom.layer_outputs
         # ModernBERT's encoder picks each layer's attention mask by the layer's attention_type.
         if hasattr(layer, "attention_type"):
             self.attention_type = layer.attention_type
 
-    def forward(self, hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        if self.outputs:
+            return (hidden_states,) + (None,) * (self.outputs - 1)
         return hidden_states
 
 
@@ -82,7 +90,7 @@ def bottom_swapped(model: nn.Module, stand_in: CachedBottom, frozen: int) -> Ite
     bottom = list(layers[:frozen])
     encoder.embeddings = stand_in
     for index in range(frozen):
-        layers[index] = PassThrough(layers[index])
+        layers[index] = PassThrough(layers[index], stand_in.layer_outputs)
     try:
         yield
     finally:
@@ -118,6 +126,7 @@ def cache_bottom_layers(
         unit="texts",
         disable=None if progress else True,
     )
+    layer_outputs = 0
     try:
         with torch.no_grad():  # not inference_mode: the cache is read while training
             for batch_idx in sorted_batches(lengths.tolist(), batch_size):
@@ -126,6 +135,7 @@ def cache_bottom_layers(
                     return None  # the hook never fired: layers are not called in order
                 except _StopAfter as stop:
                     hidden = stop.output[0] if isinstance(stop.output, tuple) else stop.output
+                    layer_outputs = len(stop.output) if isinstance(stop.output, tuple) else 0
                 for row, i in enumerate(batch_idx):
                     flat[offsets[i] : offsets[i] + lengths[i]] = hidden[row, : lengths[i]].cpu()
                 bar.update(len(batch_idx))
@@ -133,7 +143,7 @@ def cache_bottom_layers(
         hook.remove()
         bar.close()
         model.train(was_training)
-    return CachedBottom(flat, offsets, lengths)
+    return CachedBottom(flat, offsets, lengths, layer_outputs)
 
 
 def _raise(output) -> None:
