@@ -184,7 +184,7 @@ def test_a_speed_up_whose_forward_fails_is_switched_off_with_a_warning(tiny_mode
 
 def test_fast_paths_are_chosen_by_name_and_unknown_names_are_refused():
     assert TrainConfig().fast_paths is None
-    assert [s.name for s in chosen(TrainConfig())] == ["first-token", "fast-dropout"]
+    assert [s.name for s in chosen(TrainConfig())] == ["first-token", "fast-dropout", "frozen-bottom"]
     assert TrainConfig(fast_paths="none").fast_paths == []
     assert TrainConfig(fast_paths="all").fast_paths is None
     assert [s.name for s in chosen(TrainConfig(fast_paths="fast-dropout"))] == ["fast-dropout"]
@@ -203,6 +203,11 @@ def _without_dropout_draws(config):
         "dropout",
         "attention_dropout",
         "seq_classif_dropout",
+        "classifier_dropout",
+        "classifier_dropout_prob",
+        "pooler_dropout",
+        "mlp_dropout",
+        "embedding_dropout",
     ):
         if hasattr(config, key):
             setattr(config, key, NEGLIGIBLE_DROPOUT)
@@ -275,7 +280,7 @@ def bert_without_dropout(tmp_path_factory):
 def test_lora_layers_adapts_only_the_top_layers_and_caches_the_rest(
     bert_without_dropout, synthetic_dir, tmp_path, monkeypatch, method
 ):
-    from loralab.methods import frozen
+    from loralab.models import frozen_bottom
 
     common = dict(
         method=method,
@@ -293,8 +298,8 @@ def test_lora_layers_adapts_only_the_top_layers_and_caches_the_rest(
     assert names and all(".layer.2." in n for n in names)
     assert cached.manifest["cache_seconds"] > 0
     # Without dropout, the cached bottom layers give exactly what running them would.
-    monkeypatch.setattr(frozen, "BOTTOM_CACHE_LIMIT_BYTES", 0)
-    with pytest.warns(UserWarning, match="cannot be cached"):
+    monkeypatch.setattr(frozen_bottom, "BOTTOM_CACHE_LIMIT_BYTES", 0)
+    with pytest.warns(FastPathWarning, match="'frozen-bottom' .*cannot be cached"):
         through = train_run(
             synthetic_dir, TrainConfig(lora_layers=1, **common), tmp_path / "through", progress=False
         )
@@ -312,7 +317,7 @@ def test_lora_layers_adapts_only_the_top_layers_and_caches_the_rest(
 
 def test_cached_bottom_serves_padded_batches_like_the_model(tiny_models):
     from loralab.data.batching import collate
-    from loralab.methods.frozen import bottom_swapped, cache_bottom_layers
+    from loralab.models.frozen_bottom import bottom_swapped, cache_bottom_layers
 
     model = load_classifier(str(tiny_models["bert"]), LABELS).model.eval()
     ids = [[2, 5, 9, 3], [2, 7, 3], [2, 8, 11, 12, 13, 3], [2, 3]]
@@ -384,3 +389,131 @@ def test_fast_paths_read_their_own_words_from_set_files_and_grids(tmp_path):
         None,
         ["first-token", "fast-dropout"],
     ]
+
+
+def _preset_family_config(family: str):
+    """A tiny random config of each family with a target-module preset (BERT, DistilBERT and
+    RoBERTa come from conftest's tiny_config)."""
+    import transformers
+    from conftest import tiny_config
+
+    layers = dict(num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    if family in ("bert", "distilbert", "roberta"):
+        return tiny_config(family)
+    if family in ("xlm-roberta", "camembert"):
+        kind = transformers.XLMRobertaConfig if family == "xlm-roberta" else transformers.CamembertConfig
+        return kind(vocab_size=64, hidden_size=32, max_position_embeddings=66, pad_token_id=0, **layers)
+    if family == "electra":
+        return transformers.ElectraConfig(
+            vocab_size=64, embedding_size=32, hidden_size=32, max_position_embeddings=64, **layers
+        )
+    if family == "albert":
+        return transformers.AlbertConfig(
+            vocab_size=64, embedding_size=16, hidden_size=32, max_position_embeddings=64, **layers
+        )
+    if family in ("deberta", "deberta-v2"):
+        kind = transformers.DebertaConfig if family == "deberta" else transformers.DebertaV2Config
+        return kind(
+            vocab_size=64,
+            hidden_size=32,
+            max_position_embeddings=64,
+            relative_attention=True,
+            pos_att_type=["p2c", "c2p"],
+            **layers,
+        )
+    if family == "modernbert":
+        return transformers.ModernBertConfig(
+            vocab_size=64,
+            hidden_size=32,
+            max_position_embeddings=64,
+            pad_token_id=0,
+            bos_token_id=2,
+            eos_token_id=3,
+            cls_token_id=2,
+            sep_token_id=3,
+            global_attn_every_n_layers=2,
+            local_attention=16,
+            **layers,
+        )
+    if family == "mpnet":
+        return transformers.MPNetConfig(
+            vocab_size=64, hidden_size=32, max_position_embeddings=66, pad_token_id=0, **layers
+        )
+    raise ValueError(family)
+
+
+PRESET_FAMILIES = [
+    "bert",
+    "roberta",
+    "xlm-roberta",
+    "camembert",
+    "electra",
+    "albert",
+    "distilbert",
+    "deberta-v2",
+    "deberta",
+    "modernbert",
+    "mpnet",
+]
+
+
+def test_every_family_with_a_preset_is_trained_with_and_without_fast_paths():
+    from loralab.models.targets import FAMILY_TARGETS
+
+    assert sorted(FAMILY_TARGETS) == sorted(PRESET_FAMILIES)
+
+
+@pytest.mark.parametrize("family", PRESET_FAMILIES)
+def test_lora_layers_trains_the_same_with_and_without_fast_paths(
+    tmp_path_factory, synthetic_dir, tmp_path, family
+):
+    import warnings
+
+    config = _without_dropout_draws(_preset_family_config(family))
+    model = build_base_model(tmp_path_factory.mktemp(f"{family}-no-draws"), config=config)
+    common = dict(
+        method="lora",
+        model=str(model),
+        epochs=1,
+        lr=2e-2,
+        batch_size=16,
+        lora_dropout=NEGLIGIBLE_DROPOUT,
+        lora_layers=None if family == "albert" else 1,
+        precision="fp32",
+    )
+    runs, switched_off = {}, {}
+    for choice in ("all", "none"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            config = TrainConfig(fast_paths=choice, **common)
+            runs[choice] = train_run(synthetic_dir, config, tmp_path / choice, progress=False)
+        switched_off[choice] = [str(w.message) for w in caught if issubclass(w.category, FastPathWarning)]
+    assert runs["none"].manifest["fast_paths"] == [] and switched_off["none"] == []
+    # ALBERT shares one layer across its depth, so --lora-layers does not apply to it.
+    assert ("frozen-bottom" in runs["all"].manifest["fast_paths"]) == (family != "albert")
+    assert not [m for m in switched_off["all"] if "'frozen-bottom'" in m]
+    pd.testing.assert_frame_equal(
+        _history(runs["all"])[["train_loss", "val_loss", "val_accuracy"]],
+        _history(runs["none"])[["train_loss", "val_loss", "val_accuracy"]],
+        atol=1e-5,
+    )
+
+
+def test_a_frozen_bottom_cache_that_serves_other_outputs_is_switched_off_with_a_warning(tiny_models):
+    from loralab.data.batching import collate
+    from loralab.models.frozen_bottom import CachedBottom, cache_bottom_layers
+    from loralab.models.speedups import FrozenBottomCache, enter_verified
+
+    model = load_classifier(str(tiny_models["bert"]), LABELS).model.eval()
+    ids = [[2, 5, 9, 3], [2, 7, 3], [2, 8, 11, 12, 13, 3]]
+    good = cache_bottom_layers(model, ids, 0, 1, batch_size=2, progress=False)
+    assert good is not None
+    speedup = FrozenBottomCache(good, 1)
+    assert enter_verified(speedup, model, collate(ids, 0)) and speedup.active(model)
+    speedup.exit(model)
+    assert not speedup.active(model)
+    noise = torch.randn(good.flat.shape, generator=torch.Generator().manual_seed(0))
+    wrong = FrozenBottomCache(CachedBottom(good.flat + 10 * noise, good.offsets, good.lengths), 1)
+    with pytest.warns(FastPathWarning, match="'frozen-bottom' .*logits differ"):
+        assert not enter_verified(wrong, model, collate(ids, 0))
+    assert active_names(model) == []

@@ -8,8 +8,8 @@ __all__ = ["DEFAULT_MODEL", "TextClassifier", "TrainConfig", "__version__"]
 
 
 def __getattr__(name: str):
-    # TextClassifier pulls in torch and transformers; import it only when asked for.
     if name == "TextClassifier":
+        # deferred: TextClassifier pulls in torch and transformers; import it only when asked for
         from loralab.api import TextClassifier
 
         return TextClassifier

@@ -47,7 +47,7 @@ def check_tracker_names(names: list[str] | None) -> list[str]:
     return names
 
 
-SPEEDUP_NAMES = ("first-token", "fast-dropout")  # --fast-paths; see loralab.models.speedups
+SPEEDUP_NAMES = ("first-token", "fast-dropout", "frozen-bottom")  # --fast-paths; see loralab.models.speedups
 
 
 def check_speedup_names(names: list[str]) -> list[str] | None:

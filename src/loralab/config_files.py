@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
+
 from loralab.config import CONFIG_VERSION, TrainConfig, check_value, parse_value, setting
 from loralab.errors import LoralabError, closest
 
@@ -60,8 +62,6 @@ J = TypeVar("J", bound=JobConfig)
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The mapping in a YAML or JSON file (by suffix; other suffixes are read as YAML, which
     also reads JSON)."""
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise LoralabError(f"{path}: no such config file.")

@@ -10,6 +10,7 @@ line pointing at it.
 
 from __future__ import annotations
 
+import difflib
 import errno
 import os
 import traceback
@@ -48,8 +49,6 @@ class Terminated(KeyboardInterrupt):
 
 def closest(name: str, choices: list[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` when a close match exists, else an empty string."""
-    import difflib
-
     match = difflib.get_close_matches(name, choices, n=1)
     return f" (did you mean '{match[0]}'?)" if match else ""
 

@@ -19,6 +19,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Print the run's model card (🤗 format: YAML metadata, data, method, results, use, limits)."""
+        # deferred: loralab.runs.card imports torch (~1 s); other commands don't need it
         from loralab.runs.card import model_card, write_model_card
 
         if write:

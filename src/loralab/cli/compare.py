@@ -128,6 +128,7 @@ def register(app: typer.Typer) -> None:
         """Train the method ladder on the same splits and print one table.
 
         A --config file may also name methods, seeds, train_sizes and label_map."""
+        # deferred: loralab.runs.compare imports torch, transformers and the training loop (~3.5 s)
         from loralab.data.label_map import parse_label_map
         from loralab.runs.compare import compare as run_compare
         from loralab.runs.compare import parse_train_sizes
@@ -166,6 +167,7 @@ def register(app: typer.Typer) -> None:
             on_run=report,
             label_map=parse_label_map(job.label_map),
         )
+        # could be at module level: loralab.reports.costs imports nothing heavy
         from loralab.reports.costs import summary_costs
 
         costs = summary_costs(out, results["runs"])
@@ -185,6 +187,7 @@ def register_report(app: typer.Typer) -> None:
     @handle_errors
     def report(path: Path = typer.Argument(..., help="A run folder or a compare folder.")) -> None:
         """Write report.html (self-contained, opens offline) and report.md into the folder."""
+        # deferred: loralab.reports.report imports torch and matplotlib (~1.5 s)
         from loralab.reports.report import write_report
 
         html_path, md_path = write_report(path)

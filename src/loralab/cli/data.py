@@ -28,6 +28,7 @@ def inspect(
     subset: int | None,
 ) -> None:
     """Split sizes, label counts, token lengths and a few sample rows."""
+    # deferred: pandas, scikit-learn and torch take ~2 s to import; other commands don't need them
     from loralab.data import load_data
     from loralab.data.inspect import data_report
     from loralab.models import load_tokenizer

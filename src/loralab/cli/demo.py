@@ -29,6 +29,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Train LoRA on Rotten Tomatoes critics' snippets with the embedded MiniLM, then predict."""
+        # deferred: loralab.runs.train imports torch, transformers and the training loop (~3.5 s)
         from loralab.cli.train import print_run_summary
         from loralab.config import TrainConfig
         from loralab.runs.train import train_run

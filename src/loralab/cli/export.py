@@ -24,6 +24,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Write a merged, plain transformers model (or a scikit-learn pipeline for TF-IDF runs)."""
+        # deferred: loralab.runs.export imports torch, transformers and the training loop (~3.5 s)
         from loralab.runs.export import export_run
 
         result = export_run(run, out, overwrite=overwrite, onnx=onnx, int8=int8)

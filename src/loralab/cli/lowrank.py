@@ -39,6 +39,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Truncated-SVD approximations of the targeted layers at ranks halving from full to 1,
         the replace test, and the singular spectrum of each layer's update ΔW."""
+        # deferred: loralab.analysis.lowrank imports torch, transformers and the runs (~3.5 s)
         from loralab.analysis.lowrank import check_same_base, lowest_rank_above, lowrank_study
         from loralab.reports.plots import delta_spectra, lowrank_curve
         from loralab.runs.folder import write_json
@@ -58,6 +59,7 @@ def register(app: typer.Typer) -> None:
             subset=subset,
         )
         if head_run is not None:
+            # could join the imports above: loralab.analysis.lowrank has loaded it
             from loralab.runs.evaluate import evaluate_run
 
             study["head_accuracy"] = evaluate_run(

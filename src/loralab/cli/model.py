@@ -28,6 +28,7 @@ def inspect(
     max_length: int = setting_option("max_length"),
 ) -> None:
     """Architecture, parameters per method, tokenisation, hidden-state shapes, LoRA targets."""
+    # deferred: loralab.methods imports torch and transformers (~2.5 s)
     from loralab.methods.inspect import parameter_table
     from loralab.models.inspect import inspect_model
 

@@ -49,6 +49,7 @@ def _commands(command: Any, path: list[str], parent: Any = None):
 
 def command_reference() -> str:
     """Markdown: for every command, its usage, its help and a table of its parameters."""
+    # could be at module level: typer and loralab.cli are loaded whenever this module is
     import typer
 
     from loralab.cli import app

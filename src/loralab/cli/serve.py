@@ -38,6 +38,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve classifiers over HTTP: GET /v1/models, POST /v1/classify, docs at /docs."""
         try:
+            # optional extra: serve (FastAPI, uvicorn)
             import uvicorn
 
             from loralab.serving.app import ServeSettings, create_app
@@ -45,9 +46,11 @@ def register(app: typer.Typer) -> None:
             raise LoralabError(
                 "serving needs the serve extra: pip install 'loralab[serve]' (FastAPI and uvicorn)."
             ) from None
+        # deferred: loralab.serving.predictor imports torch and transformers (~2.8 s)
         from loralab.serving.predictor import Predictor
 
         if threads:
+            # deferred: torch takes ~1 s to import (loaded by now, with the predictor)
             import torch
 
             torch.set_num_threads(threads)

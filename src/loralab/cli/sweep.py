@@ -71,6 +71,7 @@ def register(app: typer.Typer) -> None:
         """Train every point of a grid (skipping completed points), or search with --search optuna.
 
         --config, --set and the training flags fix the settings every point shares."""
+        # deferred: loralab.runs.sweep imports torch, transformers and the training loop (~3.5 s)
         from loralab.reports.plots import sweep_heatmap
         from loralab.runs.sweep import parse_axes, run_sweep
 
@@ -134,9 +135,11 @@ def register(app: typer.Typer) -> None:
 
 
 def _search(data, space_specs, base, folder, trials, storage, study, subset, text_col, label_col) -> None:
+    # deferred: loralab.runs.search imports torch, transformers and the training loop (~3.5 s)
     from loralab.runs.search import parse_space, run_search
 
     try:
+        # optional extra: search (optuna)
         import optuna  # noqa: F401
     except ImportError:
         raise LoralabError("--search optuna needs the search extra: pip install 'loralab[search]'.") from None

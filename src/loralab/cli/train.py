@@ -34,6 +34,7 @@ from loralab.errors import LoralabError
 
 
 def print_run_summary(result) -> None:
+    # could be at module level: loralab.reports.costs imports nothing heavy
     from loralab.reports.costs import run_cost
 
     manifest = result.manifest
@@ -102,6 +103,7 @@ def register(app: typer.Typer) -> None:
         **options: Any,
     ) -> None:
         """Train a classifier and save it as a run folder."""
+        # deferred: loralab.runs.train imports torch, transformers and the training loop (~3.5 s)
         from loralab.runs.train import train_run
 
         job: JobConfig
@@ -147,6 +149,7 @@ def register(app: typer.Typer) -> None:
         **data_settings: Any,
     ) -> None:
         """Evaluate a trained run on any data with the same label set."""
+        # deferred: loralab.runs.evaluate imports torch, transformers and the training loop (~3.5 s)
         from loralab.data.label_map import parse_label_map
         from loralab.runs.evaluate import evaluate_run
 
@@ -174,6 +177,7 @@ def register(app: typer.Typer) -> None:
             console.print(per_class_table(main, "Per class"))
         console.print(confusion_table(main, "Confusion matrix"))
         if output:
+            # could be at module level: loralab.runs.folder imports nothing heavy
             from loralab.runs.folder import write_json
 
             write_json(output, results)
@@ -213,9 +217,11 @@ def register(app: typer.Typer) -> None:
         text_col: str = data_option("text_col"),
     ) -> None:
         """Classify texts given on the command line, or a whole file in chunks."""
+        # could be at module level: the standard library's sys and time cost nothing
         import sys
         import time
 
+        # deferred: loralab.runs.predict imports torch and transformers (~2.6 s)
         from loralab.data.readers import check_texts
         from loralab.runs.predict import load_for_prediction, predict_file
 
@@ -238,6 +244,7 @@ def register(app: typer.Typer) -> None:
             f"Loaded {classifier.method} model in {time.perf_counter() - start:.1f} s.", highlight=False
         )
         if input_file and output_file is None:
+            # could join the imports above: loralab.runs.predict has loaded it
             from loralab.runs.score_stream import score_to_stream
 
             streamed = score_to_stream(classifier, input_file, sys.stdout, text_col, chunk_size, batch_size)

@@ -71,6 +71,7 @@ def register(app: typer.Typer) -> None:
         url = f"http://{'localhost' if host in LOOPBACK else host}:{port}/"
         console.print(f"loralab ui on {url} (runs in {folder}; one job at a time). Ctrl-C stops it.")
         if open_browser:
+            # could be at module level: webbrowser is in the standard library and cheap
             import webbrowser
 
             webbrowser.open(url)

@@ -111,6 +111,7 @@ def _find_split_files(folder: Path) -> dict[str, Path]:
 def _read_hf(spec: str) -> dict[str, pd.DataFrame]:
     name, _, config = spec[3:].partition(":")
     try:
+        # optional extra: hf (datasets)
         import datasets
     except ImportError as err:
         raise DataError("hf: data needs the datasets package: pip install 'loralab[hf]'.") from err

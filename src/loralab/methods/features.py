@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
 from loralab.data.batching import collate, encode, sorted_batches
@@ -94,8 +95,6 @@ def encode_texts(
 
 def first_encoding_seconds(model: str, texts: Sequence[str], pooling: str, max_length: int) -> float | None:
     """How long encoding ``texts`` took when their cached features were computed, if known."""
-    from safetensors import safe_open
-
     path = cache_dir() / f"{feature_key(model, pooling, max_length, texts)}.safetensors"
     if not path.exists():
         return None

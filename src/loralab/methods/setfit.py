@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.numpy import load_file, save_file
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
 
 from loralab.config import TrainConfig
 from loralab.data import DataSplits
@@ -44,11 +46,13 @@ HEAD_FILE = "head.safetensors"
 
 def _setfit():
     try:
+        # optional extra: setfit
         import setfit
     except ImportError as err:
         raise LoralabError(
             "--method setfit needs the setfit extra, which is not installed: pip install 'loralab[setfit]'."
         ) from err
+    # optional extra: setfit (datasets comes with it)
     import datasets
 
     quiet_transformers()
@@ -58,13 +62,12 @@ def _setfit():
 
 
 def _logistic_regression(seed: int):
-    from sklearn.linear_model import LogisticRegression
-
     # setfit's own default head, given room to converge on few texts.
     return LogisticRegression(max_iter=3000, random_state=seed)
 
 
 def _body(path: str, config: TrainConfig):
+    # optional extra: setfit (sentence-transformers)
     from sentence_transformers import SentenceTransformer
 
     body = SentenceTransformer(
@@ -78,8 +81,6 @@ def contrastive_sample(labels: Sequence[str], limit: int, seed: int) -> list[int
     """Indices of at most ``limit`` texts, stratified by class, for drawing pairs from."""
     if len(labels) <= limit:
         return list(range(len(labels)))
-    from sklearn.model_selection import train_test_split
-
     kept, _ = train_test_split(
         np.arange(len(labels)), train_size=limit, stratify=list(labels), random_state=seed
     )

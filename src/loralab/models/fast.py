@@ -94,6 +94,7 @@ def fast_dropout_attention(
     """transformers' ``sdpa`` attention, except that with dropout on a CPU the softmax
     attention is computed explicitly and its probabilities dropped with :func:`dropout` (what
     SDPA itself falls back to on a CPU when dropout is on, with PyTorch's slower mask)."""
+    # deferred: transformers' model code takes ~2–3 s to import; a loaded model has done it
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     explicit = (
@@ -122,6 +123,7 @@ def register_fast_dropout_attention() -> None:
     """Register :func:`fast_dropout_attention` with transformers under :data:`ATTENTION_NAME`,
     with SDPA's attention masks (it takes the masks SDPA takes). Registering adds a name;
     the ``sdpa`` entry other models use is left as it is."""
+    # deferred: transformers' model code takes ~2–3 s to import; a loaded model has done it
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 

@@ -81,6 +81,7 @@ class FirstTokenLayer(nn.Module):
         value = self_attention.value(hidden_states).view(batch, length, -1, size).transpose(1, 2)
         if attention_mask is not None and attention_mask.dim() == 4 and attention_mask.shape[-2] > 1:
             attention_mask = attention_mask[:, :, :1]  # the first query's row
+        # deferred: transformers' model code takes ~2–3 s to import; a loaded model has done it
         from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
         eager = sys.modules[type(self_attention).__module__].eager_attention_forward

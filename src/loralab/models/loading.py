@@ -26,6 +26,7 @@ EMBEDDED_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "minilm", "embedded"}
 
 def quiet_transformers() -> None:
     """Silence load reports and weight-loading progress bars; loralab prints its own summary."""
+    # deferred: transformers takes ~1–3 s to import; reports and cards read only names here
     import transformers
 
     transformers.logging.set_verbosity_error()
@@ -97,6 +98,7 @@ def fit_max_length(name: str, max_length: int, trust_remote_code: bool = False) 
 
     Without the cap a long text dies deep in the embeddings with a tensor-size error (in
     training, or later when the run predicts); capped, it is truncated like any other."""
+    # deferred: transformers takes ~1–3 s to import; reports and cards read only names here
     from transformers import AutoConfig
 
     quiet_transformers()
@@ -116,6 +118,7 @@ def fit_max_length(name: str, max_length: int, trust_remote_code: bool = False) 
 
 
 def load_tokenizer(name: str, trust_remote_code: bool = False):
+    # deferred: transformers takes ~1–3 s to import; reports and cards read only names here
     from transformers import AutoTokenizer
 
     quiet_transformers()
@@ -160,6 +163,7 @@ def load_classifier(
     dtype: torch.dtype = torch.float32,
 ) -> LoadedModel:
     """Load ``name`` for sequence classification over ``labels`` (sorted class names)."""
+    # deferred: transformers takes ~1–3 s to import; reports and cards read only names here
     from transformers import AutoModelForSequenceClassification
 
     quiet_transformers()

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from huggingface_hub import try_to_load_from_cache
 from torch import nn
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from loralab.config import POOLINGS
 from loralab.errors import ModelError
@@ -47,10 +49,6 @@ def _model_file(resolved: str, filename: str) -> Path | None:
     if folder.is_dir():
         path = folder / filename
         return path if path.is_file() else None
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # pragma: no cover - transformers depends on huggingface_hub
-        return None
     found = try_to_load_from_cache(resolved, filename)
     return Path(found) if isinstance(found, str) else None
 
@@ -135,8 +133,6 @@ class PooledEncoder(nn.Module):
         self.config = encoder.config
 
     def forward(self, input_ids=None, attention_mask=None, **kwargs):
-        from transformers.modeling_outputs import BaseModelOutputWithPooling
-
         out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
         hidden = out.last_hidden_state  # (B, T, H)
         if attention_mask is None:

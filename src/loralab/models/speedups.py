@@ -12,8 +12,13 @@ difference; it never falls back silently.
 (``--fast-paths NAME,…``; ``--no-fast-paths`` turns them all off); the ones a run used are
 recorded in its manifest. They live with the models because loading a model for prediction
 (:mod:`loralab.methods`) enters those that pay off there, as training does. Each module
-holding a speed-up says, with a measured figure, why it pays:
-:mod:`loralab.models.first_token`, :mod:`loralab.models.fast`.
+holding a speed-up says why it pays: :mod:`loralab.models.first_token`,
+:mod:`loralab.models.fast`, :mod:`loralab.models.frozen_bottom`.
+
+Most are entered by the training loop around the whole of training. The frozen-bottom cache
+is entered by the method instead (``in_training_loop`` is false), because it also changes the
+training data: token ids become rows of the cache, so it can only be switched on where the
+data is prepared. It follows the same four steps and the same switch.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from torch import nn
 from loralab.config import check_speedup_names
 from loralab.data.batching import collate
 from loralab.models import fast, first_token
+from loralab.models.frozen_bottom import CachedBottom, bottom_swapped, frozen_layer_count
 
 if TYPE_CHECKING:
     from loralab.config import TrainConfig
@@ -51,6 +57,7 @@ class SpeedUp(ABC):
     summary: ClassVar[str]
     tolerance: ClassVar[float] = 1e-4  # largest absolute logit difference accepted by verify
     in_prediction: ClassVar[bool] = False  # also pays off when predicting (kept on a loaded model)
+    in_training_loop: ClassVar[bool] = True  # entered by the loop (else by the method, with its data)
 
     @abstractmethod
     def applies(self, model: nn.Module, config: TrainConfig) -> bool:
@@ -83,9 +90,16 @@ class SpeedUp(ABC):
                 plain_logits = _logits(model, batch)
             finally:
                 self.enter(model)
-        if fast_logits.shape != plain_logits.shape:
-            return math.inf
-        return float((fast_logits.float() - plain_logits.float()).abs().max())
+        return _difference(fast_logits, plain_logits)
+
+    @contextlib.contextmanager
+    def entered(self, model: nn.Module) -> Iterator[None]:
+        """On in ``model`` for the length of a ``with`` block."""
+        self.enter(model)
+        try:
+            yield
+        finally:
+            self.exit(model)
 
 
 class FirstTokenOnly(SpeedUp):
@@ -156,7 +170,58 @@ class FastDropoutMasks(SpeedUp):
                 module.p = p
 
 
-SPEEDUPS: tuple[SpeedUp, ...] = (FirstTokenOnly(), FastDropoutMasks())
+class FrozenBottomCache(SpeedUp):
+    """With ``--lora-layers``, the frozen layers below the adapters, served from a cache.
+
+    The instance in :data:`SPEEDUPS` names the speed-up; the method that prepares the training
+    data builds one around its cache (:func:`loralab.models.frozen_bottom.cache_bottom_layers`).
+    Entered, the model reads rows of the cache where token ids were: ``input_ids[:, 0]`` is the
+    row, the rest of the ids keep the batch's shape.
+    """
+
+    name = "frozen-bottom"
+    summary = "with --lora-layers, the frozen layers below the adapters run once per text, then a cache"
+    in_training_loop = False
+
+    def __init__(self, stand_in: CachedBottom | None = None, frozen: int = 0) -> None:
+        self.stand_in = stand_in
+        self.frozen = frozen
+        self._swap: contextlib.AbstractContextManager[None] | None = None
+
+    def applies(self, model: nn.Module, config: TrainConfig) -> bool:
+        return config.lora_layers is not None and frozen_layer_count(model, config.lora_layers) > 0
+
+    def active(self, model: nn.Module) -> bool:
+        return any(isinstance(m, CachedBottom) for m in model.modules())
+
+    def enter(self, model: nn.Module) -> None:
+        if self.stand_in is None:
+            raise ValueError("the frozen-bottom speed-up needs its cache (cache_bottom_layers)")
+        self._swap = bottom_swapped(model, self.stand_in, self.frozen)
+        self._swap.__enter__()
+
+    def exit(self, model: nn.Module) -> None:
+        if self._swap is not None:
+            swap, self._swap = self._swap, None
+            swap.__exit__(None, None, None)
+
+    def verify(self, model: nn.Module, batch: Batch) -> float:
+        """``batch``: the token ids of the first texts of the cache, collated. The entered model
+        reads their rows; the plain one computes them."""
+        rows = dict(batch)
+        rows["input_ids"] = batch["input_ids"].clone()
+        rows["input_ids"][:, 0] = torch.arange(len(rows["input_ids"]))
+        with torch.no_grad(), self.comparable(model):
+            served = _logits(model, rows)
+            self.exit(model)
+            try:
+                plain = _logits(model, batch)
+            finally:
+                self.enter(model)
+        return _difference(served, plain)
+
+
+SPEEDUPS: tuple[SpeedUp, ...] = (FirstTokenOnly(), FastDropoutMasks(), FrozenBottomCache())
 
 
 def speedup_names() -> list[str]:
@@ -177,38 +242,56 @@ def chosen(config: TrainConfig) -> list[SpeedUp]:
     return [s for s in SPEEDUPS if s.name in wanted]
 
 
+def is_chosen(config: TrainConfig, name: str) -> bool:
+    """Whether ``config.fast_paths`` asks for the speed-up called ``name``."""
+    return any(s.name == name for s in chosen(config))
+
+
 def enter_fast_paths(
     model: nn.Module, config: TrainConfig, batch: Batch, *, prediction: bool = False
 ) -> list[SpeedUp]:
-    """Enter every chosen speed-up that applies to ``model`` and verifies on ``batch``; return
-    them (to pass to :func:`exit_fast_paths`). ``prediction`` keeps those that pay off there."""
+    """Enter every chosen speed-up of the loop that applies to ``model`` and verifies on
+    ``batch``; return them (to pass to :func:`exit_fast_paths`). ``prediction`` keeps those
+    that pay off there."""
     entered: list[SpeedUp] = []
     for speedup in chosen(config):
-        if (prediction and not speedup.in_prediction) or not speedup.applies(model, config):
+        if not speedup.in_training_loop or (prediction and not speedup.in_prediction):
             continue
-        # The errors a forward raises on an architecture a speed-up misjudged; anything else
-        # is a bug and propagates.
-        try:
-            speedup.enter(model)
-            difference = speedup.verify(model, batch)
-            problem = (
-                None
-                if difference <= speedup.tolerance
-                else f"its logits differ from the plain forward's by up to {difference:.3g} "
-                f"(tolerance {speedup.tolerance:g})"
-            )
-        except (RuntimeError, TypeError, ValueError, AttributeError, IndexError) as err:
-            problem = f"its forward failed ({type(err).__name__}: {err})"
-        if problem is None:
+        if speedup.applies(model, config) and enter_verified(speedup, model, batch):
             entered.append(speedup)
-            continue
-        speedup.exit(model)
-        warnings.warn(
-            f"Fast path '{speedup.name}' is switched off for {type(model).__name__}: {problem}.",
-            FastPathWarning,
-            stacklevel=2,
-        )
     return entered
+
+
+def enter_verified(speedup: SpeedUp, model: nn.Module, batch: Batch) -> bool:
+    """Enter ``speedup`` and keep it on if it verifies on ``batch``; otherwise take it out
+    again with a :class:`FastPathWarning` saying why, and return ``False``."""
+    # The errors a forward raises on an architecture a speed-up misjudged; anything else
+    # is a bug and propagates.
+    try:
+        speedup.enter(model)
+        difference = speedup.verify(model, batch)
+        problem = (
+            None
+            if difference <= speedup.tolerance
+            else f"its logits differ from the plain forward's by up to {difference:.3g} "
+            f"(tolerance {speedup.tolerance:g})"
+        )
+    except (RuntimeError, TypeError, ValueError, AttributeError, IndexError) as err:
+        problem = f"its forward failed ({type(err).__name__}: {err})"
+    if problem is None:
+        return True
+    speedup.exit(model)
+    switched_off(speedup, model, problem)
+    return False
+
+
+def switched_off(speedup: SpeedUp, model: nn.Module, problem: str) -> None:
+    """Say, as a :class:`FastPathWarning`, that ``speedup`` is off for ``model`` and why."""
+    warnings.warn(
+        f"Fast path '{speedup.name}' is switched off for {type(model).__name__}: {problem}.",
+        FastPathWarning,
+        stacklevel=3,
+    )
 
 
 def exit_fast_paths(model: nn.Module, entered: Sequence[SpeedUp]) -> None:
@@ -260,6 +343,12 @@ def _pretrained(model: nn.Module) -> Any:
     unwrap = getattr(model, "get_base_model", None)  # PEFT's wrapper
     base: Any = unwrap() if callable(unwrap) else model
     return base if callable(getattr(base, "set_attn_implementation", None)) else None
+
+
+def _difference(fast_logits: torch.Tensor, plain_logits: torch.Tensor) -> float:
+    if fast_logits.shape != plain_logits.shape:
+        return math.inf
+    return float((fast_logits.float() - plain_logits.float()).abs().max())
 
 
 def _logits(model: nn.Module, batch: Batch) -> torch.Tensor:

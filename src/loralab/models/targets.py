@@ -10,6 +10,7 @@ from __future__ import annotations
 from torch import nn
 
 from loralab.errors import ModelError
+from loralab.models.first_token import FirstTokenLayer
 
 FAMILY_TARGETS: dict[str, list[str]] = {
     "bert": ["query", "value"],
@@ -58,8 +59,6 @@ def family_targets(model: nn.Module) -> list[str]:
 
 def encoder_layers(model: nn.Module) -> tuple[str, nn.ModuleList]:
     """The qualified name and modules of the encoder's stack: one module per hidden layer."""
-    from loralab.models.first_token import FirstTokenLayer
-
     config = getattr(model, "config", None)
     depth = getattr(config, "num_hidden_layers", None)
     for name, module in model.named_modules():

@@ -65,6 +65,7 @@ def _percent(value: float) -> str:
 @functools.lru_cache(maxsize=8)
 def encoder_parameters(model: str) -> int | None:
     """Parameters of the encoder ``model`` (with its pooler), counted without loading weights."""
+    # deferred: torch and transformers take ~3 s to import; only this share of parameters needs them
     import torch
     from transformers import AutoConfig, AutoModel
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from loralab.analysis.tables import diagnostics_table, rank_table
 from loralab.errors import RunError
 from loralab.reports import plots
 from loralab.reports.costs import summary_costs
@@ -188,8 +189,6 @@ def run_report(folder: Path) -> Report:
 
 def _lowrank_section(report: Report, folder: Path) -> None:
     """The low-rank study written by ``loralab lowrank``, when the run has one."""
-    from loralab.analysis.tables import diagnostics_table, rank_table
-
     study = read_json(folder / "lowrank.json")
     if not study.get("rows"):
         return
@@ -214,6 +213,7 @@ def _lowrank_section(report: Report, folder: Path) -> None:
 
 
 def sweep_report(folder: Path) -> Report:
+    # deferred: loralab.runs.sweep brings the training loop, Accelerate and PEFT (~2 s more)
     from loralab.runs.sweep import summarise
 
     summary = summarise(folder)

@@ -27,6 +27,7 @@ from loralab.methods.base import TransformerClassifier
 from loralab.methods.baselines import TfidfClassifier
 from loralab.methods.merge import merge_adapters
 from loralab.models.inference import predict_logits, softmax
+from loralab.models.pooling import pooled_reading
 from loralab.runs.card import CARD, model_card
 from loralab.runs.files import apply_default_modes
 from loralab.runs.onnx import FP32_FILE, INT8_FILE, OnnxClassifier, require_onnx, write_onnx
@@ -124,8 +125,6 @@ def _check_onnx(classifier, expected: np.ndarray, folder: Path, texts: list[str]
 
 
 def _refuse_pooled_head(classifier, run_dir: Path) -> None:
-    from loralab.models.pooling import pooled_reading
-
     model = getattr(classifier, "model", None)
     pooling = pooled_reading(model) if model is not None else None
     if pooling is not None:

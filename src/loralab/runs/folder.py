@@ -10,6 +10,7 @@ is kept aside until the new one completes.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata as md
 import json
 import os
 import platform
@@ -63,8 +64,7 @@ def _cpu_name() -> str | None:
 
 
 def environment() -> dict[str, Any]:
-    import importlib.metadata as md
-
+    # deferred: torch takes ~2 s to import; commands that only read run folders never need it
     import torch
 
     versions: dict[str, str | None] = {}
@@ -297,6 +297,7 @@ class RunFolder:
 def _cap_max_length(classifier: Any, run: Path) -> None:
     """Cut texts at the model's positions when a run was saved with a longer ``max_length``
     (runs from before it was checked at training time): a long text would crash otherwise."""
+    # deferred: loralab.models imports torch (~2 s); commands that only read run folders never need it
     from loralab.models.loading import max_tokens
 
     config = getattr(classifier, "config", None)

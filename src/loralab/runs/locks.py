@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 
 class ExclusiveLock:
     """An OS-level lock on a file next to what it guards, held by one process at a time.
@@ -16,15 +18,11 @@ class ExclusiveLock:
     """
 
     def __init__(self, guarded: Path) -> None:
-        from filelock import FileLock
-
         self.path = guarded.parent / f".{guarded.name}.lock"
         self._lock = FileLock(str(self.path), timeout=0)
 
     def acquire(self) -> bool:
         """Take the lock if it is free; return whether this process now holds it."""
-        from filelock import Timeout
-
         if self._lock.is_locked:
             return True
         self.path.parent.mkdir(parents=True, exist_ok=True)

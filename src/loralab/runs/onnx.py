@@ -35,6 +35,7 @@ from loralab.data.long_text import TextInput, aggregate_window_logits
 from loralab.errors import LoralabError, RunError
 from loralab.methods.merge import merge_adapters
 from loralab.models.inference import softmax
+from loralab.models.pooling import pooled_reading
 from loralab.models.speedups import prediction_fast_paths
 from loralab.runs.train import load_run
 
@@ -62,8 +63,6 @@ def write_onnx(classifier, folder: Path, int8: bool) -> None:
     """Write ``model.onnx`` (and with ``int8`` ``model.int8.onnx``) for a neural run into ``folder``."""
 
     require_onnx()
-    from loralab.models.pooling import pooled_reading
-
     if pooled_reading(classifier.model) is not None:  # not checked to keep the sentence pooling
         raise LoralabError(
             f"'{classifier.method}' runs whose head reads pooled sentence vectors have no ONNX form; "

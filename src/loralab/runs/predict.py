@@ -34,6 +34,7 @@ def load_for_prediction(run: str | Path, backend: str = "torch", int8: bool = Fa
     into the weights (one matrix product per layer instead of three), or ONNX Runtime.
     ``precision`` (torch backend, transformer runs) is fp32, or bf16/fp16 autocast, or auto
     (bf16 where :mod:`loralab.training.precision` measures it faster)."""
+    # deferred: loralab.runs.train brings the training loop, Accelerate and PEFT (~1.2 s)
     from loralab.errors import LoralabError
     from loralab.methods.base import TransformerClassifier
     from loralab.methods.merge import merge_adapters
@@ -47,6 +48,7 @@ def load_for_prediction(run: str | Path, backend: str = "torch", int8: bool = Fa
     if precision != "fp32" and backend != "torch":
         raise LoralabError("--precision goes with --backend torch; the ONNX models are fp32 (or --int8).")
     if backend == "onnx":
+        # deferred: loralab.runs.onnx imports loralab.runs.train (~1.2 s); only --backend onnx needs it
         from loralab.runs.onnx import load_onnx
 
         return load_onnx(run, int8=int8)
@@ -79,6 +81,7 @@ def _write_part(frame: pd.DataFrame, path: Path, fmt: str, header: bool) -> None
 def _join_parts(parts: list[Path], output: Path, fmt: str) -> None:
     with atomic_write(output, "wb") as out:
         if fmt == "parquet":
+            # deferred: pyarrow.parquet adds ~0.3 s; only Parquet output needs it
             import pyarrow.parquet as pq
 
             writer = None

@@ -137,6 +137,7 @@ def recommend(results: Sequence[MethodResult]) -> Recommendation | None:
 
 def method_traits(method: str) -> tuple[int, bool]:
     """``(cost_rank, reference)`` of a registered method."""
+    # deferred: the rule itself is arithmetic; loralab.methods imports torch and transformers (~4 s)
     from loralab.methods import get_method
 
     found = get_method(method)

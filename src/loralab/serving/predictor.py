@@ -26,6 +26,7 @@ from torch import nn
 from loralab.data.long_text import TextInput
 from loralab.errors import LoralabError, RunError
 from loralab.methods import Classifier
+from loralab.methods.features import loaded_encoders
 
 _PREFIXES = ("base_model.model.",)
 # A served model's name is part of a URL path and of log lines: keep it to safe characters.
@@ -111,8 +112,6 @@ def _modules(classifier: Classifier) -> list[nn.Module]:
     if isinstance(model, nn.Module):
         return [model]
     if classifier.method.startswith("embed"):
-        from loralab.methods.features import loaded_encoders
-
         return loaded_encoders()
     return []
 
@@ -145,6 +144,7 @@ class Predictor:
         return path.resolve().name, path
 
     def add(self, spec: str | Path, name: str | None = None) -> ServedModel:
+        # deferred: loralab.runs.train brings the training loop, Accelerate and PEFT (~2 s)
         from loralab.runs.train import load_run
 
         parsed_name, path = self.parse(spec)

@@ -33,7 +33,7 @@ SAMPLE_ROWS = 3
 
 def parse_train_sizes(text: str) -> list[int | None] | None:
     """``"8,16,all"`` → ``[8, 16, None]``; empty → ``None`` (the whole training split)."""
-    # Imported here: loralab.runs pulls in torch, which the page itself does not need to start.
+    # deferred: loralab.runs.compare brings the training loop and Accelerate (~1.3 s)
     from loralab.runs.compare import parse_train_sizes as parse_sizes
 
     return parse_sizes(text) if text.strip() else None
@@ -54,6 +54,7 @@ def _compare_folder(runs_dir: Path, data: str) -> Path:
 
 def guard_origin(app: FastAPI, allowed_hosts: list[str]) -> None:
     """Refuse other Host headers, and POSTs whose Origin is not one of ``allowed_hosts``."""
+    # could be at module level: starlette comes with fastapi, which this module imports
     from starlette.middleware.trustedhost import TrustedHostMiddleware
 
     @app.middleware("http")
@@ -149,6 +150,7 @@ def create_app(
         model_name: str = Form(model, alias="model"),
         max_length: int = Form(128),
     ) -> HTMLResponse:
+        # deferred: loralab.runs.compare brings the training loop and Accelerate (~1.3 s)
         from loralab.data import load_data
         from loralab.data.inspect import data_report
         from loralab.models import load_tokenizer
@@ -248,6 +250,7 @@ def create_app(
 
     @app.get("/report/{name:path}", response_class=HTMLResponse)
     def report(request: Request, name: str):
+        # could be at module level: the report modules add ~0.2 s to the page's start
         from loralab.reports.report import write_report
 
         try:

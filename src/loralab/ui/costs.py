@@ -78,6 +78,7 @@ class CostEstimate:
 
 def forward_flops_per_token(model: str) -> float:
     """2 × the parameters of the encoder's layers (attention and feed-forward), per token."""
+    # could be at module level: loralab.methods, imported above, has loaded both already
     from transformers import AutoConfig
 
     from loralab.models.loading import resolve_model

@@ -136,6 +136,7 @@ class Worker:
 
     def run(self, request: CompareRequest, folder: Path) -> None:
         """Do the comparison and write its report; record the outcome in ``job.json``."""
+        # deferred: loralab.runs.compare brings the training loop and Accelerate (~1.3 s)
         from loralab.reports.report import write_report
         from loralab.runs.compare import compare
 

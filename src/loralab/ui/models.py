@@ -49,6 +49,7 @@ class LoadedRuns:
         self._loaded: OrderedDict[Path, tuple[float, Classifier]] = OrderedDict()
 
     def get(self, folder: Path) -> Classifier:
+        # could be at module level: loralab.runs.predict takes no time once loralab.methods is loaded
         from loralab.runs.predict import load_for_prediction
 
         stamp = (folder / "manifest.json").stat().st_mtime
@@ -110,6 +111,7 @@ def add_routes(app: FastAPI, root: Path, page: Callable, error: Callable) -> Non
     def score(
         request: Request, run: str = Form(""), text_col: str = Form(""), file: UploadFile = File(...)
     ) -> HTMLResponse:
+        # could be at module level: loralab.runs.predict takes no time once loralab.methods is loaded
         from loralab.runs.predict import predict_file
 
         folder_out = uploads_dir(root)
@@ -144,6 +146,7 @@ def add_routes(app: FastAPI, root: Path, page: Callable, error: Callable) -> Non
 
     @app.post("/ship/export", response_class=HTMLResponse)
     def export(request: Request, run: str = Form("")) -> HTMLResponse:
+        # deferred: loralab.runs.export brings the training loop and Accelerate (~1.3 s)
         from loralab.runs.export import export_run
 
         try:

@@ -2,20 +2,26 @@
 
 With ``--lora-layers N`` only the top N encoder layers carry adapters, so everything below
 them is frozen and computes the same output for a text in every epoch. That output is
-computed once per text (:func:`loralab.methods.frozen.cache_bottom_layers`) and served by a
-stand-in while the loop trains.
+computed once per text (:func:`loralab.models.frozen_bottom.cache_bottom_layers`) and served
+by a stand-in while the loop trains: the ``frozen-bottom`` speed-up of
+:mod:`loralab.models.speedups`, switched off with ``--no-fast-paths``.
 """
 
 from __future__ import annotations
 
 import time
-import warnings
 
 from loralab.config import TrainConfig
 from loralab.data import DataSplits
+from loralab.data.batching import collate
 from loralab.methods.base import NeuralMethod, Prepared, TrainingData
-from loralab.methods.frozen import bottom_swapped, cache_bottom_layers
-from loralab.models.targets import encoder_layers
+from loralab.models.frozen_bottom import cache_bottom_layers, frozen_layer_count
+from loralab.models.speedups import FrozenBottomCache, enter_verified, is_chosen, switched_off
+
+# The frozen-bottom speed-up as named in loralab.models.speedups.SPEEDUPS (it holds no cache).
+SPEEDUP = FrozenBottomCache()
+# Texts whose logits, served from the cache and computed, must agree before training starts.
+PROBE_TEXTS = 8
 
 
 class LoraMethod(NeuralMethod):
@@ -36,25 +42,31 @@ class LoraMethod(NeuralMethod):
 def cached_bottom_data(
     prepared: Prepared, data: TrainingData, config: TrainConfig, *, progress: bool = True
 ) -> TrainingData | None:
-    """Train with the frozen bottom layers' outputs computed once per text.
+    """Train with the frozen bottom layers' outputs computed once per text, when the
+    ``frozen-bottom`` speed-up is chosen and verifies.
 
     Token id lists become ``[row, *ids[1:]]`` (same lengths, so the same batches), and the
     stand-in serves row ``row`` of the cache. Returns ``None`` to train through the model."""
     model = prepared.model
-    unwrap = getattr(model, "get_base_model", None)  # a PEFT model wraps the encoder model
-    frozen = len(encoder_layers(unwrap() if unwrap else model)[1]) - (config.lora_layers or 0)
-    if frozen <= 0:
+    name = FrozenBottomCache.name
+    if not is_chosen(config, name) or not SPEEDUP.applies(model, config):
         return None
+    frozen = frozen_layer_count(model, config.lora_layers or 0)
     begin = time.perf_counter()
     every = data.train_ids + (data.validation[0] if data.validation else [])
     stand_in = cache_bottom_layers(model, every, data.pad_id, frozen, config.eval_batch_size, progress)
     if stand_in is None:
-        warnings.warn(
+        switched_off(
+            SPEEDUP,
+            model,
             "--lora-layers: the frozen layers' outputs cannot be cached for this model; "
-            "training runs through all layers.",
-            stacklevel=2,
+            "training runs through all layers",
         )
         return None
+    speedup = FrozenBottomCache(stand_in, frozen)
+    if not enter_verified(speedup, model, collate(every[:PROBE_TEXTS], data.pad_id)):
+        return None
+    speedup.exit(model)  # on again, through the data's context, while the loop trains
     rows = [[i, *ids[1:]] for i, ids in enumerate(every)]
     n_train = len(data.train_ids)
     validation = (rows[n_train:], data.validation[1]) if data.validation is not None else None
@@ -63,6 +75,6 @@ def cached_bottom_data(
         data.train_labels,
         validation,
         data.pad_id,
-        context=bottom_swapped(model, stand_in, frozen),
+        context=speedup.entered(model),
         cache_seconds=time.perf_counter() - begin,
     )
