@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
             None, "--output-dir", "-o", help="Run folder (default: runs/demo)."
         ),
         subset: int = typer.Option(3000, "--subset", help="Rows per split taken from the demo corpus."),
-        epochs: int = typer.Option(2, "--epochs"),
+        epochs: int = typer.Option(2, "--epochs", help="Training epochs of the demo's LoRA run."),
         overwrite: bool = typer.Option(
             True, "--overwrite/--no-overwrite", help="Replace an earlier demo run."
         ),

@@ -19,7 +19,11 @@ def register(app: typer.Typer) -> None:
     def lowrank(
         run: Path = typer.Argument(..., help="A full, lora or lora-scratch run folder."),
         data: str = typer.Argument(..., help="Data to evaluate on (as for evaluate)."),
-        split: str = typer.Option("test", "--split"),
+        split: str = typer.Option(
+            "test",
+            "--split",
+            help="The split of DATA (train, validation or test) the low-rank models are evaluated on.",
+        ),
         target_modules: str | None = typer.Option(
             None, "--target-modules", help="Layers to study in a full run (default: preset)."
         ),

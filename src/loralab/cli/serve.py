@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
     def serve(
         runs: list[str] = typer.Argument(..., help="Run folders to serve, as PATH or NAME=PATH."),
         host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (loopback by default)."),
-        port: int = typer.Option(8000, "--port"),
+        port: int = typer.Option(8000, "--port", help="TCP port to listen on."),
         token: str | None = typer.Option(
             None,
             "--token",

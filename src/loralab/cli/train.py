@@ -198,7 +198,9 @@ def register(app: typer.Typer) -> None:
             help="Where to write the scored file (same formats); without it, CSV goes to stdout.",
         ),
         chunk_size: int = typer.Option(4096, "--chunk-size", help="Rows read and scored at a time."),
-        batch_size: int | None = typer.Option(None, "--batch-size"),
+        batch_size: int | None = typer.Option(
+            None, "--batch-size", help="Texts per forward pass (default: the run's eval_batch_size)."
+        ),
         resume: bool = typer.Option(
             False, "--resume", help="Continue an interrupted --input/--output job where it stopped."
         ),
