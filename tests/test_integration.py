@@ -27,8 +27,11 @@ def test_embedded_minilm_lora_run(minilm_lora_run):
     assert manifest["status"] == "completed"
     assert manifest["head_modules"] == ["classifier"]
     assert manifest["newly_initialised"] == ["classifier.bias", "classifier.weight"]
-    # rank 8 on query and value of 6 layers (384 → 384) plus the 384 → 2 classifier
-    assert manifest["trainable_parameters"] == 6 * 2 * 8 * (384 + 384) + 384 * 2 + 2
+    # rank 8 on every linear layer (all-linear): per layer query, key, value and the attention
+    # output (384 → 384), the feed-forward in and out (384 ↔ 1536); the pooler (384 → 384); plus
+    # the 384 → 2 classifier
+    per_layer = 4 * 8 * (384 + 384) + 2 * 8 * (384 + 1536)
+    assert manifest["trainable_parameters"] == 6 * per_layer + 8 * (384 + 384) + 384 * 2 + 2
     adapter = json.loads((minilm_lora_run.folder / "model" / "adapter_config.json").read_text())
     assert adapter["base_model_name_or_path"] == "sentence-transformers/all-MiniLM-L6-v2"
 

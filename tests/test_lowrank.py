@@ -101,7 +101,9 @@ def test_merged_adapters_give_the_same_predictions(method, tiny_bert, synthetic_
     from loralab.methods.merge import merge_adapters
     from loralab.runs.train import load_run
 
-    config = TrainConfig(method=method, model=str(tiny_bert), epochs=1, lr=5e-3, lora_rank=2)
+    config = TrainConfig(
+        method=method, model=str(tiny_bert), epochs=1, lr=5e-3, lora_rank=2, target_modules=["preset"]
+    )
     run = train_run(synthetic_dir, config, tmp_path / "run", progress=False)
     classifier = load_run(run.folder)
     texts = ["the film was good", "a dull plot", "fine"]

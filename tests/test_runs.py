@@ -66,7 +66,7 @@ def test_lora_adapter_loads_with_plain_peft(tiny_bert, synthetic_dir, tmp_path):
 
 
 def test_lora_freezes_the_encoder_and_trains_the_head(tiny_bert, synthetic_dir, tmp_path):
-    from loralab.models import load_classifier
+    from loralab.models import linear_modules, load_classifier
 
     result = train_run(synthetic_dir, config_for(tiny_bert, "lora"), tmp_path / "r", progress=False)
     model = result.classifier.model
@@ -78,7 +78,11 @@ def test_lora_freezes_the_encoder_and_trains_the_head(tiny_bert, synthetic_dir, 
         assert torch.equal(param, merged_free[name.replace(".base_layer", "")]), name
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n or "modules_to_save" in n for n in trainable)
-    assert result.manifest["trainable_parameters"] == 2 * 2 * 8 * (32 + 32) + 32 * 2 + 2
+    # rank 8 on every linear layer of the encoder (all-linear, the default) plus the 32 → 2 head
+    adapted = linear_modules(base, ["classifier"]).values()
+    assert len(adapted) == 2 * 6 + 1  # 6 per layer and the pooler
+    lora = sum(8 * (layer.in_features + layer.out_features) for layer in adapted)
+    assert result.manifest["trainable_parameters"] == lora + 32 * 2 + 2
 
 
 def test_head_tuning_changes_only_the_head(tiny_bert, synthetic_dir, tmp_path):

@@ -148,7 +148,9 @@ class TrainConfig:
     lora_alpha: float = setting(16.0, "LoRA alpha; the update is scaled by alpha / rank.")
     lora_dropout: float = setting(0.1, "Dropout on the LoRA input.")
     target_modules: list[str] | None = setting(
-        None, "Comma-separated module names or all-linear (default: the model family's preset)."
+        None,
+        "Comma-separated module names, all-linear (the default for LoRA) or preset (the model "
+        "family's query/value layers).",
     )
     lora_bias: str = setting("none", "Which biases train with LoRA: none, all or lora_only.")
     lora_init: str = setting(
