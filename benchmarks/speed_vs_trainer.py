@@ -9,7 +9,7 @@ data, hyperparameters and epochs.
 Recipes, each in its own process (so peak memory is its own):
   a  the seeds' recipe: Trainer + PEFT, ``padding="max_length"`` (128), random batches;
   b  a well-configured Trainer + PEFT: dynamic padding, ``train_sampling_strategy="group_by_length"``;
-  c  loralab with its defaults (``loralab.runs.train.train_run``, method ``lora``);
+  c  loralab (``loralab.runs.train.train_run``, method ``lora``) with the settings below;
   d  loralab with ``--lora-layers K`` (LoRA on the top K layers, the frozen ones cached; the
      caching pass counts as training time);
   e  recipe b with ``bf16=True`` (the Trainer's CPU autocast), for the precision loralab's
@@ -282,6 +282,7 @@ def loralab_recipe(
         batch_size=BATCH,
         lora_rank=RANK,
         lora_alpha=ALPHA,
+        target_modules=["query", "value"],  # the Trainer recipes' targets, not loralab's all-linear default
         lora_layers=lora_layers,
         max_length=max_length,
         truncation="head",
