@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
 
         out = output_dir or runs_dir() / "demo"
         console.print(
-            f"[bold]loralab demo[/]: LoRA (rank 8, query/value) on all-MiniLM-L6-v2, "
+            f"[bold]loralab demo[/]: LoRA (rank 8, every linear layer) on all-MiniLM-L6-v2, "
             f"{subset:,} training snippets from the Rotten Tomatoes critics corpus, {epochs} epochs."
         )
         result = train_run(
