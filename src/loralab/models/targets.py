@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from loralab.config import TrainConfig
 from loralab.errors import ModelError
 from loralab.models.first_token import FirstTokenLayer
 
@@ -92,6 +93,18 @@ def in_top_layers(model: nn.Module, names: list[str], count: int) -> list[str]:
     if not kept:
         raise ModelError(f"None of the target modules lies in the top {count} of the {depth} encoder layers.")
     return kept
+
+
+def lora_targets(model: nn.Module, head_modules: list[str], config: TrainConfig) -> list[str]:
+    """The qualified names of the layers a LoRA backend adapts for ``config``: its
+    ``--target-modules``, else :data:`LORA_DEFAULT_TARGETS`, within ``--lora-layers``."""
+    return resolve_targets(
+        model,
+        head_modules,
+        config.target_modules or LORA_DEFAULT_TARGETS,
+        config.lora_rank,
+        config.lora_layers,
+    )
 
 
 def resolve_targets(

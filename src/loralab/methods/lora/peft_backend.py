@@ -22,7 +22,7 @@ from loralab.errors import RunError
 from loralab.methods.base import TransformerClassifier, register
 from loralab.methods.lora.top_layers import LoraMethod
 from loralab.models.loading import LoadedModel
-from loralab.models.targets import LORA_DEFAULT_TARGETS, resolve_targets
+from loralab.models.targets import lora_targets
 
 PEFT_INITS: dict[str, Any] = {"normal": "gaussian", "kaiming": True, "pissa": "pissa"}
 PISSA_INITIAL = "loralab_pissa_initial"
@@ -31,13 +31,7 @@ PISSA_INITIAL = "loralab_pissa_initial"
 def lora_config(loaded: LoadedModel, config: TrainConfig):
     from peft import LoraConfig, TaskType  # importing PEFT takes seconds; only LoRA runs need it
 
-    targets = resolve_targets(
-        loaded.model,
-        loaded.head_modules,
-        config.target_modules or LORA_DEFAULT_TARGETS,
-        config.lora_rank,
-        config.lora_layers,
-    )
+    targets = lora_targets(loaded.model, loaded.head_modules, config)
     return LoraConfig(
         task_type=TaskType.SEQ_CLS,
         r=config.lora_rank,

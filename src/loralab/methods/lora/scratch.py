@@ -21,7 +21,7 @@ from loralab.methods.lora.layer import LoRALinear
 from loralab.methods.lora.top_layers import LoraMethod
 from loralab.models.loading import LoadedModel
 from loralab.models.surgery import replace
-from loralab.models.targets import LORA_DEFAULT_TARGETS, linear_modules, resolve_targets
+from loralab.models.targets import linear_modules, lora_targets
 
 ADAPTER_FILE = "adapter.safetensors"
 
@@ -33,13 +33,7 @@ def _in(name: str, modules: list[str]) -> bool:
 def inject_lora(model: nn.Module, head_modules: list[str], config: TrainConfig) -> dict[str, LoRALinear]:
     """Freeze ``model``, wrap the target layers in :class:`LoRALinear`, make the head (and the
     biases ``config.lora_bias`` asks for) trainable; return the adapters by qualified name."""
-    targets = resolve_targets(
-        model,
-        head_modules,
-        config.target_modules or LORA_DEFAULT_TARGETS,
-        config.lora_rank,
-        config.lora_layers,
-    )
+    targets = lora_targets(model, head_modules, config)
     layers = linear_modules(model, head_modules)
     for param in model.parameters():
         param.requires_grad = False
