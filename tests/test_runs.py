@@ -270,6 +270,39 @@ def test_a_run_stopped_before_its_manifest_leaves_no_folder(synthetic_dir, tmp_p
     assert RunFolder(result.folder).is_completed()
 
 
+@pytest.mark.parametrize("when", ["writing the completed manifest", "just after it"])
+def test_a_stop_once_the_run_is_completed_leaves_it_completed(synthetic_dir, tmp_path, monkeypatch, when):
+    # A sweep sends SIGTERM as soon as it sees a point completed; the run must stay completed,
+    # with its model card, and not be marked interrupted by the stop.
+    from loralab.runs import execute as execute_module
+    from loralab.runs.folder import RunFolder
+
+    real_finish = RunFolder.finish
+
+    def finish_then_stop(self, status, **fields):
+        if status == "completed" and when == "writing the completed manifest":
+            self.update(status=status, **fields)  # the manifest is on disk, the lock still held
+            raise KeyboardInterrupt
+        real_finish(self, status, **fields)
+
+    real_rmtree = execute_module.shutil.rmtree
+
+    def rmtree_then_stop(path, *args, **kwargs):
+        real_rmtree(path, *args, **kwargs)
+        if str(path).endswith("checkpoints") and when == "just after it":
+            raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        patch.setattr(RunFolder, "finish", finish_then_stop)
+        patch.setattr(execute_module.shutil, "rmtree", rmtree_then_stop)
+        with pytest.raises(KeyboardInterrupt):
+            train_run(synthetic_dir, TrainConfig(method="tfidf-nb"), out, progress=False)
+    assert json.loads((out / "manifest.json").read_text())["status"] == "completed"
+    assert (out / "README.md").exists()
+    assert RunFolder(out).is_completed()
+
+
 def test_zero_shot_is_an_alias_of_untrained_that_says_so():
     from loralab.methods import get_method, method_names
 

@@ -212,15 +212,20 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def model_card(
-    run_dir: str | Path, *, export: str | None = None, export_dir: str | Path | None = None
+    run_dir: str | Path,
+    *,
+    export: str | None = None,
+    export_dir: str | Path | None = None,
+    manifest: dict[str, Any] | None = None,
 ) -> str:
     """The model card of a completed run, as Markdown with YAML front matter.
 
     ``export`` (``"transformers"`` or ``"scikit-learn"``) writes the loading instructions of
-    the exported folder ``export_dir`` instead of the run's.
+    the exported folder ``export_dir`` instead of the run's. ``manifest`` replaces the one on
+    disk: a run writes its card from the manifest it is about to record as completed.
     """
     run_dir = Path(run_dir)
-    manifest = _read_json(run_dir / "manifest.json")
+    manifest = manifest if manifest is not None else _read_json(run_dir / "manifest.json")
     if not manifest:
         raise RunError(f"{run_dir}: not a loralab run folder (no manifest.json).")
     if manifest.get("status") != "completed":
@@ -332,10 +337,11 @@ def _write_text(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def write_model_card(run_dir: str | Path) -> Path:
-    """Write the card to ``RUN/README.md`` and ``RUN/model/README.md`` (replacing PEFT's template)."""
+def write_model_card(run_dir: str | Path, manifest: dict[str, Any] | None = None) -> Path:
+    """Write the card to ``RUN/README.md`` and ``RUN/model/README.md`` (replacing PEFT's template);
+    ``manifest`` as in :func:`model_card`."""
     run_dir = Path(run_dir)
-    text = model_card(run_dir)
+    text = model_card(run_dir, manifest=manifest)
     _write_text(run_dir / CARD, text)
     if (run_dir / "model").is_dir():
         _write_text(run_dir / "model" / CARD, text)

@@ -16,6 +16,7 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from accelerate import PartialState
@@ -85,6 +86,15 @@ def _check_resumable(folder: RunFolder, config: TrainConfig, splits: DataSplits)
             f"{folder.path}: cannot resume, the data differ from the interrupted run's "
             "(split sizes, label counts or origin)."
         )
+
+
+def _stopped(folder: RunFolder, status: str, **fields: Any) -> None:
+    """Record why a run stopped, unless it had already been recorded as completed (a stop that
+    lands while the completed manifest is being written leaves the run completed)."""
+    if folder.manifest.get("status") == "completed":
+        return
+    shutil.rmtree(folder.path / "model.tmp", ignore_errors=True)
+    folder.finish(status, **fields)
 
 
 def execute(
@@ -231,27 +241,28 @@ def execute(
             )
         folder.save_model(classifier)
         difference = check_reload(classifier, folder.model_dir, splits.validation.texts or splits.train.texts)
-        folder.finish("completed", reload_max_difference=difference, resumed=resume)
-        write_model_card(folder.path)
-        shutil.rmtree(folder.path / CHECKPOINTS, ignore_errors=True)
+        # Everything a completed run holds is written before its manifest says so: a stop
+        # (Ctrl-C, SIGTERM) after that line must find nothing left to mark interrupted.
+        final = {"reload_max_difference": difference, "resumed": resume}
+        write_model_card(folder.path, {**folder.manifest, **final, "status": "completed"})
+        folder.finish("completed", **final)
     except KeyboardInterrupt:
-        shutil.rmtree(folder.path / "model.tmp", ignore_errors=True)
-        folder.finish("interrupted")
+        _stopped(folder, "interrupted")
         raise
     except LoralabError as err:
-        shutil.rmtree(folder.path / "model.tmp", ignore_errors=True)
         if not training_started and not history:
             # A user mistake found before any work (model name, target modules, rank):
             # leave nothing behind (or the run an --overwrite was replacing).
+            shutil.rmtree(folder.path / "model.tmp", ignore_errors=True)
             folder.discard()
         else:
-            folder.finish("failed", error=str(err))
+            _stopped(folder, "failed", error=str(err))
         raise
     except BaseException as err:
-        shutil.rmtree(folder.path / "model.tmp", ignore_errors=True)
-        folder.finish("failed", error=f"{type(err).__name__}: {err}")
+        _stopped(folder, "failed", error=f"{type(err).__name__}: {err}")
         raise
     finally:
         if trackers is not None:
             trackers.finish()
+    shutil.rmtree(folder.path / CHECKPOINTS, ignore_errors=True)
     return RunResult(folder.path, classifier, metrics, folder.manifest, splits)
