@@ -321,6 +321,12 @@ def main() -> None:
         "--output", type=Path, help="JSON path (default benchmarks/results/learning_curves-DATA.json)."
     )
     parser.add_argument("--extra", default="", help="Extra flags for loralab compare, e.g. '--subset 400'.")
+    parser.add_argument(
+        "--all-from",
+        type=Path,
+        help="A finished 'loralab compare DATA --seeds N' folder to read the 'all' point from "
+        "instead of training it again (leave 'all' out of --large-sizes).",
+    )
     args = parser.parse_args()
 
     name = Path(args.data.rstrip("/")).name.replace(":", "-")
@@ -351,6 +357,19 @@ def main() -> None:
         results = json.loads(results_path.read_text())
         compare_info = json.loads((folder / "compare.json").read_text())
         loaded.append((folder, results, compare_info))
+
+    if args.all_from is not None:
+        if not (args.all_from / "results.json").exists():
+            _fail(f"{args.all_from}: no results.json; it is not a finished loralab compare folder.")
+        results = json.loads((args.all_from / "results.json").read_text())
+        compare_info = json.loads((args.all_from / "compare.json").read_text())
+        if "all" not in [str(s) for s in compare_info["train_sizes"]] or any(
+            str(r["train_size"]) == "all" for _, done, _ in loaded for r in done["runs"]
+        ):
+            _fail(f"{args.all_from}: --all-from needs a compare of the whole training split, and 'all' "
+                  "left out of --large-sizes.")  # fmt: skip
+        loaded.append((args.all_from, results, compare_info))
+        commands["all"] = f"(read from {args.all_from})"
 
     fingerprints = {results["fingerprint"] for _, results, _ in loaded}
     if len(fingerprints) > 1:
