@@ -44,6 +44,10 @@ about 3 × 2.6 min (256) + 3 × 19 min (all) ≈ 65 min: about 2.5 hours per dat
 cores, up to twice that when they are shared (SetFit's own docstring measured 7.5 s a step
 under heavy load). SST-2 (6,920 training texts, 1,821 test) costs about the same.
 
+The whole-split point can come from an earlier ``loralab compare DATA --seeds 3`` with every
+default (the three-seed check in docs/results.md): ``--large-sizes 256 --all-from FOLDER``
+reads it from FOLDER instead of training it again; the splits' fingerprints must match.
+
 Resuming: run the same command again. ``loralab compare`` reuses every completed run folder
 whose configuration matches and redoes only the unfinished ones, so an interrupted part picks
 up at the run it stopped in. ``--reuse`` runs nothing and reads both compare folders.
