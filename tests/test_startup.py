@@ -124,3 +124,15 @@ def test_prediction_merges_the_adapters_before_verifying_fast_paths(
     assert speedups.active_names(merged.model) == speedups.active_names(unmerged.model)
     texts = ["a good film", "a dull plot", "good good", "bad bad bad", "the acting was charming"]
     np.testing.assert_allclose(merged.predict_proba(texts), unmerged.predict_proba(texts), atol=1e-5)
+
+
+def test_one_thread_restores_the_thread_count_also_after_an_error():
+    import torch
+
+    from loralab.methods.neural import one_thread
+
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError), one_thread():
+        assert torch.get_num_threads() == 1
+        raise RuntimeError("a failed merge")
+    assert torch.get_num_threads() == before

@@ -9,6 +9,7 @@ prediction fast paths are entered and verified on the merged model, once.
 
 from __future__ import annotations
 
+import threading
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -52,17 +53,23 @@ def load_weights_file(model: nn.Module, path: Path, model_name: str) -> nn.Modul
     return model
 
 
+_THREAD_COUNT = threading.Lock()
+
+
 @contextmanager
 def one_thread() -> Iterator[None]:
     """Torch on one thread for the length of a ``with`` block, for work too small to share:
     merging MiniLM's adapters is a few MFLOP, and on a loaded 2-core machine two threads waiting
     for each other made it take 3.0 s against 0.05 s on one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+    # The thread count is the process's: two loads at once (a server's threads) take turns, so
+    # that neither saves the other's 1 as the count to restore.
+    with _THREAD_COUNT:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
 
 
 class TransformerClassifier(Classifier):
