@@ -221,7 +221,7 @@ def test_head_tuning_encodes_once_and_matches_training_through_the_encoder(
     tiny_bert, synthetic_dir, tmp_path
 ):
     from loralab.methods import finetune
-    from loralab.methods.base import NeuralMethod
+    from loralab.methods.neural import NeuralMethod
 
     calls = {"encoder": 0}
     real_build = finetune.HeadTuning.build

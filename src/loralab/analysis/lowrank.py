@@ -26,8 +26,8 @@ from loralab.data.dataset import stratified_subset
 from loralab.errors import LoralabError, RunError
 from loralab.evaluation.evaluate import evaluate_classifier
 from loralab.methods import get_method, method_names
-from loralab.methods.base import TransformerClassifier
 from loralab.methods.merge import merge_adapters
+from loralab.methods.neural import TransformerClassifier
 from loralab.models.loading import load_classifier
 from loralab.models.surgery import extract, replace
 from loralab.runs.evaluate import check_labels

@@ -223,7 +223,7 @@ def register(app: typer.Typer) -> None:
         import sys
         import time
 
-        # deferred: loralab.runs.predict imports torch and transformers (~2.6 s)
+        # deferred: loralab.runs.predict imports pandas and scikit-learn (~1 s)
         from loralab.data.readers import check_texts
         from loralab.runs.predict import load_for_prediction, predict_file
 

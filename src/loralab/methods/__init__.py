@@ -1,14 +1,14 @@
-"""Methods: one module per method, all behind :class:`~loralab.methods.base.Method`."""
+"""Methods: one module per method, all behind :class:`~loralab.methods.base.Method`.
 
-from loralab.methods import baselines, embedding, finetune, lora, setfit  # noqa: F401  (register the methods)
+The registry (:func:`get_method`) imports a method's module when the method is first asked
+for, so that a TF-IDF run loads without torch; the classes of the neural methods are in
+:mod:`loralab.methods.neural`.
+"""
+
 from loralab.methods.base import (
     Classifier,
     FitResult,
     Method,
-    NeuralMethod,
-    Prepared,
-    TrainingData,
-    TransformerClassifier,
     default_ladder,
     get_method,
     load_saved_classifier,
@@ -20,10 +20,6 @@ __all__ = [
     "Classifier",
     "FitResult",
     "Method",
-    "NeuralMethod",
-    "Prepared",
-    "TrainingData",
-    "TransformerClassifier",
     "default_ladder",
     "get_method",
     "load_saved_classifier",

@@ -2,38 +2,31 @@
 
 A :class:`Method` turns training data into a :class:`Classifier` and reads a saved one back
 (``load``); its traits (class attributes) tell the rest of loralab how to run it. Methods
-that train in seconds do it in ``fit``. Neural methods share :class:`NeuralMethod`: it loads
-the encoder with its head, lets the method choose what trains (``prepare``) and what the loop
-reads (``training_data``), and saves what the method owns (``save_weights`` /
-``load_weights``); the loop itself is :mod:`loralab.training`'s, one layer up.
+that train in seconds do it in ``fit``. Neural methods share
+:class:`~loralab.methods.neural.NeuralMethod`, in a module of its own because it needs torch.
+
+The registry imports a method's module only when that method is asked for: predicting with a
+TF-IDF run then never imports torch, transformers or PEFT (seconds of start-up).
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
-from safetensors.torch import load_file
-from torch import nn
-from transformers import AutoTokenizer
 
 from loralab.config import TrainConfig
 from loralab.data import DataSplits
 from loralab.data.long_text import TextInput
 from loralab.errors import LoralabError, RunError, closest
-from loralab.methods.steps import Schedule, floored_schedule
-from loralab.models.inference import predict_logits, softmax
-from loralab.models.loading import LoadedModel, count_parameters, load_classifier
-from loralab.models.speedups import prediction_fast_paths
 
 MODEL_INFO = "loralab.json"
 
@@ -44,6 +37,10 @@ class Classifier(ABC):
     method: str
     labels: list[str]
     config: TrainConfig
+    # Predicts in bf16/fp16 autocast when ``precision`` says so (transformer runs); others
+    # predict in the precision their arrays have, and ``precision`` stays fp32.
+    mixed_precision: ClassVar[bool] = False
+    precision: str = "fp32"
 
     @abstractmethod
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
@@ -177,12 +174,18 @@ class Method(ABC):
     def load(self, folder: Path, info: dict) -> Classifier:
         """Rebuild the classifier saved in ``folder``."""
 
+    def load_for_prediction(self, folder: Path, info: dict) -> Classifier:
+        """The classifier saved in ``folder``, in the fastest form that predicts the same;
+        a method whose saved form is already that one (the default) just loads it."""
+        return self.load(folder, info)
+
     def check(self, config: TrainConfig) -> None:
         """Validate the parts of ``config`` this method uses, before any work starts."""
         reason = self.unavailable(config)
         if reason is not None:
             raise LoralabError(reason)
         if config.lora_layers is not None and not self.supports_lora_layers:
+            _register_all()
             with_it = " or ".join(m.name for m in _REGISTRY.values() if m.supports_lora_layers)
             raise LoralabError(f"--lora-layers applies to --method {with_it}, not {self.name}.")
         if not self.reads_long_text and not TextInput.of(config).reads_first_tokens:
@@ -204,6 +207,32 @@ class Method(ABC):
 
 _REGISTRY: dict[str, Method] = {}
 _ALIASES: dict[str, tuple[str, str]] = {}  # alias → (method name, why it was renamed)
+# The module (under loralab.methods) that registers each method, so that asking for one
+# imports only its module: the neural ones import torch and transformers (~3 s). A name not
+# listed here (an alias, a typo) imports them all. tests/test_startup.py keeps it complete.
+DEFINED_IN: dict[str, str] = {
+    "majority": "baselines",
+    "tfidf-logreg": "baselines",
+    "tfidf-nb": "baselines",
+    "embed-logreg": "embedding",
+    "embed-svm": "embedding",
+    "embed-ridge": "embedding",
+    "untrained": "finetune",
+    "head": "finetune",
+    "full": "finetune",
+    "lora": "lora",
+    "lora-scratch": "lora",
+    "setfit": "setfit",
+}
+
+
+def _import_method_module(module: str) -> None:
+    importlib.import_module(f"loralab.methods.{module}")  # its @register calls fill the registry
+
+
+def _register_all() -> None:
+    for module in dict.fromkeys(DEFINED_IN.values()):
+        _import_method_module(module)
 
 
 def register(cls: type[Method]) -> type[Method]:
@@ -213,21 +242,28 @@ def register(cls: type[Method]) -> type[Method]:
 
 
 def method_names() -> list[str]:
+    _register_all()
     return list(_REGISTRY)
 
 
 def default_ladder() -> list[str]:
     """The methods a comparison runs when none are named, cheapest first."""
+    _register_all()
     rungs = [m for m in _REGISTRY.values() if m.ladder_position is not None]
     return [m.name for m in sorted(rungs, key=lambda m: m.ladder_position or 0)]
 
 
 def untrained_method() -> Method:
     """The method whose classifier is the pretrained encoder with an untrained head."""
+    _register_all()
     return next(m for m in _REGISTRY.values() if m.untrained)
 
 
 def get_method(name: str) -> Method:
+    if name in DEFINED_IN:
+        _import_method_module(DEFINED_IN[name])
+    if name not in _REGISTRY:
+        _register_all()
     if name in _ALIASES:
         renamed, reason = _ALIASES[name]
         warnings.warn(f"Method '{name}' is now called '{renamed}': {reason}", FutureWarning, stacklevel=2)
@@ -240,211 +276,14 @@ def get_method(name: str) -> Method:
     return _REGISTRY[name]
 
 
-def load_weights_file(model: nn.Module, path: Path, model_name: str) -> nn.Module:
-    """Copy the tensors of a safetensors file into ``model``'s parameters of the same names."""
-    state = load_file(str(path))
-    params = dict(model.named_parameters())
-    absent = sorted(set(state) - set(params))
-    if absent:
-        raise RunError(f"{path}: weights {', '.join(absent[:3])} do not fit model {model_name}.")
-    for name, value in state.items():
-        if tuple(value.shape) != tuple(params[name].shape):
-            raise RunError(
-                f"{path}: tensor {name} has shape {tuple(value.shape)} but model {model_name} "
-                f"expects {tuple(params[name].shape)}."
-            )
-    with torch.no_grad():
-        for name, value in state.items():
-            params[name].copy_(value)
-    return model
-
-
-def load_saved_classifier(folder: str | Path) -> Classifier:
-    """Load a classifier from a ``model/`` folder written by :meth:`Classifier.save`."""
+def load_saved_classifier(folder: str | Path, *, for_prediction: bool = False) -> Classifier:
+    """Load a classifier from a ``model/`` folder written by :meth:`Classifier.save`;
+    ``for_prediction`` gives the fastest form that predicts the same
+    (:meth:`Method.load_for_prediction`: adapters merged into the weights, for one)."""
     folder = Path(folder)
     info_path = folder / MODEL_INFO
     if not info_path.exists():
         raise RunError(f"{folder}: not a saved loralab model (no {MODEL_INFO}).")
     info = json.loads(info_path.read_text())
-    return get_method(info["method"]).load(folder, info)
-
-
-class TransformerClassifier(Classifier):
-    """An encoder with a classification head, possibly wrapped by PEFT."""
-
-    def __init__(
-        self,
-        model: nn.Module,
-        tokenizer,
-        labels: list[str],
-        method: str,
-        config: TrainConfig,
-        head_modules: list[str],
-        owner: NeuralMethod,
-    ) -> None:
-        self.model: Any = model  # a transformers model, possibly wrapped by PEFT
-        self.tokenizer = tokenizer
-        self.labels = labels
-        self.method = method
-        self.config = config
-        self.head_modules = head_modules
-        self.owner = owner
-        self.precision = "fp32"  # of prediction; loralab.runs.predict.load_for_prediction sets it
-
-    def predict_logits(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
-        return predict_logits(
-            self.model,
-            self.tokenizer,
-            texts,
-            TextInput.of(self.config),
-            batch_size or self.config.eval_batch_size,
-            precision=self.precision,
-        )
-
-    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
-        return softmax(self.predict_logits(texts, batch_size))
-
-    def parameter_counts(self) -> tuple[int, int]:
-        return count_parameters(self.model)
-
-    def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.owner.save_weights(self, folder)
-        self.tokenizer.save_pretrained(folder)
-        self._write_info(folder, {"head_modules": self.head_modules})
-
-
-@dataclass
-class Prepared:
-    """A model ready to train: the loaded base (tokenizer, head modules) and the model the
-    method made of it, with its trainable set chosen (possibly wrapped, e.g. by PEFT)."""
-
-    loaded: LoadedModel
-    model: nn.Module
-
-    @property
-    def tokenizer(self) -> Any:  # a transformers tokenizer of whichever class the model uses
-        return self.loaded.tokenizer
-
-    @property
-    def pad_id(self) -> int:
-        pad = self.tokenizer.pad_token_id
-        return pad if pad is not None else 0
-
-
-@dataclass
-class TrainingData:
-    """What the training loop reads: token ids with class ids, and the context to train in.
-
-    A method that caches what frozen layers compute hands over row indices in place of token
-    ids and a ``context`` that swaps the cache in for the frozen layers while the loop runs.
-    """
-
-    train_ids: list[list[int]]
-    train_labels: list[int]
-    validation: tuple[list[list[int]], list[int]] | None
-    pad_id: int
-    context: AbstractContextManager = field(default_factory=nullcontext)
-    cache_seconds: float = 0.0
-    # Checkpoints hold the model's weights; a run served from a cache of frozen outputs
-    # finishes in seconds, so it does not checkpoint.
-    checkpointable: bool = True
-
-
-class NeuralMethod(Method):
-    """Methods that adapt a transformer encoder: they load it with its head, choose what
-    trains (:meth:`prepare`), say what the loop trains on (:meth:`training_data`), and save
-    and load what they own (:meth:`save_weights` / :meth:`load_weights`)."""
-
-    seeded = True
-    trains_in_epochs = True
-    has_weight_update = True
-    uses_encoder = True
-    reads_long_text = True
-
-    @abstractmethod
-    def prepare(self, loaded: LoadedModel, config: TrainConfig) -> nn.Module:
-        """Choose what trains (and wrap the model if needed); return the model to train."""
-
-    @abstractmethod
-    def save_weights(self, classifier: TransformerClassifier, folder: Path) -> None: ...
-
-    @abstractmethod
-    def load_weights(self, labels: list[str], folder: Path, config: TrainConfig) -> nn.Module:
-        """Rebuild the trained model from ``folder`` (frozen, in eval mode)."""
-
-    def base(self, labels: list[str], config: TrainConfig) -> LoadedModel:
-        return load_classifier(config.model, labels, trust_remote_code=config.trust_remote_code)
-
-    def resolved(self, config: TrainConfig) -> tuple[float, int, int]:
-        """Learning rate, epochs and batch size: the config's, or this method's defaults."""
-        return (
-            config.lr or self.default_lr,
-            config.epochs or self.default_epochs,
-            config.batch_size or self.default_batch_size,
-        )
-
-    def step_floor(self, train_texts: int, config: TrainConfig, batch_size: int) -> Schedule | None:
-        """The default epochs, raised so training takes at least ``config.min_train_steps``
-        optimizer steps (see :mod:`loralab.methods.steps`); ``None`` when ``--epochs`` is given,
-        since the user's own epochs are kept as given."""
-        if config.epochs is not None:
-            return None
-        return floored_schedule(
-            train_texts,
-            batch_size,
-            self.default_epochs,
-            config.min_train_steps,
-            config.grad_accum_steps,
-            config.patience,
-        )
-
-    def fit_details(self, config: TrainConfig) -> dict[str, Any]:
-        """Facts of this method's training for the run manifest, beyond :class:`FitResult`'s."""
-        return {}
-
-    def build(self, labels: list[str], config: TrainConfig) -> Prepared:
-        torch.manual_seed(config.seed)  # the new head's initialisation is part of the run
-        loaded = self.base(labels, config)
-        model = self.prepare(loaded, config)
-        prediction_fast_paths(model, config)
-        return Prepared(loaded, model)
-
-    def classifier(self, prepared: Prepared, labels: list[str], config: TrainConfig) -> TransformerClassifier:
-        loaded = prepared.loaded
-        return TransformerClassifier(
-            prepared.model, loaded.tokenizer, labels, self.name, config, loaded.head_modules, self
-        )
-
-    def training_data(
-        self, prepared: Prepared, splits: DataSplits, config: TrainConfig, *, progress: bool = True
-    ) -> TrainingData:
-        """Token ids of the training and validation texts, encoded once (cut as the config's
-        text input says; with ``train_on_chunks``, every window of a training text, with the
-        text's label); methods that cache what frozen layers compute override this."""
-        text_input = TextInput.of(config)
-        label2id = splits.label2id
-        validation = None
-        if len(splits.validation):  # selection reads cut texts, also with chunks: one row per text
-            validation = (
-                text_input.encode(prepared.tokenizer, splits.validation.texts),
-                [label2id[y] for y in splits.validation.labels],
-            )
-        labels = [label2id[y] for y in splits.train.labels]
-        if config.train_on_chunks:
-            train_ids, documents = text_input.encode_windows(prepared.tokenizer, splits.train.texts)
-            labels = [labels[d] for d in documents]
-        else:
-            train_ids = text_input.encode(prepared.tokenizer, splits.train.texts)
-        return TrainingData(train_ids, labels, validation, prepared.pad_id)
-
-    def load(self, folder: Path, info: dict) -> Classifier:
-        config = TrainConfig.from_dict(info["config"], strict=False)
-        labels = list(info["labels"])
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        model = self.load_weights(labels, folder, config)
-        prediction_fast_paths(model, config)
-        model.eval()
-        return TransformerClassifier(
-            model, tokenizer, labels, self.name, config, list(info.get("head_modules", [])), self
-        )
+    method = get_method(info["method"])
+    return method.load_for_prediction(folder, info) if for_prediction else method.load(folder, info)

@@ -12,16 +12,15 @@ from loralab.config import TrainConfig
 from loralab.data import DataSplits
 from loralab.data.long_text import TextInput
 from loralab.errors import RunError
-from loralab.methods.base import (
-    FitResult,
+from loralab.methods.base import FitResult, register
+from loralab.methods.frozen import cache_encoder_outputs, swapped_encoder
+from loralab.methods.neural import (
     NeuralMethod,
     Prepared,
     TrainingData,
     TransformerClassifier,
     load_weights_file,
-    register,
 )
-from loralab.methods.frozen import cache_encoder_outputs, swapped_encoder
 from loralab.models.loading import LoadedModel, quiet_transformers
 from loralab.models.pooling import choose_pooling, read_pooled_sentences
 

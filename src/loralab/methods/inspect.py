@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from loralab.config import TrainConfig
-from loralab.methods.base import NeuralMethod, default_ladder, get_method
+from loralab.methods.base import default_ladder, get_method
+from loralab.methods.neural import NeuralMethod
 from loralab.models.loading import count_parameters
 
 

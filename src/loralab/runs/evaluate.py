@@ -11,7 +11,8 @@ from loralab.data.dataset import stratified_subset
 from loralab.data.label_map import relabel
 from loralab.errors import DataError
 from loralab.evaluation.evaluate import evaluate_classifier
-from loralab.methods import Classifier, TransformerClassifier, untrained_method
+from loralab.methods import Classifier, untrained_method
+from loralab.methods.neural import TransformerClassifier
 from loralab.runs.train import load_run
 
 

@@ -23,9 +23,9 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from loralab.data.long_text import TextInput
 from loralab.errors import LoralabError, RunError
-from loralab.methods.base import TransformerClassifier
 from loralab.methods.baselines import TfidfClassifier
 from loralab.methods.merge import merge_adapters
+from loralab.methods.neural import TransformerClassifier
 from loralab.models.inference import predict_logits, softmax
 from loralab.models.pooling import pooled_reading
 from loralab.runs.card import CARD, model_card

@@ -297,12 +297,15 @@ class RunFolder:
 def _cap_max_length(classifier: Any, run: Path) -> None:
     """Cut texts at the model's positions when a run was saved with a longer ``max_length``
     (runs from before it was checked at training time): a long text would crash otherwise."""
+    config = getattr(classifier, "config", None)
+    model_config = getattr(getattr(classifier, "model", None), "config", None)
+    if config is None or model_config is None:  # no transformer: nothing reads max_length
+        return
     # deferred: loralab.models imports torch (~2 s); commands that only read run folders never need it
     from loralab.models.loading import max_tokens
 
-    config = getattr(classifier, "config", None)
-    limit = max_tokens(getattr(getattr(classifier, "model", None), "config", None))
-    if config is None or limit is None or config.max_length <= limit:
+    limit = max_tokens(model_config)
+    if limit is None or config.max_length <= limit:
         return
     warnings.warn(
         f"{run} was saved with max_length {config.max_length}, more than its model reads; "

@@ -24,6 +24,7 @@ from loralab.errors import DataError, LoralabError
 from loralab.evaluation.evaluate import predictions_frame
 from loralab.methods import Classifier
 from loralab.runs.files import atomic_write, model_fingerprint, read_json_file, write_json
+from loralab.runs.load import load_run
 from loralab.runs.locks import ExclusiveLock
 
 STATE_FILE = "state.json"
@@ -31,16 +32,10 @@ STATE_FILE = "state.json"
 
 def load_for_prediction(run: str | Path, backend: str = "torch", int8: bool = False, precision: str = "fp32"):
     """The classifier ``loralab predict`` scores with: the run's model with its adapters merged
-    into the weights (one matrix product per layer instead of three), or ONNX Runtime.
-    ``precision`` (torch backend, transformer runs) is fp32, or bf16/fp16 autocast, or auto
-    (bf16 where :mod:`loralab.training.precision` measures it faster)."""
-    # deferred: loralab.runs.train brings the training loop, Accelerate and PEFT (~1.2 s)
-    from loralab.errors import LoralabError
-    from loralab.methods.base import TransformerClassifier
-    from loralab.methods.merge import merge_adapters
-    from loralab.runs.train import load_run
-    from loralab.training.precision import resolve_precision
-
+    into the weights (one matrix product per layer instead of three) and its prediction fast
+    paths verified on the merged model, or ONNX Runtime. ``precision`` (torch backend,
+    transformer runs) is fp32, or bf16/fp16 autocast, or auto (bf16 where
+    :mod:`loralab.training.precision` measures it faster). A TF-IDF run loads without torch."""
     if backend not in ("torch", "onnx"):
         raise LoralabError(f"--backend must be torch or onnx, got '{backend}'.")
     if int8 and backend != "onnx":
@@ -52,11 +47,14 @@ def load_for_prediction(run: str | Path, backend: str = "torch", int8: bool = Fa
         from loralab.runs.onnx import load_onnx
 
         return load_onnx(run, int8=int8)
-    classifier = load_run(run)
-    if isinstance(classifier, TransformerClassifier):
-        classifier.model, _ = merge_adapters(classifier.model)
-        classifier.model.eval()
-        classifier.precision = resolve_precision(precision, next(classifier.model.parameters()).device)
+    classifier = load_run(run, for_prediction=True)
+    if classifier.mixed_precision:
+        # deferred: both import torch, which only transformer runs need (and have imported by now)
+        from loralab.methods.neural import TransformerClassifier
+        from loralab.training.precision import resolve_precision
+
+        if isinstance(classifier, TransformerClassifier):
+            classifier.precision = resolve_precision(precision, next(classifier.model.parameters()).device)
     elif precision != "fp32":
         raise LoralabError(
             f"--precision applies to runs that fine-tune a transformer; {run} is a "

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from loralab.config import TrainConfig
 from loralab.data import DataSplits
-from loralab.errors import RunError
-from loralab.methods import Classifier, load_saved_classifier
 from loralab.runs.execute import RunResult, execute
-from loralab.runs.folder import RunFolder
+from loralab.runs.load import load_run
+
+__all__ = ["load_run", "train_run"]
 
 
 def train_run(
@@ -42,21 +42,3 @@ def train_run(
         on_epoch_hook=on_epoch_hook,
         evaluate_splits=evaluate_splits,
     )
-
-
-def load_run(run_dir: str | Path) -> Classifier:
-    """Load the classifier of a completed run folder."""
-    folder = RunFolder(run_dir)
-    if (folder.path / "compare.json").exists():
-        runs = sorted(str(p.parent.relative_to(folder.path)) for p in folder.path.rglob("manifest.json"))
-        raise RunError(
-            f"{folder.path}: is a compare folder, not a run; pass one of its runs ({', '.join(runs[:8])})."
-        )
-    if not folder.is_completed():
-        manifest = folder.read_manifest()
-        raise RunError(
-            f"{folder.path}: the run is '{manifest.get('status')}', not completed; it has no usable model."
-        )
-    if not folder.model_dir.exists():
-        raise RunError(f"{folder.path}: the run has no model/ folder.")
-    return folder.load_checked(load_saved_classifier)

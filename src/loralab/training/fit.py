@@ -1,7 +1,7 @@
 """Fit any method: the loop for methods that train in epochs, the method's own ``fit`` else.
 
 This is where a method's prepared model meets the training loop: the method chooses what
-trains and what the loop reads (:class:`~loralab.methods.base.TrainingData`), the loop
+trains and what the loop reads (:class:`~loralab.methods.neural.TrainingData`), the loop
 trains, and the outcome is handed on as one typed :class:`~loralab.methods.base.FitResult`.
 """
 
@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from loralab.config import TrainConfig
 from loralab.data import DataSplits
-from loralab.methods.base import FitResult, Method, NeuralMethod
+from loralab.methods.base import FitResult, Method
+from loralab.methods.neural import NeuralMethod
 from loralab.training.checkpoints import Checkpointing
 from loralab.training.loop import ValidationScores, train_model
 

@@ -26,7 +26,7 @@ from transformers import get_linear_schedule_with_warmup
 from loralab.config import TrainConfig
 from loralab.data.batching import collate
 from loralab.errors import LoralabError
-from loralab.methods.base import TrainingData
+from loralab.methods.neural import TrainingData
 from loralab.models.inference import autocast, predict_logits_from_ids
 from loralab.models.speedups import fast_paths, sample_batch
 from loralab.training import checkpoints as checkpoint_files

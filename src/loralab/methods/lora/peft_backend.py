@@ -19,8 +19,9 @@ from torch import nn
 
 from loralab.config import TrainConfig
 from loralab.errors import RunError
-from loralab.methods.base import TransformerClassifier, register
+from loralab.methods.base import register
 from loralab.methods.lora.top_layers import LoraMethod
+from loralab.methods.neural import TransformerClassifier
 from loralab.models.loading import LoadedModel
 from loralab.models.targets import lora_targets
 

@@ -16,9 +16,10 @@ from torch import nn
 
 from loralab.config import TrainConfig
 from loralab.errors import LoralabError, RunError
-from loralab.methods.base import TransformerClassifier, load_weights_file, register
+from loralab.methods.base import register
 from loralab.methods.lora.layer import LoRALinear
 from loralab.methods.lora.top_layers import LoraMethod
+from loralab.methods.neural import TransformerClassifier, load_weights_file
 from loralab.models.loading import LoadedModel
 from loralab.models.surgery import replace
 from loralab.models.targets import linear_modules, lora_targets

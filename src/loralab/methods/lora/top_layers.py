@@ -14,7 +14,7 @@ import time
 from loralab.config import TrainConfig
 from loralab.data import DataSplits
 from loralab.data.batching import collate
-from loralab.methods.base import NeuralMethod, Prepared, TrainingData
+from loralab.methods.neural import NeuralMethod, Prepared, TrainingData
 from loralab.models.frozen_bottom import cache_bottom_layers, frozen_layer_count
 from loralab.models.speedups import FrozenBottomCache, enter_verified, is_chosen, switched_off
 
