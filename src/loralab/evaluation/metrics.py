@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import log_softmax
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 
@@ -112,10 +113,8 @@ def classification_metrics(
 def validation_scores(logits: np.ndarray, targets: np.ndarray) -> dict[str, float]:
     """An epoch's ``val_loss`` (mean cross-entropy) and ``val_accuracy`` from logits ``(N, C)``
     and class ids ``(N,)``; the training loop keeps the epoch with the best accuracy."""
-    # Cross-entropy in numpy rather than torch's: the same figure, and loading a TF-IDF run for
-    # prediction (which imports this module) then never imports torch.
-    shifted = np.asarray(logits, dtype=np.float64)
-    shifted = shifted - shifted.max(axis=-1, keepdims=True)  # (N, C), so that exp cannot overflow
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    # SciPy's log-softmax rather than torch's cross-entropy: the same figure, and loading a
+    # TF-IDF run for prediction (which imports this module) then never imports torch.
+    log_probs = log_softmax(np.asarray(logits, dtype=np.float64), axis=-1)
     loss = -log_probs[np.arange(len(targets)), targets].mean()
     return {"val_loss": float(loss), "val_accuracy": float((logits.argmax(-1) == targets).mean())}
