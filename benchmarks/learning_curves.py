@@ -45,8 +45,10 @@ cores, up to twice that when they are shared (SetFit's own docstring measured 7.
 under heavy load). SST-2 (6,920 training texts, 1,821 test) costs about the same.
 
 The whole-split point can come from an earlier ``loralab compare DATA --seeds 3`` with every
-default (the three-seed check in docs/results.md): ``--large-sizes 256 --all-from FOLDER``
-reads it from FOLDER instead of training it again; the splits' fingerprints must match.
+default (the three-seed check in docs/results.md): ``--large-sizes 256 --read-from FOLDER``
+reads it from FOLDER instead of training it again; the splits' fingerprints must match. The
+same option joins sizes run elsewhere (two parts of the curve on two cores, say).
+The recommendation at every size is worked out again from the runs by today's rule.
 
 Resuming: run the same command again. ``loralab compare`` reuses every completed run folder
 whose configuration matches and redoes only the unfinished ones, so an interrupted part picks
@@ -326,10 +328,12 @@ def main() -> None:
     )
     parser.add_argument("--extra", default="", help="Extra flags for loralab compare, e.g. '--subset 400'.")
     parser.add_argument(
-        "--all-from",
+        "--read-from",
         type=Path,
-        help="A finished 'loralab compare DATA --seeds N' folder to read the 'all' point from "
-        "instead of training it again (leave 'all' out of --large-sizes).",
+        action="append",
+        default=[],
+        help="A finished 'loralab compare' folder whose sizes join the curve (repeatable), e.g. the "
+        "'all' point of 'loralab compare DATA --seeds 3' (leave its sizes out of this command's).",
     )
     args = parser.parse_args()
 
@@ -362,18 +366,23 @@ def main() -> None:
         compare_info = json.loads((folder / "compare.json").read_text())
         loaded.append((folder, results, compare_info))
 
-    if args.all_from is not None:
-        if not (args.all_from / "results.json").exists():
-            _fail(f"{args.all_from}: no results.json; it is not a finished loralab compare folder.")
-        results = json.loads((args.all_from / "results.json").read_text())
-        compare_info = json.loads((args.all_from / "compare.json").read_text())
-        if "all" not in [str(s) for s in compare_info["train_sizes"]] or any(
-            str(r["train_size"]) == "all" for _, done, _ in loaded for r in done["runs"]
-        ):
-            _fail(f"{args.all_from}: --all-from needs a compare of the whole training split, and 'all' "
-                  "left out of --large-sizes.")  # fmt: skip
-        loaded.append((args.all_from, results, compare_info))
-        commands["all"] = f"(read from {args.all_from})"
+    for extra_folder in args.read_from:
+        if not (extra_folder / "results.json").exists():
+            _fail(f"{extra_folder}: no results.json; it is not a finished loralab compare folder.")
+        results = json.loads((extra_folder / "results.json").read_text())
+        compare_info = json.loads((extra_folder / "compare.json").read_text())
+        have = {str(r["train_size"]) for _, done, _ in loaded for r in done["runs"]}
+        twice = sorted(have & {str(r["train_size"]) for r in results["runs"]}, key=size_order)
+        if twice:
+            _fail(f"{extra_folder}: sizes {', '.join(twice)} are in another compare folder too; "
+                  "leave them out of the sizes this command runs.")  # fmt: skip
+        loaded.append((extra_folder, results, compare_info))
+        commands[str(extra_folder)] = "(read)"
+    from loralab.runs.recommend import recommend_runs
+
+    for _, results, _ in loaded:
+        # Judged by today's rule (cross-fitted validation where stored), whatever rule the compare used.
+        results["recommendations"] = recommend_runs(results["runs"])
 
     fingerprints = {results["fingerprint"] for _, results, _ in loaded}
     if len(fingerprints) > 1:

@@ -41,11 +41,61 @@ def test_fewer_validation_texts_widen_the_noise():
     assert recommend(methods(50)).method == "embed-logreg"  # 1 s.e. on 50 texts is 0.031
 
 
-def test_seed_spread_is_the_noise_when_it_is_larger():
+def test_the_noise_is_the_standard_error_of_the_mean_over_seeds():
+    # Three seeds on the same 1,000 texts: the seeds' standard error (0.1 / sqrt 3) and the
+    # texts' binomial error add up.
     chosen = recommend([result("lora", [0.70, 0.80, 0.90], 5), result("head", [0.75], 3)])
-    assert chosen.noise == pytest.approx(0.1)
-    assert "spread of lora over 3 seeds" in chosen.noise_kind
-    assert chosen.method == "head"
+    assert chosen.noise == pytest.approx(np.hypot(0.1 / np.sqrt(3), binomial_standard_error(0.80, 1000)))
+    assert "spread of lora over 3 seeds and binomial standard error on 1,000" in chosen.noise_kind
+    assert chosen.method == "head"  # 0.05 below, within 0.059
+    assert recommend([result("lora", [0.70, 0.80, 0.90], 5), result("head", [0.72], 3)]).method == "lora"
+
+
+def test_seeds_with_their_own_validation_texts_count_them_all():
+    def methods(spread):
+        best = [0.80 - spread, 0.80, 0.80 + spread, 0.80, 0.80]
+        return [
+            MethodResult("setfit", tuple(best), 32, 5, 1.0, validation_drawn_per_seed=True),
+            MethodResult("embed-logreg", (0.74,) * 5, 32, 2, 1.0, validation_drawn_per_seed=True),
+        ]
+
+    # Five seeds of 32 texts each: the binomial error on 160 texts (0.031) is the floor ...
+    chosen = recommend(methods(0.0))
+    assert chosen.noise == pytest.approx(binomial_standard_error(0.80, 160))
+    assert chosen.method == "setfit" and "160 validation texts" in chosen.noise_kind
+    # ... and a wider spread over the seeds takes over (0.2 · sqrt(2/4) / sqrt 5 = 0.063).
+    chosen = recommend(methods(0.2))
+    assert chosen.noise == pytest.approx(np.std(methods(0.2)[0].validation_accuracies, ddof=1) / np.sqrt(5))
+    assert chosen.method == "embed-logreg" and "spread of setfit over 5 seeds" in chosen.noise_kind
+
+
+def test_a_method_that_chose_its_epoch_is_judged_by_its_cross_fitted_accuracy():
+    # head's plain validation accuracy is the best of many epochs on the same texts; the
+    # cross-fitted one (texts that did not choose the epoch) is what the rule reads.
+    rows = [
+        {
+            "method": m,
+            "train_size": "16",
+            "seed": s,
+            "validation_accuracy": plain,
+            "validation_accuracy_crossfit": crossfit,
+            "validation_texts": 32,
+            "validation_drawn_per_seed": True,
+            "train_seconds": 1.0,
+        }
+        for s in (1, 2, 3)
+        for m, plain, crossfit in (("head", 0.90, 0.60), ("setfit", 0.80, None))
+    ]
+    chosen = recommend_runs(rows, traits=lambda m: ({"head": 3, "setfit": 5}[m], False))["16"]
+    assert chosen["method"] == "setfit" and chosen["best_validation_accuracy"] == pytest.approx(0.80)
+    assert (
+        "head chose an epoch on validation and is judged on the texts that did not choose it"
+        in (chosen["reason"])
+    )
+    plain = [{**r, "validation_accuracy_crossfit": None} for r in rows]
+    assert (
+        recommend_runs(plain, traits=lambda m: ({"head": 3, "setfit": 5}[m], False))["16"]["method"] == "head"
+    )
 
 
 def test_equal_cost_goes_to_the_faster_method():

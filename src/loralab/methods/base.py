@@ -77,6 +77,8 @@ class FitResult:
     train_tokens: int | None = None
     cache_seconds: float | None = None  # computing what frozen layers output, once
     best_epoch: int | None = None
+    # The best epoch's validation accuracy on texts that did not choose it (methods that choose one).
+    crossfit_validation_accuracy: float | None = None
     stopped_early: bool | None = None
     lr: float | None = None  # resolved: the config's, or the method's default
     epochs: int | None = None
@@ -110,6 +112,7 @@ class FitResult:
             "head_modules": self.head_modules,
             "newly_initialised": self.newly_initialised,
             "best_epoch": self.best_epoch,
+            "validation_accuracy_crossfit": self.crossfit_validation_accuracy,
             "stopped_early": self.stopped_early,
             "features": self.features,
             **self.details,

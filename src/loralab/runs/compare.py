@@ -152,6 +152,8 @@ def run_row(folder: Path, method: str, seed: int, train_size: str, root: Path) -
         "train_seconds": manifest.get("train_seconds"),
         "inference_texts_per_second": metrics["test"].get("inference_texts_per_second"),
         "validation_accuracy": metrics["validation"]["accuracy"],
+        # The same, free of the optimism of choosing the best epoch on it (None: no epoch chosen).
+        "validation_accuracy_crossfit": manifest.get("validation_accuracy_crossfit"),
         "validation_texts": metrics["validation"]["n"],
         "test_accuracy": metrics["test"]["accuracy"],
         "test_macro_f1": metrics["test"]["macro_f1"],
@@ -270,8 +272,8 @@ def compare(
             config = config.replace(truncation="head", long_text="truncate", train_on_chunks=False)
         run = RunFolder(run_dir)
         reused = _asked_for(run, config)
+        data_seed = base_config.seed if size is None else seed
         if not reused:
-            data_seed = base_config.seed if size is None else seed
             execute(
                 config,
                 subsets[size, data_seed],
@@ -282,6 +284,8 @@ def compare(
             )
         row = run_row(run_dir, method, seed, size_name, folder)
         row["reused"] = reused
+        # Each seed's validation cut is its own sample of texts: the recommendation's noise counts them all.
+        row["validation_drawn_per_seed"] = len(subsets[size, data_seed].validation) < len(splits.validation)
         rows.append(row)
         if on_run:
             on_run(row)

@@ -72,6 +72,7 @@ def fit_method(
         train_tokens=result.train_tokens,
         cache_seconds=data.cache_seconds,
         best_epoch=result.best_epoch,
+        crossfit_validation_accuracy=result.crossfit_validation_accuracy,
         stopped_early=result.stopped_early,
         lr=lr,
         epochs=epochs,

@@ -33,6 +33,7 @@ from loralab.training import checkpoints as checkpoint_files
 from loralab.training.batching import LengthBucketBatches
 from loralab.training.checkpoints import Checkpointing
 from loralab.training.precision import resolve_precision
+from loralab.training.selection import cross_fitted_accuracy
 
 # Scores of an epoch on the validation split from its logits ``(N, C)`` and class ids ``(N,)``:
 # at least ``val_accuracy``, which chooses the best epoch. The evaluation layer provides them.
@@ -44,6 +45,11 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     best_epoch: int | None = None
     best_validation_accuracy: float | None = None
+    # The best epoch's accuracy on validation texts that did not choose it (see
+    # loralab.training.selection): what the recommendation reads, free of the choice's optimism.
+    crossfit_validation_accuracy: float | None = None
+    # Per epoch, whether each validation text was classified right (what cross-fitting reads).
+    validation_correct: list[list[bool]] = field(default_factory=list)
     train_seconds: float = 0.0
     train_tokens: int = 0
     stopped_early: bool = False
@@ -199,6 +205,7 @@ def _train_model(
         at, stale, elapsed = saved["at"], saved["stale"], saved["elapsed"]
         result.history, result.best_epoch = saved["history"], saved["best_epoch"]
         result.best_validation_accuracy, result.train_tokens = saved["best_accuracy"], saved["train_tokens"]
+        result.validation_correct = saved.get("validation_correct", [])
         for row in result.history:
             if on_epoch is not None:
                 on_epoch(row)
@@ -215,6 +222,7 @@ def _train_model(
             "best_epoch": result.best_epoch,
             "best_accuracy": result.best_validation_accuracy,
             "train_tokens": result.train_tokens,
+            "validation_correct": result.validation_correct,
         }
         checkpoint_files.save(accelerator, checkpoints, at["step"], state, best_state)
 
@@ -282,6 +290,7 @@ def _train_model(
                 accelerator.unwrap_model(model), validation[0], pad_id, config.eval_batch_size
             )
             row.update(validation_scores(logits, np.array(validation[1])))
+            result.validation_correct.append((logits.argmax(axis=1) == np.array(validation[1])).tolist())
             if (
                 result.best_validation_accuracy is None
                 or row["val_accuracy"] > result.best_validation_accuracy
@@ -306,6 +315,10 @@ def _train_model(
         if checkpoints is not None and epoch < epochs and not result.stopped_early:
             checkpoint()
     result.train_seconds = time.perf_counter() - start
+    if validation is not None and len(result.validation_correct) == len(result.history) > 0:
+        result.crossfit_validation_accuracy = cross_fitted_accuracy(
+            np.array(result.validation_correct), np.array(validation[1]), config.seed
+        )
     unwrapped = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
     if best_state is not None and result.best_epoch != len(result.history):
         with torch.no_grad():
