@@ -69,3 +69,31 @@ def test_a_training_run_records_its_cross_fitted_validation_accuracy(tiny_bert, 
     assert crossfit <= pd.read_csv(tmp_path / "r" / "history.csv")["val_accuracy"].max() + 1e-9
     baseline = train_run(splits, TrainConfig(method="tfidf-logreg"), tmp_path / "t", progress=False)
     assert baseline.manifest.get("validation_accuracy_crossfit") is None
+
+
+def test_compare_shows_and_judges_by_the_cross_fitted_figure(tiny_bert, synthetic_dir, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from loralab.cli import app
+    from loralab.runs.recommend import CROSSFIT_NOTE
+
+    out = tmp_path / "cmp"
+    args = ["compare", str(synthetic_dir), "--methods", "tfidf-logreg,head", "--model", str(tiny_bert)]
+    result = CliRunner().invoke(app, [*args, "--epochs", "3", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "results.json").read_text())
+    head = next(r for r in saved["summary"] if r["method"] == "head")
+    tfidf = next(r for r in saved["summary"] if r["method"] == "tfidf-logreg")
+    run = next(r for r in saved["runs"] if r["method"] == "head")
+    assert head["validation_crossfit"] and not tfidf["validation_crossfit"]
+    assert head["validation_accuracy_judged"] == pytest.approx(run["validation_accuracy_crossfit"])
+    assert tfidf["validation_accuracy_judged"] == pytest.approx(tfidf["validation_accuracy"])
+    text = " ".join(result.output.split())
+    assert f"{head['validation_accuracy_judged']:.4f}†" in text and CROSSFIT_NOTE in text
+    chosen = saved["recommendation"]
+    accuracy = chosen["best_validation_accuracy"]
+    assert accuracy == pytest.approx(max(head["validation_accuracy_judged"], tfidf["validation_accuracy"]))
+    assert CliRunner().invoke(app, ["report", str(out)]).exit_code == 0
+    assert CROSSFIT_NOTE in (out / "report.md").read_text()

@@ -23,6 +23,7 @@ from loralab.cli.options import (
 from loralab.config import TrainConfig, setting
 from loralab.config_files import JobConfig
 from loralab.errors import LoralabError
+from loralab.runs.recommend import CROSSFIT_MARK, CROSSFIT_NOTE, judged_column
 
 
 def _pm(row: dict, key: str, digits: int = 4) -> str:
@@ -57,7 +58,7 @@ def results_table(summary: list[dict], title: str, costs: dict | None = None):
                 trainable,
                 train,
                 infer,
-                _pm(r, "validation_accuracy"),
+                _pm(r, judged_column(r)) + (CROSSFIT_MARK if r.get("validation_crossfit") else ""),
                 _pm(r, "test_accuracy"),
                 _pm(r, "test_macro_f1"),
             ]
@@ -79,6 +80,8 @@ def recommendation_lines(results: dict) -> list[str]:
     lines = [f"Left out {name}: {reason}" for name, reason in (results.get("left_out") or {}).items()]
     if results.get("validation_cut"):
         lines.append(f"Note: {results['validation_cut']}")
+    if any(r.get("validation_crossfit") for r in results.get("summary") or []):
+        lines.append(CROSSFIT_NOTE)
     by_size = results.get("recommendations") or {}
     final = results.get("recommendation")
     if len(by_size) > 1:

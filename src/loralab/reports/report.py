@@ -17,6 +17,7 @@ from loralab.reports import plots
 from loralab.reports.costs import summary_costs
 from loralab.reports.explain import averaging_note, history, overview, read_json, run_sections
 from loralab.reports.page import Report, fmt
+from loralab.runs.recommend import CROSSFIT_MARK, CROSSFIT_NOTE, judged_column
 
 
 def _data_section(report: Report, summary: dict) -> None:
@@ -81,7 +82,7 @@ def compare_report(folder: Path) -> Report:
                 cells["share"],
                 train,
                 cells["infer"],
-                pm("validation_accuracy"),
+                fmt(pm(judged_column(r))) + (CROSSFIT_MARK if r.get("validation_crossfit") else ""),
                 pm("test_accuracy"),
                 pm("test_macro_f1"),
             ]
@@ -105,6 +106,8 @@ def compare_report(folder: Path) -> Report:
         "the frozen encoder included. Cached: features read from the feature cache; the first "
         "run's encoding time is the real cost."
     )
+    if any(r.get("validation_crossfit") for r in summary):
+        report.paragraph(CROSSFIT_NOTE)
     _recommendation_section(report, results)
     if len({r.get("train_size") for r in summary}) > 1:
         train = meta.get("data_summary", {}).get("splits", {}).get("train", {})
@@ -156,8 +159,9 @@ def _recommendation_section(report: Report, results: dict) -> None:
             ],
         )
     report.paragraph(
-        "Chosen on validation accuracy (mean over seeds): the cheapest method within one standard "
-        "error of the best. Test figures are reported above, never used to choose."
+        "Chosen on validation accuracy (mean over seeds; cross-fitted for methods that chose their "
+        "epoch on it): the cheapest method within one standard error of that mean for the best. "
+        "Test figures are reported above, never used to choose."
     )
 
 

@@ -23,7 +23,7 @@ from loralab.errors import DataError, RunError
 from loralab.methods import default_ladder, get_method
 from loralab.runs.execute import execute
 from loralab.runs.folder import RunFolder, write_csv, write_json
-from loralab.runs.recommend import final_recommendation, recommend_runs
+from loralab.runs.recommend import final_recommendation, judged_accuracy, recommend_runs
 
 # Cheapest first; each method's place is its ``ladder_position`` trait.
 DEFAULT_LADDER = default_ladder()
@@ -134,6 +134,11 @@ def _summarise(rows: list[dict]) -> list[dict]:
             values = [r[key] for r in mine if r[key] is not None]
             summary[key] = statistics.fmean(values) if values else None
             summary[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        # What the recommendation reads: cross-fitted where the method chose an epoch on validation.
+        judged = [a for a in (judged_accuracy(r) for r in mine) if a is not None]
+        summary["validation_accuracy_judged"] = statistics.fmean(judged) if judged else None
+        summary["validation_accuracy_judged_std"] = statistics.stdev(judged) if len(judged) > 1 else 0.0
+        summary["validation_crossfit"] = any(r.get("validation_accuracy_crossfit") is not None for r in mine)
         table.append(summary)
     return table
 

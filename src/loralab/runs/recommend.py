@@ -29,6 +29,14 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
+# Said under a table whose validation column shows cross-fitted figures, marked with it.
+CROSSFIT_MARK = "†"
+CROSSFIT_NOTE = (
+    f"{CROSSFIT_MARK} cross-fitted: the method chose its best epoch on validation, so each half of "
+    "the validation split is scored by the epoch the other half chose (the plain, optimistic figure "
+    "is in results.json); the recommendation reads these."
+)
+
 # Two accuracies closer than this are equal (float noise from averaging seeds).
 TIE = 1e-9
 
@@ -171,6 +179,13 @@ def judged_accuracy(row: dict) -> float | None:
     """The validation accuracy a run is judged by: cross-fitted when it chose an epoch on validation."""
     crossfit = row.get("validation_accuracy_crossfit")
     return crossfit if crossfit is not None else row.get("validation_accuracy")
+
+
+def judged_column(summary_row: dict) -> str:
+    """The key of a compare summary row's validation figure as the recommendation reads it
+    (results written before cross-fitting have only the plain one)."""
+    judged = "validation_accuracy_judged"
+    return judged if summary_row.get(judged) is not None else "validation_accuracy"
 
 
 def _size_order(size: str) -> float:
