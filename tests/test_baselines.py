@@ -1,7 +1,10 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from loralab.config import TrainConfig
+from loralab.data import LabelledTexts, load_data
 from loralab.runs.train import load_run, train_run
 
 TEXTS = ["the film was good", "a dull and boring plot", "okay", "charming acting, weak story"]
@@ -66,10 +69,11 @@ def test_logreg_probabilities_match_scikit_learn(tiny_bert, synthetic_dir, tmp_p
     monkeypatch.setenv("LORALAB_CACHE_DIR", str(tmp_path / "cache"))
     result = train_run(
         synthetic_dir,
-        TrainConfig(method="embed-logreg", model=str(tiny_bert)),
+        TrainConfig(method="embed-logreg", model=str(tiny_bert), baseline_c=1.0),
         tmp_path / "r",
         progress=False,
     )
+    assert "baseline_c" not in result.manifest  # asked for, not chosen
     splits = result.splits
     features = cached_features(str(tiny_bert), splits.train.texts, "cls", 128)
     scaler = StandardScaler().fit(features)
@@ -92,3 +96,56 @@ def test_unknown_pooling_is_refused(synthetic_dir, tmp_path):
             synthetic_dir, TrainConfig(method="embed-svm", pooling="median"), tmp_path / "r", progress=False
         )
     assert not (tmp_path / "r").exists()
+
+
+def test_logreg_chooses_its_regularisation_on_the_training_texts(tiny_bert, synthetic_dir, tmp_path):
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.preprocessing import StandardScaler
+
+    from loralab.methods.embedding import C_GRID
+    from loralab.methods.features import cached_features
+
+    result = train_run(
+        synthetic_dir,
+        TrainConfig(method="embed-logreg", model=str(tiny_bert)),
+        tmp_path / "r",
+        progress=False,
+    )
+    splits = result.splits
+    labels = [splits.label2id[y] for y in splits.train.labels]
+    scaled = StandardScaler().fit_transform(cached_features(str(tiny_bert), splits.train.texts, "cls", 128))
+    reference = LogisticRegressionCV(
+        Cs=C_GRID,
+        l1_ratios=(0.0,),
+        cv=StratifiedKFold(5, shuffle=True, random_state=42),
+        scoring="neg_log_loss",
+        max_iter=3000,
+        random_state=42,
+        use_legacy_attributes=False,
+    ).fit(scaled, labels)
+    chosen = result.manifest["baseline_c"]
+    assert chosen["c"] == pytest.approx(float(reference.C_))
+    assert chosen["source"].startswith("5-fold cross-validation (log loss) on the training texts")
+    # Validation texts play no part: the same training texts give the same C whatever validation holds.
+    fewer = replace(
+        splits, validation=LabelledTexts(splits.validation.texts[:4], splits.validation.labels[:4])
+    )
+    again = train_run(
+        fewer, TrainConfig(method="embed-logreg", model=str(tiny_bert)), tmp_path / "v", progress=False
+    )
+    assert again.manifest["baseline_c"]["c"] == chosen["c"]
+
+
+def test_one_text_in_a_class_leaves_nothing_to_cross_validate(tiny_bert, synthetic_dir, tmp_path):
+    splits = load_data(synthetic_dir)
+    keep = [i for i, y in enumerate(splits.train.labels) if y != splits.labels[0]]
+    keep.append(splits.train.labels.index(splits.labels[0]))
+    train = LabelledTexts([splits.train.texts[i] for i in keep], [splits.train.labels[i] for i in keep])
+    result = train_run(
+        replace(splits, train=train),
+        TrainConfig(method="embed-logreg", model=str(tiny_bert)),
+        tmp_path / "r",
+        progress=False,
+    )
+    assert "baseline_c" not in result.manifest and result.metrics["test"]["n"] > 0

@@ -170,7 +170,11 @@ class TrainConfig:
     tfidf_ngram_max: int = setting(2, "TF-IDF baselines: longest n-gram.")
     tfidf_max_features: int | None = setting(50000, "TF-IDF baselines: vocabulary size.")
     tfidf_sublinear_tf: bool = setting(True, "TF-IDF baselines: 1 + log(tf).")
-    baseline_c: float = setting(1.0, "Baselines: inverse regularisation strength.")
+    baseline_c: float | None = setting(
+        None,
+        "Baselines: inverse regularisation strength (default: embed-logreg chooses it by "
+        "cross-validation on the training texts; the others use 1.0).",
+    )
     pooling: str = setting(
         "auto",
         "Embedding baselines and head tuning: auto (the model's sentence-transformers pooling, "
@@ -262,7 +266,10 @@ class TrainConfig:
                 self.tfidf_max_features is None or self.tfidf_max_features >= 1,
                 f"--tfidf-max-features must be ≥ 1, got {self.tfidf_max_features}.",
             ),
-            (self.baseline_c > 0, f"--baseline-c must be positive, got {self.baseline_c}."),
+            (
+                self.baseline_c is None or self.baseline_c > 0,
+                f"--baseline-c must be positive, got {self.baseline_c}.",
+            ),
             (self.setfit_max_pairs >= 2, f"--setfit-max-pairs must be ≥ 2, got {self.setfit_max_pairs}."),
             (
                 self.pooling in POOLINGS,

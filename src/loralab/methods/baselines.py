@@ -165,6 +165,11 @@ class TfidfMethod(Method):
         return TfidfClassifier(vectorizer, estimator, labels, config, self)
 
 
+def fixed_c(config: TrainConfig) -> float:
+    """The inverse regularisation strength asked for, or 1.0 (scikit-learn's default)."""
+    return 1.0 if config.baseline_c is None else config.baseline_c
+
+
 @register
 class TfidfLogReg(TfidfMethod):
     """Word and bigram TF-IDF with L2-regularised logistic regression (seed 002 task 10)."""
@@ -174,7 +179,7 @@ class TfidfLogReg(TfidfMethod):
     ladder_position = 10
 
     def estimator(self, config):
-        return LogisticRegression(C=config.baseline_c, max_iter=2000, random_state=config.seed)
+        return LogisticRegression(C=fixed_c(config), max_iter=2000, random_state=config.seed)
 
     def arrays(self, estimator):
         return {"coef": estimator.coef_, "intercept": estimator.intercept_}
@@ -194,7 +199,7 @@ class TfidfNaiveBayes(TfidfMethod):
     ladder_position = 11
 
     def estimator(self, config):
-        return MultinomialNB(alpha=1.0 / config.baseline_c)
+        return MultinomialNB(alpha=1.0 / fixed_c(config))
 
     def arrays(self, estimator):
         return {

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
-from sklearn.linear_model import LogisticRegression, RidgeClassifierCV
+from scipy.special import expit
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, RidgeClassifierCV
+from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
@@ -27,6 +29,7 @@ from loralab.config import TrainConfig
 from loralab.data import DataSplits
 from loralab.errors import RunError
 from loralab.methods.base import Classifier, FitResult, Method, register
+from loralab.methods.baselines import fixed_c
 from loralab.methods.features import (
     ENCODER_PASSES,
     cached_features,
@@ -37,11 +40,14 @@ from loralab.models.inference import softmax
 from loralab.models.pooling import choose_pooling
 
 ARRAYS_FILE = "linear.safetensors"
+# embed-logreg's regularisation, chosen on the training texts: the candidates and the folds.
+C_GRID = np.logspace(-5, 2, 15)
+C_FOLDS = 5
 
 
 def scores_to_probabilities(scores: np.ndarray) -> np.ndarray:
     if scores.shape[1] == 1:  # binary: one score for the second class
-        positive = 1.0 / (1.0 + np.exp(-scores[:, 0]))
+        positive = expit(scores[:, 0])  # no overflow warning for large margins
         return np.stack([1.0 - positive, positive], axis=1)
     return softmax(scores)
 
@@ -84,7 +90,8 @@ class EmbeddingMethod(Method):
     default_lr = 0.0
     cost_rank = 2
 
-    def estimator(self, config: TrainConfig):
+    def estimator(self, config: TrainConfig, labels: np.ndarray):
+        """An unfitted scikit-learn linear model for the class ids ``labels`` of the training texts."""
         raise NotImplementedError
 
     def check(self, config: TrainConfig) -> None:
@@ -101,9 +108,16 @@ class EmbeddingMethod(Method):
         from_cache = ENCODER_PASSES["texts"] == passes_before
         scaler = StandardScaler().fit(features)
         label2id = splits.label2id
-        estimator = self.estimator(config).fit(
-            scaler.transform(features), [label2id[y] for y in splits.train.labels]
-        )
+        labels = np.array([label2id[y] for y in splits.train.labels])
+        estimator = self.estimator(config, labels).fit(scaler.transform(features), labels)
+        details = {}
+        if isinstance(estimator, LogisticRegressionCV):
+            folds = estimator.cv.get_n_splits()
+            details["baseline_c"] = {
+                "c": float(estimator.C_),
+                "source": f"{folds}-fold cross-validation (log loss) on the training texts, "
+                f"{len(C_GRID)} values from {C_GRID[0]:g} to {C_GRID[-1]:g}",
+            }
         arrays = {
             "mean": scaler.mean_.astype(np.float32),
             "scale": scaler.scale_.astype(np.float32),
@@ -123,6 +137,7 @@ class EmbeddingMethod(Method):
                     config.model, splits.train.texts, pooling.pooling, config.max_length
                 ),
             },
+            details=details,
         )
 
     def load(self, folder: Path, info: dict) -> Classifier:
@@ -140,8 +155,27 @@ class EmbedLogReg(EmbeddingMethod):
     summary = "logistic regression on frozen encoder features"
     ladder_position = 20
 
-    def estimator(self, config):
-        return LogisticRegression(C=config.baseline_c, max_iter=3000, random_state=config.seed)
+    def estimator(self, config, labels):
+        """Logistic regression; unless ``--baseline-c`` is given, its C is chosen by stratified
+        cross-validation on the training texts (never on validation, which judges the methods).
+
+        Standardised sentence vectors have hundreds of comparable dimensions, and scikit-learn's
+        C = 1 barely regularises them: on rotten_tomatoes and SST-2 the cross-validated C
+        (0.003–0.3) scored 0.4–3.9 points higher on test than C = 1, from 16 texts per class to
+        the whole split. With fewer than two texts in some class there is nothing to validate
+        on and C is 1."""
+        folds = min(C_FOLDS, int(np.bincount(labels).min()))
+        if config.baseline_c is not None or folds < 2:
+            return LogisticRegression(C=fixed_c(config), max_iter=3000, random_state=config.seed)
+        return LogisticRegressionCV(
+            Cs=C_GRID,
+            l1_ratios=(0.0,),  # L2 only, as the fixed-C model (and scikit-learn's next default)
+            cv=StratifiedKFold(folds, shuffle=True, random_state=config.seed),
+            scoring="neg_log_loss",  # smoother than accuracy on a few texts per fold
+            max_iter=3000,
+            random_state=config.seed,
+            use_legacy_attributes=False,
+        )
 
 
 @register
@@ -149,8 +183,8 @@ class EmbedSVM(EmbeddingMethod):
     name = "embed-svm"
     summary = "linear SVM on frozen encoder features (seed 004 e13)"
 
-    def estimator(self, config):
-        return LinearSVC(C=config.baseline_c, max_iter=10000, random_state=config.seed)
+    def estimator(self, config, labels):
+        return LinearSVC(C=fixed_c(config), max_iter=10000, random_state=config.seed)
 
 
 @register
@@ -158,5 +192,5 @@ class EmbedRidge(EmbeddingMethod):
     name = "embed-ridge"
     summary = "ridge classifier with built-in cross-validated alpha on frozen features (seed 000)"
 
-    def estimator(self, config):
+    def estimator(self, config, labels):
         return RidgeClassifierCV(alphas=np.logspace(-2, 4, 13))
