@@ -371,18 +371,23 @@ def main() -> None:
             _fail(f"{extra_folder}: no results.json; it is not a finished loralab compare folder.")
         results = json.loads((extra_folder / "results.json").read_text())
         compare_info = json.loads((extra_folder / "compare.json").read_text())
-        have = {str(r["train_size"]) for _, done, _ in loaded for r in done["runs"]}
-        twice = sorted(have & {str(r["train_size"]) for r in results["runs"]}, key=size_order)
-        if twice:
-            _fail(f"{extra_folder}: sizes {', '.join(twice)} are in another compare folder too; "
-                  "leave them out of the sizes this command runs.")  # fmt: skip
         loaded.append((extra_folder, results, compare_info))
         commands[str(extra_folder)] = "(read)"
+    # A method at a size comes from the first folder that has it: this command's own, then the
+    # --read-from folders in the order given (a method rerun elsewhere replaces its old runs).
+    seen: set[tuple[str, str]] = set()
+    for folder, results, _ in loaded:
+        pairs = {(str(r["train_size"]), r["method"]) for r in results["runs"]}
+        for size, method in sorted(pairs & seen):
+            print(f"{folder}: {method} at {size} per class was read from an earlier folder; skipped here.")
+        for key in ("runs", "summary"):
+            results[key] = [r for r in results[key] if (str(r["train_size"]), r["method"]) not in seen]
+        seen |= pairs
     from loralab.runs.recommend import recommend_runs
 
-    for _, results, _ in loaded:
-        # Judged by today's rule (cross-fitted validation where stored), whatever rule the compare used.
-        results["recommendations"] = recommend_runs(results["runs"])
+    # Judged by today's rule (cross-fitted validation where stored) over every folder's runs at a
+    # size together, whatever rule each compare used.
+    recommendations = recommend_runs([r for _, results, _ in loaded for r in results["runs"]])
 
     fingerprints = {results["fingerprint"] for _, results, _ in loaded}
     if len(fingerprints) > 1:
@@ -393,7 +398,12 @@ def main() -> None:
     train_texts: dict[str, int] = {}
     for folder, results, _ in loaded:
         train_texts |= _train_texts(folder, results)
-    points = size_points([results for _, results, _ in loaded], train_texts)
+    merged = {
+        "runs": [r for _, results, _ in loaded for r in results["runs"]],
+        "summary": [r for _, results, _ in loaded for r in results["summary"]],
+        "recommendations": recommendations,
+    }
+    points = size_points([merged], train_texts)
     lora_based, reference = _registry_traits()
     checks = [
         check_size(p, lora_based=lora_based, reference=reference, few_shot=few_shot.__contains__)
@@ -433,6 +443,7 @@ def main() -> None:
                     for m, (mean, std, runs) in p.test_accuracy.items()
                 },
                 "check": asdict(c) | {"passed": c.passed},
+                "recommendation": recommendations.get(p.size),
             }
             for p, c in zip(points, checks, strict=True)
         ],

@@ -198,3 +198,34 @@ def test_reuse_without_a_compare_folder_names_it(curves, tmp_path, monkeypatch, 
     error = capsys.readouterr().err
     assert f"{tmp_path / 'sst2-small' / 'results.json'} does not exist" in error
     assert "Traceback" not in error
+
+
+def test_read_from_joins_folders_and_the_first_folder_of_a_method_wins(curves, tmp_path, monkeypatch, capsys):
+    runs = tmp_path / "curves"
+    write_compare(runs / "sst2-small", SMALL, {"8": 16, "64": 128})
+    write_compare(runs / "sst2-large", LARGE, {"all": 6920})
+    # LoRA at 64 per class in a second folder too: the runs read first (this command's) are kept.
+    rerun = results({"64": {"lora": [0.83, 0.83]}}, {}, {"64": 128})
+    write_compare(tmp_path / "rerun", rerun, {"64": 128})
+    record = tmp_path / "out.json"
+    args = ["--reuse", "--runs-dir", str(runs), "--small-sizes", "64", "--large-sizes", ""]
+    code = run_main(
+        curves,
+        monkeypatch,
+        "../shared/data/sst2",
+        *args,
+        "--read-from",
+        str(tmp_path / "rerun"),
+        "--output",
+        str(record),
+        "--plot",
+        str(tmp_path / "p.png"),
+    )
+    out = capsys.readouterr().out
+    written = json.loads(record.read_text())
+    assert f"{tmp_path / 'rerun'}: lora at 64 per class was read from an earlier folder" in out
+    assert [s["per_class"] for s in written["sizes"]] == ["8", "64"]
+    sixty_four = written["sizes"][1]
+    assert sixty_four["test_accuracy"]["lora"]["mean"] == pytest.approx(0.80)  # the runs-dir's, read first
+    assert sixty_four["recommendation"]["method"] in ("lora", "setfit")
+    assert code == 1
