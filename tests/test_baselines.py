@@ -149,3 +149,18 @@ def test_one_text_in_a_class_leaves_nothing_to_cross_validate(tiny_bert, synthet
         progress=False,
     )
     assert "baseline_c" not in result.manifest and result.metrics["test"]["n"] > 0
+
+
+def test_a_run_is_compared_by_the_settings_its_method_reads():
+    from loralab.methods import get_method
+
+    before = TrainConfig(baseline_c=1.0).to_dict()  # what runs recorded when 1.0 was the default
+    now = TrainConfig().to_dict()
+    for name in ("lora", "full", "head", "tfidf-logreg", "tfidf-nb", "embed-svm", "embed-ridge"):
+        method = get_method(name)
+        assert method.comparable_settings(before) == method.comparable_settings(now), name
+    # embed-logreg reads it: unset now means cross-validated, which a C = 1 run was not.
+    logreg = get_method("embed-logreg")
+    assert logreg.comparable_settings(before) != logreg.comparable_settings(now)
+    tfidf = get_method("tfidf-logreg")
+    assert tfidf.comparable_settings(TrainConfig(baseline_c=0.5).to_dict()) != tfidf.comparable_settings(now)

@@ -182,12 +182,16 @@ def test_reuse_reads_both_folders_writes_the_record_and_fails_on_a_missed_check(
         "--plot",
         str(plot),
     )
-    assert code == 1  # 8 per class: the recommendation trails SetFit by 11 points
-    assert "Acceptance checks failed at 8, 64 per class." in capsys.readouterr().out
+    # Recommended again from the runs: at 8 per class the five seeds' 16 validation texts each
+    # (2 seeds × 16 = 32 for SetFit, ±0.08) set TF-IDF's 0.60 apart from SetFit's 0.71, and
+    # SetFit is chosen; at 64 per class LoRA stays below SetFit on test.
+    assert code == 1
+    assert "Acceptance checks failed at 64 per class." in capsys.readouterr().out
     written = json.loads(record.read_text())
     assert [s["per_class"] for s in written["sizes"]] == ["8", "64", "all"]
     assert [s["train_texts"] for s in written["sizes"]] == [16, 128, 6920]
-    assert [s["check"]["passed"] for s in written["sizes"]] == [False, False, True]
+    assert [s["check"]["passed"] for s in written["sizes"]] == [True, False, True]
+    assert [s["recommendation"]["method"] for s in written["sizes"]] == ["setfit", "setfit", "lora"]
     assert written["passed"] is False
     assert plot.read_bytes().startswith(b"\x89PNG")
 
@@ -227,5 +231,8 @@ def test_read_from_joins_folders_and_the_first_folder_of_a_method_wins(curves, t
     assert [s["per_class"] for s in written["sizes"]] == ["8", "64"]
     sixty_four = written["sizes"][1]
     assert sixty_four["test_accuracy"]["lora"]["mean"] == pytest.approx(0.80)  # the runs-dir's, read first
-    assert sixty_four["recommendation"]["method"] in ("lora", "setfit")
+    # lora and setfit tie on validation (0.80 against 0.81, within noise) at the same cost rank,
+    # and neither recorded a training time: the more accurate one, setfit, is recommended.
+    assert sixty_four["recommendation"]["method"] == "setfit"
+    assert sixty_four["recommendation"]["within_noise"] == ["setfit", "lora"]
     assert code == 1

@@ -192,3 +192,14 @@ def test_a_perfect_score_on_few_texts_still_has_noise():
     chosen = recommend([result("full", [1.0], 6, texts=20), result("tfidf", [0.96], 1, texts=20)])
     assert chosen.noise == pytest.approx(binomial_standard_error(1.0, 20)) and chosen.noise > 0.04
     assert chosen.method == "tfidf"
+
+
+def test_seeds_drawing_from_a_small_pool_count_its_texts_once():
+    # Three seeds of 500 texts drawn from an 872-text validation split overlap: the binomial
+    # error is that of 872 texts, not of 1,500.
+    best = MethodResult(
+        "full", (0.88, 0.88, 0.88), 500, 6, 1.0, validation_drawn_per_seed=True, validation_pool=872
+    )
+    chosen = recommend([best, MethodResult("head", (0.70,), 500, 3, 1.0)])
+    assert chosen.noise == pytest.approx(binomial_standard_error(0.88, 872))
+    assert "872 validation texts" in chosen.noise_kind

@@ -58,7 +58,12 @@ def results_table(summary: list[dict], title: str, costs: dict | None = None):
                 trainable,
                 train,
                 infer,
-                _pm(r, judged_column(r)) + (CROSSFIT_MARK if r.get("validation_crossfit") else ""),
+                _pm(r, judged_column(r))
+                + (
+                    CROSSFIT_MARK
+                    if r.get("validation_crossfit") and r.get(judged_column(r)) is not None
+                    else ""
+                ),
                 _pm(r, "test_accuracy"),
                 _pm(r, "test_macro_f1"),
             ]

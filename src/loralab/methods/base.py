@@ -182,6 +182,12 @@ class Method(ABC):
         a method whose saved form is already that one (the default) just loads it."""
         return self.load(folder, info)
 
+    def comparable_settings(self, settings: dict) -> dict:
+        """A run's settings (a config dict) as far as they decide this method's result, for telling
+        whether a saved run was asked for the same thing: a setting the method never reads is left
+        out, so an unrelated default changing does not make every saved run stale."""
+        return {k: v for k, v in settings.items() if k != "baseline_c"}
+
     def check(self, config: TrainConfig) -> None:
         """Validate the parts of ``config`` this method uses, before any work starts."""
         reason = self.unavailable(config)

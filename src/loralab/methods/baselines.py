@@ -128,6 +128,9 @@ class TfidfMethod(Method):
     default_lr = 0.0
     cost_rank = 1
 
+    def comparable_settings(self, settings: dict) -> dict:
+        return {**settings, "baseline_c": fixed_c_of(settings.get("baseline_c"))}
+
     def estimator(self, config: TrainConfig):
         raise NotImplementedError
 
@@ -167,7 +170,11 @@ class TfidfMethod(Method):
 
 def fixed_c(config: TrainConfig) -> float:
     """The inverse regularisation strength asked for, or 1.0 (scikit-learn's default)."""
-    return 1.0 if config.baseline_c is None else config.baseline_c
+    return fixed_c_of(config.baseline_c)
+
+
+def fixed_c_of(asked: float | None) -> float:
+    return 1.0 if asked is None else asked
 
 
 @register

@@ -29,7 +29,7 @@ from loralab.config import TrainConfig
 from loralab.data import DataSplits
 from loralab.errors import RunError
 from loralab.methods.base import Classifier, FitResult, Method, register
-from loralab.methods.baselines import fixed_c
+from loralab.methods.baselines import fixed_c, fixed_c_of
 from loralab.methods.features import (
     ENCODER_PASSES,
     cached_features,
@@ -155,6 +155,9 @@ class EmbedLogReg(EmbeddingMethod):
     summary = "logistic regression on frozen encoder features"
     ladder_position = 20
 
+    def comparable_settings(self, settings: dict) -> dict:
+        return dict(settings)  # --baseline-c unset means cross-validated, not 1.0
+
     def estimator(self, config, labels):
         """Logistic regression; unless ``--baseline-c`` is given, its C is chosen by stratified
         cross-validation on the training texts (never on validation, which judges the methods).
@@ -182,6 +185,9 @@ class EmbedLogReg(EmbeddingMethod):
 class EmbedSVM(EmbeddingMethod):
     name = "embed-svm"
     summary = "linear SVM on frozen encoder features (seed 004 e13)"
+
+    def comparable_settings(self, settings: dict) -> dict:
+        return {**settings, "baseline_c": fixed_c_of(settings.get("baseline_c"))}
 
     def estimator(self, config, labels):
         return LinearSVC(C=fixed_c(config), max_iter=10000, random_state=config.seed)

@@ -82,7 +82,12 @@ def compare_report(folder: Path) -> Report:
                 cells["share"],
                 train,
                 cells["infer"],
-                fmt(pm(judged_column(r))) + (CROSSFIT_MARK if r.get("validation_crossfit") else ""),
+                fmt(pm(judged_column(r)))
+                + (
+                    CROSSFIT_MARK
+                    if r.get("validation_crossfit") and r.get(judged_column(r)) is not None
+                    else ""
+                ),
                 pm("test_accuracy"),
                 pm("test_macro_f1"),
             ]
@@ -160,7 +165,7 @@ def _recommendation_section(report: Report, results: dict) -> None:
         )
     report.paragraph(
         "Chosen on validation accuracy (mean over seeds; cross-fitted for methods that chose their "
-        "epoch on it): the cheapest method within one standard error of that mean for the best. "
+        "epoch on it): the cheapest method within one standard error of the best method's mean. "
         "Test figures are reported above, never used to choose."
     )
 

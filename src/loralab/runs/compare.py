@@ -138,7 +138,7 @@ def _summarise(rows: list[dict]) -> list[dict]:
         judged = [a for a in (judged_accuracy(r) for r in mine) if a is not None]
         summary["validation_accuracy_judged"] = statistics.fmean(judged) if judged else None
         summary["validation_accuracy_judged_std"] = statistics.stdev(judged) if len(judged) > 1 else 0.0
-        summary["validation_crossfit"] = any(r.get("validation_accuracy_crossfit") is not None for r in mine)
+        summary["validation_crossfit"] = all(r.get("validation_accuracy_crossfit") is not None for r in mine)
         table.append(summary)
     return table
 
@@ -203,7 +203,8 @@ def _asked_for(run: RunFolder, config: TrainConfig) -> bool:
         return False
     manifest = run.read_manifest()
     asked = manifest.get("requested") or json.loads((run.path / "config.json").read_text())
-    return asked == config.to_dict()
+    method = get_method(config.method)
+    return method.comparable_settings(asked) == method.comparable_settings(config.to_dict())
 
 
 def compare(
@@ -289,8 +290,10 @@ def compare(
             )
         row = run_row(run_dir, method, seed, size_name, folder)
         row["reused"] = reused
-        # Each seed's validation cut is its own sample of texts: the recommendation's noise counts them all.
+        # Each seed's validation cut is its own sample of the validation split (the pool): the
+        # recommendation's noise counts the texts of all seeds, but never more than the pool holds.
         row["validation_drawn_per_seed"] = len(subsets[size, data_seed].validation) < len(splits.validation)
+        row["validation_pool"] = len(splits.validation)
         rows.append(row)
         if on_run:
             on_run(row)

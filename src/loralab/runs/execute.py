@@ -76,7 +76,8 @@ def _check_resumable(folder: RunFolder, config: TrainConfig, splits: DataSplits)
     saved = manifest.get("requested") or read_json_file(
         folder.path / "config.json", "the run cannot be resumed; train it again with --overwrite"
     )
-    now = config.to_dict()
+    method = get_method(config.method)
+    now, saved = method.comparable_settings(config.to_dict()), method.comparable_settings(saved)
     changed = [k for k in now if k not in RESUME_MAY_CHANGE and saved.get(k) != now[k]]
     if changed:
         details = "; ".join(f"{k}: {saved.get(k)} → {now[k]}" for k in changed)

@@ -52,6 +52,7 @@ class MethodResult:
     train_seconds: float | None = None  # mean over seeds
     reference: bool = False
     validation_drawn_per_seed: bool = False  # each seed was scored on its own sample of texts
+    validation_pool: int | None = None  # the texts those samples were drawn from
     crossfit: bool = False  # the accuracies are cross-fitted: the method chose an epoch on validation
 
     @property
@@ -103,7 +104,9 @@ def standard_error(result: MethodResult) -> tuple[float, str]:
     """One standard error of ``result``'s mean validation accuracy, and what it is made of."""
     seeds = len(result.validation_accuracies)
     over_seeds = result.seed_spread / math.sqrt(seeds)
-    texts = result.validation_texts * (seeds if result.validation_drawn_per_seed else 1)
+    texts = result.validation_texts
+    if result.validation_drawn_per_seed:  # distinct samples, overlapping once they cover the pool
+        texts = min(texts * seeds, result.validation_pool or texts * seeds)
     binomial = binomial_standard_error(result.accuracy, texts)
     on_texts = f"binomial standard error on {texts:,} validation texts"
     if seeds < 2:
@@ -199,7 +202,7 @@ def recommend_runs(
 
     ``rows`` carry ``method``, ``train_size``, ``validation_accuracy`` (and
     ``validation_accuracy_crossfit`` if the run chose an epoch on it), ``validation_texts``,
-    ``validation_drawn_per_seed`` and ``train_seconds``; ``traits(method)`` gives its
+    ``validation_drawn_per_seed``, ``validation_pool`` and ``train_seconds``; ``traits(method)`` gives its
     ``(cost_rank, reference)``."""
     by_size: dict[str, dict[str, list[dict]]] = {}
     for row in rows:
@@ -220,8 +223,10 @@ def recommend_runs(
                     cost_rank=cost_rank,
                     train_seconds=statistics.fmean(seconds) if seconds else None,
                     reference=reference,
-                    validation_drawn_per_seed=bool(mine[0].get("validation_drawn_per_seed")),
-                    crossfit=any(r.get("validation_accuracy_crossfit") is not None for r in mine),
+                    # results.json written before this was recorded: learning-curve sizes were cut per seed
+                    validation_drawn_per_seed=bool(mine[0].get("validation_drawn_per_seed", size != "all")),
+                    validation_pool=mine[0].get("validation_pool"),
+                    crossfit=all(r.get("validation_accuracy_crossfit") is not None for r in mine),
                 )
             )
         chosen = recommend(results)

@@ -205,7 +205,8 @@ def _train_model(
         at, stale, elapsed = saved["at"], saved["stale"], saved["elapsed"]
         result.history, result.best_epoch = saved["history"], saved["best_epoch"]
         result.best_validation_accuracy, result.train_tokens = saved["best_accuracy"], saved["train_tokens"]
-        result.validation_correct = saved.get("validation_correct", [])
+        # Written as one string of 0s and 1s per epoch (a JSON list of booleans is ~6× larger).
+        result.validation_correct = [[c == "1" for c in row] for row in saved.get("validation_correct", [])]
         for row in result.history:
             if on_epoch is not None:
                 on_epoch(row)
@@ -222,7 +223,9 @@ def _train_model(
             "best_epoch": result.best_epoch,
             "best_accuracy": result.best_validation_accuracy,
             "train_tokens": result.train_tokens,
-            "validation_correct": result.validation_correct,
+            "validation_correct": [
+                "".join("1" if c else "0" for c in row) for row in result.validation_correct
+            ],
         }
         checkpoint_files.save(accelerator, checkpoints, at["step"], state, best_state)
 
