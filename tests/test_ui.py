@@ -418,3 +418,26 @@ def test_a_comparison_deleted_while_the_page_shows_it_says_so(client, runs):
     page = client.get("/compare/progress", params={"folder": "cmp"}).text
     assert "was deleted while this page showed it" in _error(page)
     assert "resume-button" not in page
+
+
+def test_the_results_table_shows_the_cross_fitted_validation_figure(client, runs):
+    from loralab.runs.recommend import CROSSFIT_NOTE
+
+    folder = runs / "cmp"
+    folder.mkdir(parents=True)
+    (folder / JOB_FILE).write_text(json.dumps({"status": "completed", "request": {}}))
+    common = {"train_size": "all", "seeds": 1, "trainable_parameters": 10, "test_macro_f1": 0.7}
+    head = common | {"method": "head", "validation_accuracy": 0.95, "validation_accuracy_judged": 0.71}
+    head |= {"validation_crossfit": True, "test_accuracy": 0.70}
+    tfidf = common | {"method": "tfidf-nb", "validation_accuracy": 0.80, "validation_accuracy_judged": 0.80}
+    tfidf |= {"validation_crossfit": False, "test_accuracy": 0.72}
+    (folder / "results.json").write_text(json.dumps({"summary": [head, tfidf]}))
+    page = html.unescape(client.get("/compare/progress", params={"folder": "cmp"}).text)
+    assert "0.7100†" in page and "0.9500" not in page and "0.8000†" not in page
+    assert CROSSFIT_NOTE in page
+    # The runs list picks the best by the same figure: tfidf-nb (0.80 judged), not head (0.95 plain).
+    from loralab.ui.runs_index import list_runs
+
+    (folder / "compare.json").write_text(json.dumps({"methods": ["head", "tfidf-nb"], "data": "demo"}))
+    entry = next(e for e in list_runs(runs) if e.kind == "compare")
+    assert entry.accuracy == 0.72

@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from loralab.errors import RunError
+from loralab.runs.recommend import judged_column
 
 MANIFEST = "manifest.json"
 COMPARE_FILE = "compare.json"
@@ -70,7 +71,7 @@ def _compare_entry(folder: Path, root: Path) -> RunEntry:
     results = _read(folder / "results.json")
     job = _read(folder / "job.json")
     summary = results.get("summary") or []
-    best = max(summary, key=lambda r: r.get("validation_accuracy") or -1.0, default=None)
+    best = max(summary, key=lambda r: r.get(judged_column(r)) or -1.0, default=None)
     status = job.get("status") or ("completed" if results else "incomplete")
     return RunEntry(
         path=folder,
