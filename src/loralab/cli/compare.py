@@ -23,7 +23,7 @@ from loralab.cli.options import (
 from loralab.config import TrainConfig, setting
 from loralab.config_files import JobConfig
 from loralab.errors import LoralabError
-from loralab.runs.recommend import CROSSFIT_MARK, CROSSFIT_NOTE, judged_column
+from loralab.runs.recommend import CROSSFIT_NOTE, judged_column, judged_mark
 
 
 def _pm(row: dict, key: str, digits: int = 4) -> str:
@@ -58,12 +58,7 @@ def results_table(summary: list[dict], title: str, costs: dict | None = None):
                 trainable,
                 train,
                 infer,
-                _pm(r, judged_column(r))
-                + (
-                    CROSSFIT_MARK
-                    if r.get("validation_crossfit") and r.get(judged_column(r)) is not None
-                    else ""
-                ),
+                _pm(r, judged_column(r)) + judged_mark(r),
                 _pm(r, "test_accuracy"),
                 _pm(r, "test_macro_f1"),
             ]

@@ -129,7 +129,7 @@ class TfidfMethod(Method):
     cost_rank = 1
 
     def comparable_settings(self, settings: dict) -> dict:
-        return {**settings, "baseline_c": fixed_c_of(settings.get("baseline_c"))}
+        return with_fixed_c(settings)
 
     def estimator(self, config: TrainConfig):
         raise NotImplementedError
@@ -168,13 +168,14 @@ class TfidfMethod(Method):
         return TfidfClassifier(vectorizer, estimator, labels, config, self)
 
 
-def fixed_c(config: TrainConfig) -> float:
-    """The inverse regularisation strength asked for, or 1.0 (scikit-learn's default)."""
-    return fixed_c_of(config.baseline_c)
-
-
-def fixed_c_of(asked: float | None) -> float:
+def fixed_c(asked: float | None) -> float:
+    """The inverse regularisation strength asked for (``--baseline-c``), or 1.0 (scikit-learn's default)."""
     return 1.0 if asked is None else asked
+
+
+def with_fixed_c(settings: dict) -> dict:
+    """A config dict with ``baseline_c`` as a fixed-C model reads it (unset is 1.0)."""
+    return {**settings, "baseline_c": fixed_c(settings.get("baseline_c"))}
 
 
 @register
@@ -186,7 +187,7 @@ class TfidfLogReg(TfidfMethod):
     ladder_position = 10
 
     def estimator(self, config):
-        return LogisticRegression(C=fixed_c(config), max_iter=2000, random_state=config.seed)
+        return LogisticRegression(C=fixed_c(config.baseline_c), max_iter=2000, random_state=config.seed)
 
     def arrays(self, estimator):
         return {"coef": estimator.coef_, "intercept": estimator.intercept_}
@@ -206,7 +207,7 @@ class TfidfNaiveBayes(TfidfMethod):
     ladder_position = 11
 
     def estimator(self, config):
-        return MultinomialNB(alpha=1.0 / fixed_c(config))
+        return MultinomialNB(alpha=1.0 / fixed_c(config.baseline_c))
 
     def arrays(self, estimator):
         return {

@@ -29,7 +29,7 @@ from loralab.config import TrainConfig
 from loralab.data import DataSplits
 from loralab.errors import RunError
 from loralab.methods.base import Classifier, FitResult, Method, register
-from loralab.methods.baselines import fixed_c, fixed_c_of
+from loralab.methods.baselines import fixed_c, with_fixed_c
 from loralab.methods.features import (
     ENCODER_PASSES,
     cached_features,
@@ -169,7 +169,7 @@ class EmbedLogReg(EmbeddingMethod):
         on and C is 1."""
         folds = min(C_FOLDS, int(np.bincount(labels).min()))
         if config.baseline_c is not None or folds < 2:
-            return LogisticRegression(C=fixed_c(config), max_iter=3000, random_state=config.seed)
+            return LogisticRegression(C=fixed_c(config.baseline_c), max_iter=3000, random_state=config.seed)
         return LogisticRegressionCV(
             Cs=C_GRID,
             l1_ratios=(0.0,),  # L2 only, as the fixed-C model (and scikit-learn's next default)
@@ -187,10 +187,10 @@ class EmbedSVM(EmbeddingMethod):
     summary = "linear SVM on frozen encoder features (seed 004 e13)"
 
     def comparable_settings(self, settings: dict) -> dict:
-        return {**settings, "baseline_c": fixed_c_of(settings.get("baseline_c"))}
+        return with_fixed_c(settings)
 
     def estimator(self, config, labels):
-        return LinearSVC(C=fixed_c(config), max_iter=10000, random_state=config.seed)
+        return LinearSVC(C=fixed_c(config.baseline_c), max_iter=10000, random_state=config.seed)
 
 
 @register

@@ -17,7 +17,7 @@ from loralab.reports import plots
 from loralab.reports.costs import summary_costs
 from loralab.reports.explain import averaging_note, history, overview, read_json, run_sections
 from loralab.reports.page import Report, fmt
-from loralab.runs.recommend import CROSSFIT_MARK, CROSSFIT_NOTE, judged_column
+from loralab.runs.recommend import CROSSFIT_NOTE, judged_column, judged_mark
 
 
 def _data_section(report: Report, summary: dict) -> None:
@@ -82,12 +82,7 @@ def compare_report(folder: Path) -> Report:
                 cells["share"],
                 train,
                 cells["infer"],
-                fmt(pm(judged_column(r)))
-                + (
-                    CROSSFIT_MARK
-                    if r.get("validation_crossfit") and r.get(judged_column(r)) is not None
-                    else ""
-                ),
+                fmt(pm(judged_column(r))) + judged_mark(r),
                 pm("test_accuracy"),
                 pm("test_macro_f1"),
             ]

@@ -191,6 +191,12 @@ def judged_column(summary_row: dict) -> str:
     return judged if summary_row.get(judged) is not None else "validation_accuracy"
 
 
+def judged_mark(summary_row: dict) -> str:
+    """:data:`CROSSFIT_MARK` after a summary row's judged validation figure when it is cross-fitted."""
+    shown = summary_row.get(judged_column(summary_row)) is not None
+    return CROSSFIT_MARK if summary_row.get("validation_crossfit") and shown else ""
+
+
 def _size_order(size: str) -> float:
     return math.inf if size == "all" else float(size)
 

@@ -172,6 +172,7 @@ def _train_model(
     accelerator = _accelerator(precision, gradient_accumulation_steps=config.grad_accum_steps, cpu=cpu_only())
     progress = progress and accelerator.is_local_main_process
     train_ids, train_labels, validation = data.train_ids, data.train_labels, data.validation
+    validation_labels = np.array(validation[1]) if validation is not None else np.zeros(0, dtype=np.int64)
     pad_id = data.pad_id
     assert config.batch_size is not None, "the method resolves the batch size before training"
     sampler = LengthBucketBatches([len(x) for x in train_ids], config.batch_size, config.seed)
@@ -292,8 +293,8 @@ def _train_model(
             logits = predict_logits_from_ids(
                 accelerator.unwrap_model(model), validation[0], pad_id, config.eval_batch_size
             )
-            row.update(validation_scores(logits, np.array(validation[1])))
-            result.validation_correct.append((logits.argmax(axis=1) == np.array(validation[1])).tolist())
+            row.update(validation_scores(logits, validation_labels))
+            result.validation_correct.append((logits.argmax(axis=1) == validation_labels).tolist())
             if (
                 result.best_validation_accuracy is None
                 or row["val_accuracy"] > result.best_validation_accuracy
@@ -320,7 +321,7 @@ def _train_model(
     result.train_seconds = time.perf_counter() - start
     if validation is not None and len(result.validation_correct) == len(result.history) > 0:
         result.crossfit_validation_accuracy = cross_fitted_accuracy(
-            np.array(result.validation_correct), np.array(validation[1]), config.seed
+            np.array(result.validation_correct), validation_labels, config.seed
         )
     unwrapped = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
     if best_state is not None and result.best_epoch != len(result.history):
