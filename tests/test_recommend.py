@@ -41,32 +41,60 @@ def test_fewer_validation_texts_widen_the_noise():
     assert recommend(methods(50)).method == "embed-logreg"  # 1 s.e. on 50 texts is 0.031
 
 
-def test_the_noise_is_the_standard_error_of_the_mean_over_seeds():
-    # Three seeds on the same 1,000 texts: the seeds' standard error (0.1 / sqrt 3) and the
-    # texts' binomial error add up.
+def test_the_noise_is_the_standard_error_of_the_difference_over_seeds():
+    # Three seeds on the same 1,000 texts against a method that ran once: the differences'
+    # standard error over seeds (0.1 / sqrt 3) and the texts' binomial error add up.
     chosen = recommend([result("lora", [0.70, 0.80, 0.90], 5), result("head", [0.75], 3)])
     assert chosen.noise == pytest.approx(np.hypot(0.1 / np.sqrt(3), binomial_standard_error(0.80, 1000)))
-    assert "spread of lora over 3 seeds and binomial standard error on 1,000" in chosen.noise_kind
+    assert "spread of the 3 seeds' differences and binomial standard error on 1,000" in chosen.noise_kind
     assert chosen.method == "head"  # 0.05 below, within 0.059
     assert recommend([result("lora", [0.70, 0.80, 0.90], 5), result("head", [0.72], 3)]).method == "lora"
 
 
-def test_seeds_with_their_own_validation_texts_count_them_all():
-    def methods(spread):
-        best = [0.80 - spread, 0.80, 0.80 + spread, 0.80, 0.80]
-        return [
-            MethodResult("setfit", tuple(best), 32, 5, 1.0, validation_drawn_per_seed=True),
-            MethodResult("embed-logreg", (0.74,) * 5, 32, 2, 1.0, validation_drawn_per_seed=True),
-        ]
+def seeded(method, accuracies, cost, *, seeds=(1, 2, 3, 4, 5), pool=None):
+    return MethodResult(
+        method,
+        tuple(accuracies),
+        32,
+        cost,
+        1.0,
+        validation_drawn_per_seed=True,
+        validation_pool=pool,
+        seeds=tuple(seeds),
+    )
 
-    # Five seeds of 32 texts each: the binomial error on 160 texts (0.031) is the floor ...
-    chosen = recommend(methods(0.0))
-    assert chosen.noise == pytest.approx(binomial_standard_error(0.80, 160))
-    assert chosen.method == "setfit" and "160 validation texts" in chosen.noise_kind
-    # ... and a wider spread over the seeds takes over (0.2 · sqrt(2/4) / sqrt 5 = 0.063).
-    chosen = recommend(methods(0.2))
-    assert chosen.noise == pytest.approx(np.std(methods(0.2)[0].validation_accuracies, ddof=1) / np.sqrt(5))
-    assert chosen.method == "embed-logreg" and "spread of setfit over 5 seeds" in chosen.noise_kind
+
+def test_methods_scored_on_the_same_texts_are_compared_seed_by_seed():
+    # Each seed's texts are easy or hard for both methods alike: setfit is 0.04 ahead on every
+    # seed. The shared luck cancels in the differences, so setfit stays the choice ...
+    luck = [-0.10, -0.05, 0.0, 0.05, 0.10]
+    best = seeded("setfit", [0.80 + x for x in luck], 5, pool=2000)
+    other = seeded("embed-logreg", [0.76 + x for x in luck], 2, pool=2000)
+    chosen = recommend([best, other])
+    assert chosen.method == "setfit"
+    # ... with only the pool's luck left: the differences do not spread at all.
+    assert chosen.noise == pytest.approx(binomial_standard_error(0.80, 2000))
+    assert "binomial standard error on 2,000 validation texts" in chosen.noise_kind
+    # The same figures on seeds that did not read the same texts cannot be paired: each mean
+    # keeps its seeds' spread (0.079 / sqrt 5 each) and 0.04 is within the noise.
+    elsewhere = seeded("embed-logreg", other.validation_accuracies, 2, seeds=(6, 7, 8, 9, 10))
+    unpaired = recommend([best, elsewhere])
+    assert unpaired.method == "embed-logreg"
+    spread = np.std(best.validation_accuracies, ddof=1) / np.sqrt(5)
+    expected = np.hypot(np.hypot(spread, spread), binomial_standard_error(0.80, 2000))
+    assert unpaired.noise == pytest.approx(expected)
+    assert "spread of setfit and embed-logreg over their seeds" in unpaired.noise_kind
+
+
+def test_differences_that_change_from_seed_to_seed_are_noise():
+    # setfit is ahead by 0.04 on average, but by -0.06 to +0.18 seed by seed: within noise.
+    best = seeded("setfit", [0.80, 0.80, 0.80, 0.80, 0.80], 5, pool=2000)
+    other = seeded("embed-logreg", [0.86, 0.62, 0.76, 0.82, 0.74], 2, pool=2000)
+    chosen = recommend([best, other])
+    differences = [0.80 - a for a in other.validation_accuracies]
+    expected = np.hypot(np.std(differences, ddof=1) / np.sqrt(5), binomial_standard_error(0.80, 2000))
+    assert chosen.method == "embed-logreg" and chosen.noise == pytest.approx(expected)
+    assert "spread of the 5 seeds' differences" in chosen.noise_kind
 
 
 def test_a_method_that_chose_its_epoch_is_judged_by_its_cross_fitted_accuracy():
@@ -203,3 +231,13 @@ def test_seeds_drawing_from_a_small_pool_count_its_texts_once():
     chosen = recommend([best, MethodResult("head", (0.70,), 500, 3, 1.0)])
     assert chosen.noise == pytest.approx(binomial_standard_error(0.88, 872))
     assert "872 validation texts" in chosen.noise_kind
+
+
+def test_without_the_pool_recorded_the_seeds_texts_are_counted():
+    # results.json written before the validation split's size was recorded: five seeds of 32
+    # texts are at least 160 texts, the floor of the binomial error.
+    best = MethodResult(
+        "setfit", (0.80,) * 5, 32, 5, 1.0, validation_drawn_per_seed=True, seeds=(1, 2, 3, 4, 5)
+    )
+    chosen = recommend([best, MethodResult("head", (0.70,), 32, 3, 1.0)])
+    assert chosen.noise == pytest.approx(binomial_standard_error(0.80, 160))

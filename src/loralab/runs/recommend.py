@@ -2,14 +2,22 @@
 
 This is the one-standard-error rule (Hastie, Tibshirani & Friedman, *The Elements of Statistical
 Learning*, §7.10): among the methods whose mean validation accuracy is within one standard error
-of the best, take the cheapest. The standard error is that of the best method's mean over seeds:
-its spread over seeds divided by the square root of their number, and the binomial standard
-error ``sqrt(p (1 - p) / n)`` of an accuracy ``p`` (smoothed by one right and one wrong answer,
-so a perfect score keeps a non-zero error) on the ``n`` validation texts the mean was measured
-on (±0.018 for p = 0.8 on 500 texts). When every seed read the same validation texts, the two
-add up (a seed cannot average away the texts' luck); when each seed drew its own texts (a
-learning curve's cut), ``n`` counts them all and the larger of the two is the error. Test
-figures are reported elsewhere and never enter.
+of the best, take the cheapest. The standard error is that of the *difference* between the best
+and the method weighed against it, because the methods were scored on the same texts: a seed whose
+validation texts were hard lowers every method, and that shared luck is no evidence for or
+against either. It has two parts (added in quadrature):
+
+- over seeds: the spread of the per-seed differences divided by the square root of their number
+  (paired by seed; a method whose figures do not vary with the seed ran once and pairs with every
+  seed). When each seed drew its own validation texts (a learning curve's cut), this part holds
+  those texts' luck as well as training's;
+- over texts: the binomial standard error ``sqrt(p (1 - p) / n)`` of the best accuracy ``p``
+  (smoothed by one right and one wrong answer, so a perfect score keeps a non-zero error) on the
+  ``n`` texts every seed read — the whole validation split the seeds' texts were drawn from, or
+  the texts of the one seed there is. No number of seeds averages this away (±0.018 for p = 0.8
+  on 500 texts).
+
+Test figures are reported elsewhere and never enter.
 
 Methods that keep their best epoch on validation are judged by their cross-fitted validation
 accuracy (:mod:`loralab.training.selection`): the best epoch's score on texts that did not
@@ -54,6 +62,7 @@ class MethodResult:
     validation_drawn_per_seed: bool = False  # each seed was scored on its own sample of texts
     validation_pool: int | None = None  # the texts those samples were drawn from
     crossfit: bool = False  # the accuracies are cross-fitted: the method chose an epoch on validation
+    seeds: tuple[int, ...] = ()  # the seed of each accuracy, to pair methods run on the same texts
 
     @property
     def accuracy(self) -> float:
@@ -71,8 +80,8 @@ class Recommendation:
     validation_accuracy: float
     best_method: str
     best_validation_accuracy: float
-    noise: float  # one standard error of the best's validation accuracy
-    noise_kind: str  # what the standard error is: the seed spread or the binomial one
+    noise: float  # one standard error of the difference that decided (see :func:`recommend`)
+    noise_kind: str  # what that standard error is made of
     within_noise: tuple[str, ...]  # the methods as good as the best, cheapest first
     reference_method: str | None
     reference_validation_accuracy: float | None
@@ -100,22 +109,49 @@ def binomial_standard_error(accuracy: float, texts: int) -> float:
     return math.sqrt(smoothed * (1.0 - smoothed) / texts)
 
 
-def standard_error(result: MethodResult) -> tuple[float, str]:
-    """One standard error of ``result``'s mean validation accuracy, and what it is made of."""
-    seeds = len(result.validation_accuracies)
-    over_seeds = result.seed_spread / math.sqrt(seeds)
-    texts = result.validation_texts
-    if result.validation_drawn_per_seed:  # distinct samples, overlapping once they cover the pool
-        texts = min(texts * seeds, result.validation_pool or texts * seeds)
-    binomial = binomial_standard_error(result.accuracy, texts)
+def paired_differences(best: MethodResult, other: MethodResult) -> list[float]:
+    """``best`` minus ``other``, seed by seed, on the seeds both ran; a method that ran once (its
+    figures do not vary with the seed) pairs with every seed of the other. Empty when the two
+    cannot be paired (no seeds recorded, or fewer than two in common)."""
+    mine, theirs = best.validation_accuracies, other.validation_accuracies
+    if len(theirs) == 1:
+        return [a - theirs[0] for a in mine]
+    if len(mine) == 1:
+        return [mine[0] - b for b in theirs]
+    if len(best.seeds) != len(mine) or len(other.seeds) != len(theirs):
+        return []
+    by_seed = dict(zip(other.seeds, theirs, strict=True))
+    return [a - by_seed[seed] for seed, a in zip(best.seeds, mine, strict=True) if seed in by_seed]
+
+
+def difference_standard_error(best: MethodResult, other: MethodResult) -> tuple[float, str]:
+    """One standard error of ``best``'s mean validation accuracy minus ``other``'s, and what it is
+    made of (see the module's docstring)."""
+    differences = paired_differences(best, other)
+    if len(differences) >= 2:
+        seeds = len(differences)
+        over_seeds = statistics.stdev(differences) / math.sqrt(seeds)
+        spread = f"spread of the {seeds} seeds' differences"
+    else:  # unpaired (figures saved without their seeds): the two means' own errors add up
+        seeds = max(len(best.validation_accuracies), len(other.validation_accuracies))
+        over_seeds = math.hypot(
+            best.seed_spread / math.sqrt(len(best.validation_accuracies)),
+            other.seed_spread / math.sqrt(len(other.validation_accuracies)),
+        )
+        spread = f"spread of {best.method} and {other.method} over their seeds"
+    texts = best.validation_texts
+    if best.validation_drawn_per_seed and seeds >= 2:
+        # Every seed drew its texts from one validation split: that split's luck is shared.
+        texts = best.validation_pool or texts * seeds
     on_texts = f"binomial standard error on {texts:,} validation texts"
+    binomial = binomial_standard_error(best.accuracy, texts)
     if seeds < 2:
         return binomial, on_texts
-    spread = f"spread of {result.method} over {seeds} seeds"
-    if result.validation_drawn_per_seed:
-        # The seeds' spread already holds the luck of each seed's texts; the binomial is a floor.
-        return (over_seeds, spread) if over_seeds > binomial else (binomial, on_texts)
     return math.hypot(over_seeds, binomial), f"{spread} and {on_texts}"
+
+
+def _within(best: MethodResult, other: MethodResult) -> bool:
+    return best.accuracy - other.accuracy <= difference_standard_error(best, other)[0] + TIE
 
 
 def _cheapness(result: MethodResult) -> tuple:
@@ -129,20 +165,37 @@ def recommend(results: Sequence[MethodResult]) -> Recommendation | None:
     if not candidates:
         return None
     best = max(candidates, key=lambda r: (r.accuracy, [-x for x in _cheapness(r)[:2]]))
-    noise, kind = standard_error(best)
-    within = sorted((r for r in candidates if best.accuracy - r.accuracy <= noise + TIE), key=_cheapness)
+    within = sorted((r for r in candidates if r is best or _within(best, r)), key=_cheapness)
     chosen = within[0]
     references = [r for r in results if r.reference and r.validation_accuracies]
     floor = max(references, key=lambda r: r.accuracy) if references else None
     if chosen is best:
-        reason = (
-            f"{best.method} has the best validation accuracy ({best.accuracy:.4f}) and no cheaper "
-            f"method is within one standard error of it (±{noise:.4f}, the {kind})"
+        # The error that decided: against the cheaper method that came nearest to being within it.
+        cheaper = [r for r in candidates if _cheapness(r) < _cheapness(best)]
+        nearest = min(
+            cheaper,
+            key=lambda r: (best.accuracy - r.accuracy) / max(difference_standard_error(best, r)[0], TIE),
+            default=None,
         )
+        if nearest is None:
+            noise = binomial_standard_error(best.accuracy, best.validation_texts)
+            kind = f"binomial standard error on {best.validation_texts:,} validation texts"
+            reason = (
+                f"{best.method} has the best validation accuracy ({best.accuracy:.4f}) and is the cheapest"
+            )
+        else:
+            noise, kind = difference_standard_error(best, nearest)
+            reason = (
+                f"{best.method} has the best validation accuracy ({best.accuracy:.4f}) and no cheaper "
+                f"method is within one standard error of it: the nearest, {nearest.method} "
+                f"({nearest.accuracy:.4f}), is beyond ±{noise:.4f} (the {kind})"
+            )
     else:
+        noise, kind = difference_standard_error(best, chosen)
         reason = (
-            f"{chosen.method} is the cheapest method within one standard error (±{noise:.4f}, the {kind}) "
-            f"of the best, {best.method}: {chosen.accuracy:.4f} against {best.accuracy:.4f} on validation"
+            f"{chosen.method} is the cheapest method within one standard error of the best, {best.method}: "
+            f"{chosen.accuracy:.4f} against {best.accuracy:.4f} on validation, within ±{noise:.4f} "
+            f"(the {kind})"
         )
     crossfitted = [r.method for r in candidates if r.crossfit]
     if crossfitted:
@@ -150,7 +203,7 @@ def recommend(results: Sequence[MethodResult]) -> Recommendation | None:
             f" ({', '.join(crossfitted)} chose an epoch on validation and "
             f"{'is' if len(crossfitted) == 1 else 'are'} judged on the texts that did not choose it)"
         )
-    if floor is not None and chosen.accuracy - floor.accuracy <= noise + TIE:
+    if floor is not None and _within(chosen, floor):
         reason += (
             f"; but it does not beat {floor.method} ({floor.accuracy:.4f}) beyond noise, "
             "so no method learned something usable from this data"
@@ -216,8 +269,9 @@ def recommend_runs(
     out = {}
     for size, methods in by_size.items():
         results = []
-        for method, mine in methods.items():
+        for method, runs in methods.items():
             cost_rank, reference = traits(method)
+            mine = [r for r in runs if judged_accuracy(r) is not None] or runs
             seconds = [r["train_seconds"] for r in mine if r.get("train_seconds") is not None]
             results.append(
                 MethodResult(
@@ -225,6 +279,7 @@ def recommend_runs(
                     validation_accuracies=tuple(
                         a for a in (judged_accuracy(r) for r in mine) if a is not None
                     ),
+                    seeds=tuple(r["seed"] for r in mine) if all("seed" in r for r in mine) else (),
                     validation_texts=int(mine[0].get("validation_texts") or 0),
                     cost_rank=cost_rank,
                     train_seconds=statistics.fmean(seconds) if seconds else None,
