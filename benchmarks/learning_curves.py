@@ -384,9 +384,10 @@ def main() -> None:
             results[key] = [r for r in results[key] if (str(r["train_size"]), r["method"]) not in seen]
         seen |= pairs
     for _, results, compare_info in loaded:  # results.json written before it recorded the pool
-        pool = compare_info["data_summary"]["splits"]["validation"]["size"]
+        pool = compare_info.get("data_summary", {}).get("splits", {}).get("validation", {}).get("size")
         for row in results["runs"]:
-            row.setdefault("validation_pool", pool)
+            if pool is not None:
+                row.setdefault("validation_pool", pool)
     from loralab.runs.recommend import recommend_runs
 
     # Judged by today's rule (cross-fitted validation where stored) over every folder's runs at a

@@ -8,7 +8,14 @@ from typer.testing import CliRunner
 
 from loralab.cli import app
 from loralab.config import TrainConfig
-from loralab.runs.recommend import MethodResult, binomial_standard_error, recommend, recommend_runs
+from loralab.runs.recommend import (
+    MethodResult,
+    binomial_standard_error,
+    gap,
+    paired_differences,
+    recommend,
+    recommend_runs,
+)
 
 
 def result(method, accuracies, cost, texts=1000, seconds=1.0, reference=False):
@@ -76,14 +83,15 @@ def test_methods_scored_on_the_same_texts_are_compared_seed_by_seed():
     assert chosen.noise == pytest.approx(binomial_standard_error(0.80, 2000))
     assert "binomial standard error on 2,000 validation texts" in chosen.noise_kind
     # The same figures on seeds that did not read the same texts cannot be paired: each mean
-    # keeps its seeds' spread (0.079 / sqrt 5 each) and 0.04 is within the noise.
+    # keeps its own error — its seeds' spread, 0.079 / sqrt 5 = 0.035, above the binomial floor
+    # on 5 x 32 texts (0.031) — and 0.04 is within the two together (0.050).
     elsewhere = seeded("embed-logreg", other.validation_accuracies, 2, seeds=(6, 7, 8, 9, 10))
     unpaired = recommend([best, elsewhere])
     assert unpaired.method == "embed-logreg"
     spread = np.std(best.validation_accuracies, ddof=1) / np.sqrt(5)
-    expected = np.hypot(np.hypot(spread, spread), binomial_standard_error(0.80, 2000))
-    assert unpaired.noise == pytest.approx(expected)
-    assert "spread of setfit and embed-logreg over their seeds" in unpaired.noise_kind
+    assert spread > binomial_standard_error(0.80, 160)
+    assert unpaired.noise == pytest.approx(np.hypot(spread, spread))
+    assert "unpaired" in unpaired.noise_kind and unpaired.noise_against == "embed-logreg"
 
 
 def test_differences_that_change_from_seed_to_seed_are_noise():
@@ -224,11 +232,20 @@ def test_a_perfect_score_on_few_texts_still_has_noise():
 
 def test_seeds_drawing_from_a_small_pool_count_its_texts_once():
     # Three seeds of 500 texts drawn from an 872-text validation split overlap: the binomial
-    # error is that of 872 texts, not of 1,500.
+    # error is that of the 872 texts every seed drew from, not of 1,500.
     best = MethodResult(
-        "full", (0.88, 0.88, 0.88), 500, 6, 1.0, validation_drawn_per_seed=True, validation_pool=872
+        "full",
+        (0.88, 0.88, 0.88),
+        500,
+        6,
+        1.0,
+        validation_drawn_per_seed=True,
+        validation_pool=872,
+        seeds=(1, 2, 3),
     )
-    chosen = recommend([best, MethodResult("head", (0.70,), 500, 3, 1.0)])
+    head = MethodResult("head", (0.70,) * 3, 500, 3, 1.0, validation_drawn_per_seed=True, seeds=(1, 2, 3))
+    chosen = recommend([best, head])
+    assert chosen.method == "full" and chosen.noise_against == "head"
     assert chosen.noise == pytest.approx(binomial_standard_error(0.88, 872))
     assert "872 validation texts" in chosen.noise_kind
 
@@ -236,8 +253,77 @@ def test_seeds_drawing_from_a_small_pool_count_its_texts_once():
 def test_without_the_pool_recorded_the_seeds_texts_are_counted():
     # results.json written before the validation split's size was recorded: five seeds of 32
     # texts are at least 160 texts, the floor of the binomial error.
-    best = MethodResult(
-        "setfit", (0.80,) * 5, 32, 5, 1.0, validation_drawn_per_seed=True, seeds=(1, 2, 3, 4, 5)
-    )
-    chosen = recommend([best, MethodResult("head", (0.70,), 32, 3, 1.0)])
-    assert chosen.noise == pytest.approx(binomial_standard_error(0.80, 160))
+    seeds = (1, 2, 3, 4, 5)
+    best = MethodResult("setfit", (0.80,) * 5, 32, 5, 1.0, validation_drawn_per_seed=True, seeds=seeds)
+    head = MethodResult("head", (0.70,) * 5, 32, 3, 1.0, validation_drawn_per_seed=True, seeds=seeds)
+    assert recommend([best, head]).noise == pytest.approx(binomial_standard_error(0.80, 160))
+
+
+def test_the_gap_is_measured_on_the_seeds_both_ran():
+    # setfit leads by 0.04 on each of the three seeds both ran; its seeds 4 and 5 read easy texts
+    # and lift its mean, which must not widen the gap to embed-logreg (0.09 on the means).
+    best = seeded("setfit", [0.70, 0.72, 0.74, 0.90, 0.90], 5, pool=2000)
+    other = seeded("embed-logreg", [0.66, 0.68, 0.70], 2, seeds=(1, 2, 3), pool=2000)
+    measured = gap(best, other)
+    assert measured.difference == pytest.approx(0.04)
+    assert measured.error == pytest.approx(binomial_standard_error(best.accuracy, 2000))
+    assert measured.within is False  # 0.04 against ±0.009
+    assert recommend([best, other]).method == "setfit"
+
+
+def test_repeated_or_missing_seeds_are_not_paired():
+    best = seeded("setfit", [0.80, 0.82, 0.84], 5, seeds=(1, 1, 2))
+    other = seeded("embed-logreg", [0.76, 0.78, 0.80], 2, seeds=(1, 2, 3))
+    assert paired_differences(best, other) == []
+    assert paired_differences(best, MethodResult("head", (0.7, 0.7, 0.7), 32, 3)) == []
+    assert "unpaired" in gap(best, other).kind
+
+
+def test_a_single_run_pairs_with_every_seed_only_on_shared_texts():
+    # On the whole validation split a TF-IDF model that ran once read the texts every seed read;
+    # at a learning-curve size its one run had its own seed's texts, and pairs only with that seed.
+    lora = result("lora", [0.80, 0.82, 0.84], 5)
+    assert paired_differences(lora, result("tfidf", [0.78], 1)) == pytest.approx([0.02, 0.04, 0.06])
+    drawn = seeded("lora", [0.80, 0.82, 0.84], 5, seeds=(1, 2, 3))
+    once = seeded("tfidf", [0.78], 1, seeds=(2,))
+    assert paired_differences(drawn, once) == pytest.approx([0.04])
+    assert gap(drawn, once).error == pytest.approx(binomial_standard_error(0.82, 32))  # one seed's texts
+
+
+def test_compare_rows_are_paired_by_their_seeds():
+    # Rows as compare writes them: each seed's texts are easy or hard for both methods alike.
+    rows = [
+        {
+            "method": method,
+            "train_size": "32",
+            "seed": seed,
+            "validation_accuracy": base + luck,
+            "validation_texts": 64,
+            "validation_drawn_per_seed": True,
+            "validation_pool": 1000,
+            "train_seconds": 1.0,
+        }
+        for seed, luck in zip((42, 43, 44, 45, 46), (-0.10, -0.05, 0.0, 0.05, 0.10), strict=True)
+        for method, base in (("setfit", 0.80), ("embed-logreg", 0.77))
+    ]
+    traits = {"setfit": (4, False), "embed-logreg": (2, False)}.get
+    chosen = recommend_runs(rows, traits)["32"]
+    assert chosen["method"] == "setfit" and chosen["noise_against"] == "embed-logreg"
+    assert chosen["noise"] == pytest.approx(binomial_standard_error(0.80, 1000))
+    # Shuffled between seeds, the same figures no longer move together: within noise.
+    for row, seed in zip(
+        [r for r in rows if r["method"] == "embed-logreg"], (46, 45, 44, 43, 42), strict=True
+    ):
+        row["seed"] = seed
+    assert recommend_runs(rows, traits)["32"]["method"] == "embed-logreg"
+
+
+def test_the_reference_check_is_paired_too():
+    # majority ran once on the texts every seed read. tfidf is 0.02 ahead on average but by
+    # -0.02 to +0.06 seed by seed (±0.024 with the texts' error): not beyond noise ...
+    majority = result("majority", [0.60], 0, texts=5000, reference=True)
+    chosen = recommend([result("tfidf", [0.58, 0.62, 0.66], 1, texts=5000), majority])
+    assert chosen.method == "tfidf" and "does not beat majority (0.6000) beyond noise" in chosen.reason
+    # ... while 0.02 ahead on every seed is (±0.007, the texts' error alone).
+    steady = recommend([result("tfidf", [0.62, 0.62, 0.62], 1, texts=5000), majority])
+    assert "does not beat" not in steady.reason

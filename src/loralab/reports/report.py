@@ -152,16 +152,24 @@ def _recommendation_section(report: Report, results: dict) -> None:
     report.paragraph(f"Use {final['method']}. Why: {final['reason']}")
     if len(by_size) > 1:
         report.table(
-            ["texts per class", "use", "validation acc", "best on validation", "noise (1 s.e.)"],
+            ["texts per class", "use", "validation acc", "best on validation", "weighed against", "1 s.e."],
             [
-                [size, r["method"], r["validation_accuracy"], r["best_method"], r["noise"]]
+                [
+                    size,
+                    r["method"],
+                    r["validation_accuracy"],
+                    r["best_method"],
+                    r.get("noise_against") or "–",
+                    r["noise"],
+                ]
                 for size, r in by_size.items()
             ],
         )
     report.paragraph(
         "Chosen on validation accuracy (mean over seeds; cross-fitted for methods that chose their "
-        "epoch on it): the cheapest method within one standard error of the best method's mean. "
-        "Test figures are reported above, never used to choose."
+        "epoch on it): the cheapest method within one standard error of its difference from the "
+        "best, the methods paired seed by seed; 1 s.e. is that of the difference between the best "
+        "and the method it was weighed against. Test figures are reported above, never used to choose."
     )
 
 

@@ -82,6 +82,7 @@ class Recommendation:
     best_validation_accuracy: float
     noise: float  # one standard error of the difference that decided (see :func:`recommend`)
     noise_kind: str  # what that standard error is made of
+    noise_against: str | None  # the method the best was weighed against (None: nothing cheaper)
     within_noise: tuple[str, ...]  # the methods as good as the best, cheapest first
     reference_method: str | None
     reference_validation_accuracy: float | None
@@ -109,49 +110,86 @@ def binomial_standard_error(accuracy: float, texts: int) -> float:
     return math.sqrt(smoothed * (1.0 - smoothed) / texts)
 
 
+def standard_error(result: MethodResult) -> tuple[float, str]:
+    """One standard error of ``result``'s own mean validation accuracy, and what it is made of:
+    for a method with nothing to be weighed against, or that cannot be paired with the other."""
+    seeds = len(result.validation_accuracies)
+    over_seeds = result.seed_spread / math.sqrt(seeds)
+    texts = result.validation_texts
+    if result.validation_drawn_per_seed:  # distinct samples, overlapping once they cover the pool
+        texts = min(texts * seeds, result.validation_pool or texts * seeds)
+    binomial = binomial_standard_error(result.accuracy, texts)
+    on_texts = f"binomial standard error on {texts:,} validation texts"
+    if seeds < 2:
+        return binomial, on_texts
+    spread = f"spread of {result.method} over {seeds} seeds"
+    if result.validation_drawn_per_seed:
+        # The seeds' spread already holds the luck of each seed's texts; the binomial is a floor.
+        return (over_seeds, spread) if over_seeds > binomial else (binomial, on_texts)
+    return math.hypot(over_seeds, binomial), f"{spread} and {on_texts}"
+
+
 def paired_differences(best: MethodResult, other: MethodResult) -> list[float]:
-    """``best`` minus ``other``, seed by seed, on the seeds both ran; a method that ran once (its
-    figures do not vary with the seed) pairs with every seed of the other. Empty when the two
-    cannot be paired (no seeds recorded, or fewer than two in common)."""
+    """``best`` minus ``other`` on the same validation texts: seed by seed on the seeds both ran
+    or, when every seed read the same texts, a method that ran once (its figures do not vary with
+    the seed) against every seed of the other. Empty when they cannot be paired (seeds not
+    recorded or repeated, none in common)."""
     mine, theirs = best.validation_accuracies, other.validation_accuracies
-    if len(theirs) == 1:
-        return [a - theirs[0] for a in mine]
-    if len(mine) == 1:
-        return [mine[0] - b for b in theirs]
-    if len(best.seeds) != len(mine) or len(other.seeds) != len(theirs):
+    if not (best.validation_drawn_per_seed or other.validation_drawn_per_seed):
+        if len(theirs) == 1:
+            return [a - theirs[0] for a in mine]
+        if len(mine) == 1:
+            return [mine[0] - b for b in theirs]
+    if not (_seeded(best) and _seeded(other)):
         return []
     by_seed = dict(zip(other.seeds, theirs, strict=True))
     return [a - by_seed[seed] for seed, a in zip(best.seeds, mine, strict=True) if seed in by_seed]
 
 
-def difference_standard_error(best: MethodResult, other: MethodResult) -> tuple[float, str]:
-    """One standard error of ``best``'s mean validation accuracy minus ``other``'s, and what it is
-    made of (see the module's docstring)."""
+def _seeded(result: MethodResult) -> bool:
+    """Whether each of ``result``'s accuracies has its own seed."""
+    seeds = result.seeds
+    return len(seeds) == len(result.validation_accuracies) and len(set(seeds)) == len(seeds)
+
+
+@dataclass(frozen=True)
+class Gap:
+    """How far a method is below the best on validation, and one standard error of that."""
+
+    difference: float  # best minus the method, mean over the seeds they are compared on
+    error: float
+    kind: str  # what the error is made of
+
+    @property
+    def within(self) -> bool:
+        return self.difference <= self.error + TIE
+
+
+def gap(best: MethodResult, other: MethodResult) -> Gap:
+    """``other``'s distance below ``best`` and its standard error (see the module's docstring)."""
     differences = paired_differences(best, other)
-    if len(differences) >= 2:
-        seeds = len(differences)
-        over_seeds = statistics.stdev(differences) / math.sqrt(seeds)
-        spread = f"spread of the {seeds} seeds' differences"
-    else:  # unpaired (figures saved without their seeds): the two means' own errors add up
-        seeds = max(len(best.validation_accuracies), len(other.validation_accuracies))
-        over_seeds = math.hypot(
-            best.seed_spread / math.sqrt(len(best.validation_accuracies)),
-            other.seed_spread / math.sqrt(len(other.validation_accuracies)),
+    if not differences:  # unpaired: the two means' own errors add up
+        (mine, my_kind), (theirs, their_kind) = standard_error(best), standard_error(other)
+        return Gap(
+            best.accuracy - other.accuracy,
+            math.hypot(mine, theirs),
+            f"{best.method}'s {my_kind} and {other.method}'s {their_kind}, unpaired",
         )
-        spread = f"spread of {best.method} and {other.method} over their seeds"
+    seeds = len(differences)
     texts = best.validation_texts
     if best.validation_drawn_per_seed and seeds >= 2:
         # Every seed drew its texts from one validation split: that split's luck is shared.
         texts = best.validation_pool or texts * seeds
-    on_texts = f"binomial standard error on {texts:,} validation texts"
     binomial = binomial_standard_error(best.accuracy, texts)
+    on_texts = f"binomial standard error on {texts:,} validation texts"
     if seeds < 2:
-        return binomial, on_texts
-    return math.hypot(over_seeds, binomial), f"{spread} and {on_texts}"
-
-
-def _within(best: MethodResult, other: MethodResult) -> bool:
-    return best.accuracy - other.accuracy <= difference_standard_error(best, other)[0] + TIE
+        return Gap(differences[0], binomial, on_texts)
+    over_seeds = statistics.stdev(differences) / math.sqrt(seeds)
+    return Gap(
+        statistics.fmean(differences),
+        math.hypot(over_seeds, binomial),
+        f"spread of the {seeds} seeds' differences and {on_texts}",
+    )
 
 
 def _cheapness(result: MethodResult) -> tuple:
@@ -165,33 +203,35 @@ def recommend(results: Sequence[MethodResult]) -> Recommendation | None:
     if not candidates:
         return None
     best = max(candidates, key=lambda r: (r.accuracy, [-x for x in _cheapness(r)[:2]]))
-    within = sorted((r for r in candidates if r is best or _within(best, r)), key=_cheapness)
+    gaps = {r.method: gap(best, r) for r in candidates if r is not best}
+    within = sorted((r for r in candidates if r is best or gaps[r.method].within), key=_cheapness)
     chosen = within[0]
     references = [r for r in results if r.reference and r.validation_accuracies]
     floor = max(references, key=lambda r: r.accuracy) if references else None
+    against: str | None
     if chosen is best:
         # The error that decided: against the cheaper method that came nearest to being within it.
         cheaper = [r for r in candidates if _cheapness(r) < _cheapness(best)]
         nearest = min(
             cheaper,
-            key=lambda r: (best.accuracy - r.accuracy) / max(difference_standard_error(best, r)[0], TIE),
+            key=lambda r: gaps[r.method].difference / max(gaps[r.method].error, TIE),
             default=None,
         )
         if nearest is None:
-            noise = binomial_standard_error(best.accuracy, best.validation_texts)
-            kind = f"binomial standard error on {best.validation_texts:,} validation texts"
+            against = None
+            noise, kind = standard_error(best)
             reason = (
                 f"{best.method} has the best validation accuracy ({best.accuracy:.4f}) and is the cheapest"
             )
         else:
-            noise, kind = difference_standard_error(best, nearest)
+            against, noise, kind = nearest.method, gaps[nearest.method].error, gaps[nearest.method].kind
             reason = (
                 f"{best.method} has the best validation accuracy ({best.accuracy:.4f}) and no cheaper "
                 f"method is within one standard error of it: the nearest, {nearest.method} "
                 f"({nearest.accuracy:.4f}), is beyond ±{noise:.4f} (the {kind})"
             )
     else:
-        noise, kind = difference_standard_error(best, chosen)
+        against, noise, kind = chosen.method, gaps[chosen.method].error, gaps[chosen.method].kind
         reason = (
             f"{chosen.method} is the cheapest method within one standard error of the best, {best.method}: "
             f"{chosen.accuracy:.4f} against {best.accuracy:.4f} on validation, within ±{noise:.4f} "
@@ -200,10 +240,10 @@ def recommend(results: Sequence[MethodResult]) -> Recommendation | None:
     crossfitted = [r.method for r in candidates if r.crossfit]
     if crossfitted:
         reason += (
-            f" ({', '.join(crossfitted)} chose an epoch on validation and "
-            f"{'is' if len(crossfitted) == 1 else 'are'} judged on the texts that did not choose it)"
+            f"; {', '.join(crossfitted)} chose an epoch on validation and "
+            f"{'is' if len(crossfitted) == 1 else 'are'} judged on the texts that did not choose it"
         )
-    if floor is not None and _within(chosen, floor):
+    if floor is not None and gap(chosen, floor).within:
         reason += (
             f"; but it does not beat {floor.method} ({floor.accuracy:.4f}) beyond noise, "
             "so no method learned something usable from this data"
@@ -215,6 +255,7 @@ def recommend(results: Sequence[MethodResult]) -> Recommendation | None:
         best_validation_accuracy=best.accuracy,
         noise=noise,
         noise_kind=kind,
+        noise_against=against,
         within_noise=tuple(r.method for r in within),
         reference_method=floor.method if floor else None,
         reference_validation_accuracy=floor.accuracy if floor else None,
