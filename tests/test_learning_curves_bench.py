@@ -95,6 +95,19 @@ def check(curves, point):
     return curves.check_size(point, lora_based=LORA_BASED, reference=REFERENCE, few_shot=FEW_SHOT)
 
 
+def test_a_few_shot_recipe_with_adapters_counts_as_lora_based(curves):
+    point = curves.size_points([SMALL], {})[1]  # 64 per class: setfit 0.81, lora 0.80 on test
+    point.test_accuracy["setfit-lora"] = (0.82, 0.01, 2)
+    verdict = curves.check_size(
+        point,
+        lora_based={"lora", "setfit-lora"}.__contains__,
+        reference=REFERENCE,
+        few_shot={"setfit", "setfit-lora"}.__contains__,
+    )
+    assert (verdict.few_shot, verdict.best_lora) == ("setfit", "setfit-lora")
+    assert verdict.lora_beats_few_shot
+
+
 def test_a_recommendation_far_behind_the_best_on_test_fails(curves):
     eight = curves.size_points([SMALL], {})[0]
     verdict = check(curves, eight)

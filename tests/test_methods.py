@@ -22,18 +22,20 @@ def test_traits_agree_with_what_each_method_does():
     for name in method_names():
         method = get_method(name)
         if method.trains_adapters:
-            assert method.supports_lora_layers and method.has_weight_update, name
+            assert method.supports_lora_layers and method.has_weight_update and method.lora_based, name
         if method.untrained:
             assert not method.trains_in_epochs and not method.has_weight_update, name
         assert method.uses_encoder is not None, f"{name} does not say whether it runs the encoder"
         if method.trains_in_epochs or method.untrained:
             assert method.uses_encoder, name
     assert untrained_method().name == "untrained"
-    assert [n for n in method_names() if get_method(n).supports_lora_layers] == ["lora", "lora-scratch"]
+    with_layers = ["lora", "lora-scratch", "setfit-lora"]
+    assert [n for n in method_names() if get_method(n).supports_lora_layers] == with_layers
+    assert [n for n in method_names() if get_method(n).lora_based] == with_layers
 
 
 def test_lora_layers_on_a_method_without_them_is_one_sentence():
-    message = r"^--lora-layers applies to --method lora or lora-scratch, not head\.$"
+    message = r"^--lora-layers applies to --method lora or lora-scratch or setfit-lora, not head\.$"
     with pytest.raises(LoralabError, match=message):
         get_method("head").check(TrainConfig(method="head", lora_layers=1))
 

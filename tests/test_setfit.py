@@ -48,6 +48,56 @@ def test_setfit_fits_saves_loads_and_predicts(tiny_sentence_transformer, synthet
     _predict_evaluate_and_serve(out, synthetic_dir, reloaded.predict(texts), texts)
 
 
+def test_setfit_lora_trains_adapters_and_saves_a_merged_body(
+    tiny_sentence_transformer, synthetic_dir, tmp_path
+):
+    config = TrainConfig(
+        method="setfit-lora", model=str(tiny_sentence_transformer), setfit_max_pairs=64, lora_rank=4
+    )
+    out = tmp_path / "run"
+    result = train_run(synthetic_dir, config, out, progress=False)
+    manifest = result.manifest
+    assert manifest["status"] == "completed" and manifest["reload_max_difference"] <= 1e-5
+    assert manifest["resolved"]["lr"] == 1e-3  # the adapters' default, not the body's 2e-5
+    contrastive = manifest["contrastive"]
+    trainable, total = result.classifier.parameter_counts()
+    head = 32 + 1  # two classes: one row of weights over the tiny model's 32 dimensions, one intercept
+    assert trainable == contrastive["adapter_parameters"] + head < total / 4
+    # rank 4 on each adapted layer: (in + out) * 4 weights each
+    encoder = result.classifier.setfit_model.model_body[0].auto_model
+    layers = dict(encoder.named_modules())
+    sizes = [layers[name].in_features + layers[name].out_features for name in manifest_targets(encoder)]
+    assert contrastive["adapter_parameters"] == 4 * sum(sizes) and contrastive["adapted_layers"] == len(sizes)
+    # merged: the saved body is a plain sentence-transformer, with no adapter weights in it
+    import safetensors.torch
+
+    saved = {}
+    for path in (out / "model" / "body").rglob("*.safetensors"):
+        saved |= safetensors.torch.load_file(str(path))
+    assert saved and not any("lora_" in key for key in saved)
+    texts = ["the film was good", "a dull and boring plot"]
+    reloaded = load_run(out)
+    np.testing.assert_allclose(
+        reloaded.predict_proba(texts), result.classifier.predict_proba(texts), atol=1e-6
+    )
+    assert reloaded.parameter_counts() == (trainable, total)
+    from sentence_transformers import SentenceTransformer
+
+    before = SentenceTransformer(str(tiny_sentence_transformer), device="cpu").encode(texts)
+    assert not np.allclose(before, reloaded.setfit_model.model_body.encode(texts), atol=1e-4)
+
+
+def manifest_targets(encoder):
+    """The linear layers of a BERT encoder outside its pooler: what setfit-lora adapts."""
+    import torch
+
+    return [
+        name
+        for name, module in encoder.named_modules()
+        if isinstance(module, torch.nn.Linear) and not name.startswith("pooler")
+    ]
+
+
 def _predict_evaluate_and_serve(run, data, predicted, texts):
     """The run works like any other: predict, evaluate and serve read it from its folder."""
     from typer.testing import CliRunner

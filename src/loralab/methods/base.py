@@ -143,6 +143,8 @@ class Method(ABC):
     has_weight_update: ClassVar[bool] = False
     # It trains low-rank adapters of rank config.lora_rank on a frozen encoder.
     trains_adapters: ClassVar[bool] = False
+    # Its update of the encoder is made of LoRA adapters (kept apart or merged into the weights).
+    lora_based: ClassVar[bool] = False
     # The pretrained encoder with an untrained head: the "before" of an evaluation.
     untrained: ClassVar[bool] = False
     # It runs the pretrained encoder (its features, a head on its outputs, fine-tuning it);
@@ -232,6 +234,7 @@ DEFINED_IN: dict[str, str] = {
     "lora": "lora",
     "lora-scratch": "lora",
     "setfit": "setfit",
+    "setfit-lora": "setfit",
 }
 
 

@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -90,11 +91,19 @@ def contrastive_sample(labels: Sequence[str], limit: int, seed: int) -> list[int
 class SetFitClassifier(Classifier):
     """A fine-tuned sentence-transformer body and a logistic-regression head."""
 
-    def __init__(self, model, labels: list[str], config: TrainConfig, method: str) -> None:
+    def __init__(
+        self,
+        model,
+        labels: list[str],
+        config: TrainConfig,
+        method: str,
+        adapter_parameters: int | None = None,
+    ) -> None:
         self.setfit_model = model  # a setfit.SetFitModel (not named model: that means a torch module)
         self.labels = labels
         self.config = config
         self.method = method
+        self.adapter_parameters = adapter_parameters  # what trained in the body, if not all of it
 
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         if len(texts) == 0:
@@ -109,9 +118,10 @@ class SetFitClassifier(Classifier):
 
     def parameter_counts(self) -> tuple[int, int]:
         head = self.setfit_model.model_head
-        learned = sum(p.numel() for p in self.setfit_model.model_body.parameters())
-        learned += int(head.coef_.size + head.intercept_.size)
-        return learned, learned
+        body = sum(p.numel() for p in self.setfit_model.model_body.parameters())
+        head_size = int(head.coef_.size + head.intercept_.size)
+        trained = body if self.adapter_parameters is None else self.adapter_parameters
+        return trained + head_size, body + head_size
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -123,7 +133,7 @@ class SetFitClassifier(Classifier):
         save_file(
             {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in arrays.items()}, str(folder / HEAD_FILE)
         )
-        self._write_info(folder, {})
+        self._write_info(folder, {"adapter_parameters": self.adapter_parameters})
 
 
 @register
@@ -137,7 +147,7 @@ class SetFit(Method):
     cost_rank = 5
     uses_encoder = True
     # Between head tuning and LoRA: it adapts the encoder, on pairs rather than epochs of texts.
-    ladder_position = 45
+    ladder_position: ClassVar[int | None] = 45
     seeded = True  # pair sampling and the body's training order follow the seed
     extra = "setfit"
     extra_module = "setfit"
@@ -178,10 +188,10 @@ class SetFit(Method):
         planned = 2 * ITERATIONS * len(sample) * epochs
         max_steps = max(1, config.setfit_max_pairs // batch_size) if planned > config.setfit_max_pairs else -1
         steps = max_steps if max_steps > 0 else math.ceil(planned / batch_size)
+        body = _body(resolve_model(config.model), config)
+        adapters = self.adapt_body(body, config)
         model = setfit.SetFitModel(
-            model_body=_body(resolve_model(config.model), config),
-            model_head=_logistic_regression(config.seed),
-            labels=splits.labels,
+            model_body=body, model_head=_logistic_regression(config.seed), labels=splits.labels
         )
         with tempfile.TemporaryDirectory(prefix="loralab-setfit-") as scratch:
             args = setfit.TrainingArguments(
@@ -206,24 +216,33 @@ class SetFit(Method):
             trainer.train_embeddings(
                 [splits.train.texts[i] for i in sample], [train_ids[i] for i in sample], args=args
             )
+            if adapters is not None:
+                adapters.merge_and_unload()  # the body the head reads, and the one saved
             trainer.train_classifier(splits.train.texts, train_ids, args=args)
-        classifier = SetFitClassifier(model, splits.labels, config, self.name)
+        trained = adapters.trained_parameters if adapters is not None else None
+        classifier = SetFitClassifier(model, splits.labels, config, self.name, trained)
+        contrastive = {
+            "texts": len(sample),
+            "pairs": min(planned, steps * batch_size),
+            "steps": steps,
+            "max_pairs": config.setfit_max_pairs,
+            "limited_by_budget": max_steps > 0,
+        }
+        if adapters is not None:
+            contrastive["adapter_parameters"] = adapters.trained_parameters
+            contrastive["adapted_layers"] = len(adapters.targets)
         return FitResult(
             classifier,
             train_seconds=time.perf_counter() - start,
             lr=lr,
             epochs=epochs,
             batch_size=batch_size,
-            details={
-                "contrastive": {
-                    "texts": len(sample),
-                    "pairs": min(planned, steps * batch_size),
-                    "steps": steps,
-                    "max_pairs": config.setfit_max_pairs,
-                    "limited_by_budget": max_steps > 0,
-                }
-            },
+            details={"contrastive": contrastive},
         )
+
+    def adapt_body(self, body, config: TrainConfig) -> BodyAdapters | None:
+        """What trains in the contrastive phase: ``None`` for the whole body."""
+        return None
 
     def load(self, folder: Path, info: dict) -> Classifier:
         setfit = _setfit()
@@ -240,4 +259,53 @@ class SetFit(Method):
         body = _body(str(folder / BODY_DIR), config)
         head.n_features_in_ = head.coef_.shape[1]
         model = setfit.SetFitModel(model_body=body, model_head=head, labels=labels)
-        return SetFitClassifier(model, labels, config, self.name)
+        return SetFitClassifier(model, labels, config, self.name, info.get("adapter_parameters"))
+
+
+class BodyAdapters:
+    """LoRA adapters injected into a sentence-transformer body through PEFT's ``LoraModel``
+    (the tuner under ``get_peft_model``, used bare because sentence-transformers calls the
+    transformers model inside its own module and needs it to stay that model)."""
+
+    def __init__(self, body, config: TrainConfig) -> None:
+        from peft import LoraConfig, LoraModel  # importing PEFT takes seconds; only this method needs it
+
+        from loralab.models.targets import lora_targets
+
+        encoder = body[0].auto_model
+        # The pooler is not part of a sentence-transformer's output: nothing to adapt there.
+        self.targets = lora_targets(encoder, ["pooler"], config)
+        lora = LoraConfig(
+            r=config.lora_rank,
+            lora_alpha=cast(Any, config.lora_alpha),  # PEFT annotates an int; a float alpha works
+            lora_dropout=config.lora_dropout,
+            target_modules=self.targets,
+            use_rslora=config.use_rslora,
+        )
+        self.tuner = LoraModel(encoder, lora, "default")  # injects in place, freezes the rest
+        self.trained_parameters = sum(p.numel() for p in encoder.parameters() if p.requires_grad)
+
+    def merge_and_unload(self) -> None:
+        """Fold the adapters into the body's weights and make every weight trainable again, as
+        a body that was loaded from disk is."""
+        encoder = self.tuner.merge_and_unload()
+        for param in encoder.parameters():
+            param.requires_grad = True
+
+
+@register
+class SetFitLora(SetFit):
+    """SetFit whose contrastive phase trains LoRA adapters on the body instead of every weight."""
+
+    name = "setfit-lora"
+    summary = (
+        "SetFit with LoRA: contrastive training of low-rank adapters on the sentence-transformer "
+        "(merged into it), then logistic regression"
+    )
+    lora_based = True  # but not trains_adapters: they are merged, and the saved body has none
+    supports_lora_layers = True  # --lora-layers N adapts only the top N layers
+    ladder_position = None  # opt-in: compare --methods …,setfit-lora
+    default_lr = 1e-3  # adapters start at zero and need a larger step than the body's 2e-5
+
+    def adapt_body(self, body, config: TrainConfig) -> BodyAdapters | None:
+        return BodyAdapters(body, config)

@@ -29,6 +29,7 @@ class LoraMethod(NeuralMethod):
 
     supports_lora_layers = True
     trains_adapters = True
+    lora_based = True
 
     def training_data(
         self, prepared: Prepared, splits: DataSplits, config: TrainConfig, *, progress: bool = True
