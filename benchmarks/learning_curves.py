@@ -320,7 +320,8 @@ def main() -> None:
     parser.add_argument(
         "--few-shot-methods",
         default="setfit,setfit-lora",
-        help="Methods run only at the small sizes, and that LoRA must match from 64 per class on.",
+        help="Methods run only at the small sizes; from 64 per class on, the best LoRA-based method "
+        "(lora, setfit-lora) must match the best of those that are not LoRA-based.",
     )
     parser.add_argument("--small-sizes", default="8,16,32,64")
     parser.add_argument("--small-seeds", type=int, default=5)

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from loralab.config import TrainConfig
 from loralab.errors import LoralabError
@@ -85,6 +86,43 @@ def test_setfit_lora_trains_adapters_and_saves_a_merged_body(
 
     before = SentenceTransformer(str(tiny_sentence_transformer), device="cpu").encode(texts)
     assert not np.allclose(before, reloaded.setfit_model.model_body.encode(texts), atol=1e-4)
+
+
+def test_setfit_lora_adapters_follow_the_seed_and_the_lora_settings(tiny_sentence_transformer):
+    from loralab.methods.setfit import BodyAdapters, _body
+
+    def adapters(**settings):
+        config = TrainConfig(method="setfit-lora", model=str(tiny_sentence_transformer), **settings)
+        body = _body(str(tiny_sentence_transformer), config)
+        made = BodyAdapters(body, config)
+        return made, {n: p.detach().clone() for n, p in body.named_parameters() if "lora_" in n}
+
+    torch.manual_seed(0)
+    first, a = adapters(seed=1)
+    torch.rand(100)  # whatever ran before in the process
+    _, b = adapters(seed=1)
+    _, c = adapters(seed=2)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+    # every body weight outside the adapters is frozen; the adapters are what trains
+    assert first.trained_parameters == sum(v.numel() for v in a.values())
+    assert all(not p.requires_grad for n, p in first.body.named_parameters() if "lora_" not in n)
+    # the run's LoRA settings reach PEFT: DoRA adds a magnitude vector, bias=all trains biases
+    made, weights = adapters(use_dora=True, lora_bias="all", lora_rank=2)
+    names = {n for n, p in made.body.named_parameters() if p.requires_grad}
+    assert any("lora_magnitude_vector" in n for n in names) and any(n.endswith(".bias") for n in names)
+    assert all(v.shape[0] == 2 for k, v in weights.items() if "lora_A" in k)
+    made.merge_and_unload()
+    assert all(p.requires_grad for p in made.body.parameters())
+    assert not any("lora_" in n for n, _ in made.body.named_parameters())
+
+
+def test_setfit_lora_refuses_loraplus(tiny_sentence_transformer):
+    from loralab.methods import get_method
+
+    config = TrainConfig(method="setfit-lora", model=str(tiny_sentence_transformer), loraplus_lr_ratio=16)
+    with pytest.raises(LoralabError, match="setfit library's own optimizer"):
+        get_method("setfit-lora").check(config)
 
 
 def manifest_targets(encoder):

@@ -197,7 +197,7 @@ class Method(ABC):
             raise LoralabError(reason)
         if config.lora_layers is not None and not self.supports_lora_layers:
             _register_all()
-            with_it = " or ".join(m.name for m in _REGISTRY.values() if m.supports_lora_layers)
+            with_it = " or ".join(sorted(m.name for m in _REGISTRY.values() if m.supports_lora_layers))
             raise LoralabError(f"--lora-layers applies to --method {with_it}, not {self.name}.")
         if not self.reads_long_text and not TextInput.of(config).reads_first_tokens:
             raise LoralabError(

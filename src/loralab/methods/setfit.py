@@ -25,7 +25,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -161,9 +161,10 @@ class SetFit(Method):
             return missing
         if not choose_pooling(config.model, "auto").sentence_transformer:
             return (
-                f"--method setfit fine-tunes a sentence-transformers model, and {config.model} is not one "
-                f"(it has no {ST_MODULES} or {ST_DEFAULT_POOLING_DIR}/config.json saying how it pools a "
-                "sentence); use a sentence-transformers checkpoint such as the default all-MiniLM-L6-v2."
+                f"--method {self.name} fine-tunes a sentence-transformers model, and {config.model} is "
+                f"not one (it has no {ST_MODULES} or {ST_DEFAULT_POOLING_DIR}/config.json saying how it "
+                "pools a sentence); use a sentence-transformers checkpoint such as the default "
+                "all-MiniLM-L6-v2."
             )
         return None
 
@@ -173,7 +174,7 @@ class SetFit(Method):
         if lonely:
             have = ", ".join(f"{k} {v:,}" for k, v in counts.items())
             raise LoralabError(
-                f"--method setfit learns from pairs of texts of the same class, so every class needs at "
+                f"--method {self.name} learns from pairs of texts of the same class, so every class needs at "
                 f"least 2 training texts; {', '.join(lonely)} has 1 ({have})."
             )
         setfit = _setfit()
@@ -268,28 +269,26 @@ class BodyAdapters:
     transformers model inside its own module and needs it to stay that model)."""
 
     def __init__(self, body, config: TrainConfig) -> None:
-        from peft import LoraConfig, LoraModel  # importing PEFT takes seconds; only this method needs it
+        from peft import LoraModel  # importing PEFT takes seconds; only this method needs it
 
+        from loralab.methods.lora.peft_backend import adapter_config
         from loralab.models.targets import lora_targets
 
+        for param in body.parameters():  # modules after the transformer (a Dense layer) too
+            param.requires_grad = False
         encoder = body[0].auto_model
         # The pooler is not part of a sentence-transformer's output: nothing to adapt there.
         self.targets = lora_targets(encoder, ["pooler"], config)
-        lora = LoraConfig(
-            r=config.lora_rank,
-            lora_alpha=cast(Any, config.lora_alpha),  # PEFT annotates an int; a float alpha works
-            lora_dropout=config.lora_dropout,
-            target_modules=self.targets,
-            use_rslora=config.use_rslora,
-        )
-        self.tuner = LoraModel(encoder, lora, "default")  # injects in place, freezes the rest
-        self.trained_parameters = sum(p.numel() for p in encoder.parameters() if p.requires_grad)
+        torch.manual_seed(config.seed)  # the adapters' initial values follow the run's seed
+        self.tuner = LoraModel(encoder, adapter_config(self.targets, config), "default")  # in place
+        self.body = body
+        self.trained_parameters = sum(p.numel() for p in body.parameters() if p.requires_grad)
 
     def merge_and_unload(self) -> None:
         """Fold the adapters into the body's weights and make every weight trainable again, as
         a body that was loaded from disk is."""
-        encoder = self.tuner.merge_and_unload()
-        for param in encoder.parameters():
+        self.tuner.merge_and_unload()
+        for param in self.body.parameters():
             param.requires_grad = True
 
 
@@ -307,5 +306,18 @@ class SetFitLora(SetFit):
     ladder_position = None  # opt-in: compare --methods …,setfit-lora
     default_lr = 1e-3  # adapters start at zero and need a larger step than the body's 2e-5
 
+    def check(self, config: TrainConfig) -> None:
+        super().check(config)
+        if config.loraplus_lr_ratio is not None:
+            raise LoralabError(
+                "--loraplus-lr-ratio applies to --method lora and lora-scratch, which loralab trains; "
+                "setfit-lora's adapters train in the setfit library's own optimizer, at one learning rate."
+            )
+
     def adapt_body(self, body, config: TrainConfig) -> BodyAdapters | None:
+        if not hasattr(body[0], "auto_model"):
+            raise LoralabError(
+                f"--method setfit-lora adapts the transformer of a sentence-transformers model, and "
+                f"{config.model} has none ({type(body[0]).__name__}); use --method setfit."
+            )
         return BodyAdapters(body, config)

@@ -30,21 +30,29 @@ PISSA_INITIAL = "loralab_pissa_initial"
 
 
 def lora_config(loaded: LoadedModel, config: TrainConfig):
-    from peft import LoraConfig, TaskType  # importing PEFT takes seconds; only LoRA runs need it
+    from peft import TaskType  # importing PEFT takes seconds; only LoRA runs need it
 
     targets = lora_targets(loaded.model, loaded.head_modules, config)
+    return adapter_config(
+        targets, config, task_type=TaskType.SEQ_CLS, modules_to_save=list(loaded.head_modules)
+    )
+
+
+def adapter_config(targets: list[str], config: TrainConfig, **extra: Any):
+    """PEFT's ``LoraConfig`` for the layers ``targets`` with every LoRA setting of ``config``."""
+    from peft import LoraConfig
+
     return LoraConfig(
-        task_type=TaskType.SEQ_CLS,
         r=config.lora_rank,
         lora_alpha=cast(Any, config.lora_alpha),  # PEFT annotates an int; a float alpha works
         lora_dropout=config.lora_dropout,
         target_modules=targets,
         bias=cast(Any, config.lora_bias),  # checked by TrainConfig
-        modules_to_save=list(loaded.head_modules),
         # loralab's "normal" init is PEFT's "gaussian" (A ~ N(0, 1/rank²)); "kaiming" is PEFT's default.
         init_lora_weights=PEFT_INITS[config.lora_init],
         use_rslora=config.use_rslora,
         use_dora=config.use_dora,
+        **extra,
     )
 
 
