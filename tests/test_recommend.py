@@ -327,3 +327,21 @@ def test_the_reference_check_is_paired_too():
     # ... while 0.02 ahead on every seed is (±0.007, the texts' error alone).
     steady = recommend([result("tfidf", [0.62, 0.62, 0.62], 1, texts=5000), majority])
     assert "does not beat" not in steady.reason
+
+
+def test_a_method_below_another_beyond_noise_is_passed_over():
+    # full is best but swings from seed to seed, so embed-logreg is within its noise; LoRA is
+    # level with full and above embed-logreg on every seed: embed-logreg is passed over for LoRA.
+    seeds = (1, 2, 3)
+    full = MethodResult("full", (0.84, 0.84, 0.72), 500, 6, 1.0, seeds=seeds)
+    lora = MethodResult("lora", (0.80, 0.80, 0.79), 500, 5, 1.0, seeds=seeds)
+    embed = MethodResult("embed-logreg", (0.77, 0.77, 0.76), 500, 2, 1.0, seeds=seeds)
+    assert gap(full, embed).within and not gap(lora, embed).within
+    chosen = recommend([full, lora, embed])
+    assert chosen.best_method == "full" and chosen.method == "lora"
+    assert chosen.within_noise == ("embed-logreg", "lora", "full")
+    assert (
+        "embed-logreg (0.7667) is within one standard error of full too, but lora (0.7967)" in chosen.reason
+    )
+    # without LoRA nothing is above embed-logreg beyond noise, and it is chosen
+    assert recommend([full, embed]).method == "embed-logreg"

@@ -17,6 +17,10 @@ against either. It has two parts (added in quadrature):
   the texts of the one seed there is. No number of seeds averages this away (±0.018 for p = 0.8
   on 500 texts).
 
+A method within noise of the best is passed over when another method is above it beyond the
+noise of their own difference: a best that swings from seed to seed has a wide window, and a
+cheap method inside it may still be clearly worse than a steadier one just below the best.
+
 Test figures are reported elsewhere and never enter.
 
 Methods that keep their best epoch on validation are judged by their cross-fitted validation
@@ -83,7 +87,8 @@ class Recommendation:
     noise: float  # one standard error of the difference that decided (see :func:`recommend`)
     noise_kind: str  # what that standard error is made of
     noise_against: str | None  # the method the best was weighed against (None: nothing cheaper)
-    within_noise: tuple[str, ...]  # the methods as good as the best, cheapest first
+    within_noise: tuple[str, ...]  # the methods as good as the best, cheapest first (some may be
+    # passed over: below another method beyond noise)
     reference_method: str | None
     reference_validation_accuracy: float | None
     reason: str  # one sentence
@@ -205,11 +210,22 @@ def recommend(results: Sequence[MethodResult]) -> Recommendation | None:
     best = max(candidates, key=lambda r: (r.accuracy, [-x for x in _cheapness(r)[:2]]))
     gaps = {r.method: gap(best, r) for r in candidates if r is not best}
     within = sorted((r for r in candidates if r is best or gaps[r.method].within), key=_cheapness)
-    chosen = within[0]
+    # A method within noise of the best can still be below another method beyond noise (a best
+    # that varies much from seed to seed has a wide window): it is passed over.
+    above = sorted(candidates, key=lambda r: -r.accuracy)
+    beaten_by = {
+        r.method: next((o for o in above if o.accuracy > r.accuracy and not gap(o, r).within), None)
+        for r in within
+    }
+    chosen = next(r for r in within if beaten_by[r.method] is None)  # the best is never beaten
+    skipped = within[: within.index(chosen)]
     references = [r for r in results if r.reference and r.validation_accuracies]
     floor = max(references, key=lambda r: r.accuracy) if references else None
     against: str | None
-    if chosen is best:
+    if chosen is best and skipped:
+        against, noise, kind = skipped[0].method, gaps[skipped[0].method].error, gaps[skipped[0].method].kind
+        reason = f"{best.method} has the best validation accuracy ({best.accuracy:.4f})"
+    elif chosen is best:
         # The error that decided: against the cheaper method that came nearest to being within it.
         cheaper = [r for r in candidates if _cheapness(r) < _cheapness(best)]
         nearest = min(
@@ -236,6 +252,14 @@ def recommend(results: Sequence[MethodResult]) -> Recommendation | None:
             f"{chosen.method} is the cheapest method within one standard error of the best, {best.method}: "
             f"{chosen.accuracy:.4f} against {best.accuracy:.4f} on validation, within ±{noise:.4f} "
             f"(the {kind})"
+        )
+    for passed in skipped:
+        beater = beaten_by[passed.method]
+        assert beater is not None  # skipped methods are the beaten ones
+        reason += (
+            f"; {passed.method} ({passed.accuracy:.4f}) is within one standard error of {best.method} "
+            f"too, but {beater.method} ({beater.accuracy:.4f}) is above it beyond its "
+            f"±{gap(beater, passed).error:.4f}"
         )
     crossfitted = [r.method for r in candidates if r.crossfit]
     if crossfitted:
