@@ -109,8 +109,8 @@ class TrainConfig:
 
     method: str = setting(
         "lora",
-        "lora, lora-scratch, full, head, untrained, tfidf-logreg, tfidf-nb, embed-logreg, embed-svm, "
-        "embed-ridge.",
+        "lora, lora-scratch, full, head, setfit, setfit-lora, untrained, majority, tfidf-logreg, "
+        "tfidf-nb, embed-logreg, embed-svm, embed-ridge.",
         short="-m",
     )
     model: str = setting(DEFAULT_MODEL, "Hugging Face name or local folder.")
