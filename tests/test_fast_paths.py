@@ -344,7 +344,7 @@ def test_lora_layers_beyond_the_depth_names_the_depth(tiny_bert, synthetic_dir, 
 
 def test_lora_layers_with_another_method_is_refused(synthetic_dir, tmp_path):
     with pytest.raises(
-        LoralabError, match="--lora-layers applies to --method lora or lora-scratch, not full"
+        LoralabError, match="--lora-layers applies to --method lora or lora-scratch or setfit-lora, not full"
     ):
         train_run(synthetic_dir, TrainConfig(method="full", lora_layers=1), tmp_path / "x", progress=False)
     with pytest.raises(LoralabError, match="--lora-layers must be a positive number"):

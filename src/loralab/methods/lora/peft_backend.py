@@ -40,7 +40,7 @@ def lora_config(loaded: LoadedModel, config: TrainConfig):
 
 def adapter_config(targets: list[str], config: TrainConfig, **extra: Any):
     """PEFT's ``LoraConfig`` for the layers ``targets`` with every LoRA setting of ``config``."""
-    from peft import LoraConfig
+    from peft import LoraConfig  # importing PEFT takes seconds; only LoRA runs need it
 
     return LoraConfig(
         r=config.lora_rank,
