@@ -202,6 +202,14 @@ def _cheapness(result: MethodResult) -> tuple:
     return (result.cost_rank, seconds, -result.accuracy, result.method)
 
 
+def _beaten(result: MethodResult, others: Sequence[MethodResult]) -> tuple[MethodResult, Gap] | None:
+    """The most accurate method above ``result`` beyond noise, and that gap; ``None`` if none is."""
+    for other in sorted(others, key=lambda r: -r.accuracy):
+        if other.accuracy > result.accuracy and not (found := gap(other, result)).within:
+            return other, found
+    return None
+
+
 def recommend(results: Sequence[MethodResult]) -> Recommendation | None:
     """The method to use among ``results`` (one training-set size), or ``None`` if none qualifies."""
     candidates = [r for r in results if not r.reference and r.validation_accuracies and r.validation_texts]
@@ -212,18 +220,18 @@ def recommend(results: Sequence[MethodResult]) -> Recommendation | None:
     within = sorted((r for r in candidates if r is best or gaps[r.method].within), key=_cheapness)
     # A method within noise of the best can still be below another method beyond noise (a best
     # that varies much from seed to seed has a wide window): it is passed over.
-    above = sorted(candidates, key=lambda r: -r.accuracy)
-    beaten_by = {
-        r.method: next((o for o in above if o.accuracy > r.accuracy and not gap(o, r).within), None)
-        for r in within
-    }
+    beaten_by = {r.method: _beaten(r, candidates) for r in within}
     chosen = next(r for r in within if beaten_by[r.method] is None)  # the best is never beaten
     skipped = within[: within.index(chosen)]
     references = [r for r in results if r.reference and r.validation_accuracies]
     floor = max(references, key=lambda r: r.accuracy) if references else None
+
+    def weighed_against(other: MethodResult) -> tuple[str, float, str]:
+        return other.method, gaps[other.method].error, gaps[other.method].kind
+
     against: str | None
     if chosen is best and skipped:
-        against, noise, kind = skipped[0].method, gaps[skipped[0].method].error, gaps[skipped[0].method].kind
+        against, noise, kind = weighed_against(skipped[0])
         reason = f"{best.method} has the best validation accuracy ({best.accuracy:.4f})"
     elif chosen is best:
         # The error that decided: against the cheaper method that came nearest to being within it.
@@ -240,26 +248,26 @@ def recommend(results: Sequence[MethodResult]) -> Recommendation | None:
                 f"{best.method} has the best validation accuracy ({best.accuracy:.4f}) and is the cheapest"
             )
         else:
-            against, noise, kind = nearest.method, gaps[nearest.method].error, gaps[nearest.method].kind
+            against, noise, kind = weighed_against(nearest)
             reason = (
                 f"{best.method} has the best validation accuracy ({best.accuracy:.4f}) and no cheaper "
                 f"method is within one standard error of it: the nearest, {nearest.method} "
                 f"({nearest.accuracy:.4f}), is beyond ±{noise:.4f} (the {kind})"
             )
     else:
-        against, noise, kind = chosen.method, gaps[chosen.method].error, gaps[chosen.method].kind
+        against, noise, kind = weighed_against(chosen)
         reason = (
             f"{chosen.method} is the cheapest method within one standard error of the best, {best.method}: "
             f"{chosen.accuracy:.4f} against {best.accuracy:.4f} on validation, within ±{noise:.4f} "
             f"(the {kind})"
         )
     for passed in skipped:
-        beater = beaten_by[passed.method]
-        assert beater is not None  # skipped methods are the beaten ones
+        beating = beaten_by[passed.method]
+        assert beating is not None  # skipped methods are the beaten ones
+        beater, beaten = beating
         reason += (
             f"; {passed.method} ({passed.accuracy:.4f}) is within one standard error of {best.method} "
-            f"too, but {beater.method} ({beater.accuracy:.4f}) is above it beyond its "
-            f"±{gap(beater, passed).error:.4f}"
+            f"too, but {beater.method} ({beater.accuracy:.4f}) is above it beyond its ±{beaten.error:.4f}"
         )
     crossfitted = [r.method for r in candidates if r.crossfit]
     if crossfitted:
