@@ -164,3 +164,21 @@ def test_a_run_is_compared_by_the_settings_its_method_reads():
     assert logreg.comparable_settings(before) != logreg.comparable_settings(now)
     tfidf = get_method("tfidf-logreg")
     assert tfidf.comparable_settings(TrainConfig(baseline_c=0.5).to_dict()) != tfidf.comparable_settings(now)
+
+
+def test_an_unset_lora_init_is_compared_as_the_methods_own_default():
+    from loralab.methods import get_method
+
+    saved_normal = TrainConfig(lora_init="normal").to_dict()  # recorded when normal was everyone's default
+    saved_kaiming = TrainConfig(lora_init="kaiming").to_dict()
+    now = TrainConfig().to_dict()
+    for name in ("lora", "lora-scratch", "full", "tfidf-logreg", "embed-logreg", "setfit"):
+        method = get_method(name)
+        assert method.comparable_settings(saved_normal) == method.comparable_settings(now), name
+    setfit_lora = get_method("setfit-lora")
+    assert setfit_lora.comparable_settings(saved_kaiming) == setfit_lora.comparable_settings(now)
+    assert setfit_lora.comparable_settings(saved_normal) != setfit_lora.comparable_settings(now)
+    # a run records the value it used
+    assert get_method("lora").settled(TrainConfig()).lora_init == "normal"
+    assert setfit_lora.settled(TrainConfig()).lora_init == "kaiming"
+    assert setfit_lora.settled(TrainConfig(lora_init="pissa")).lora_init == "pissa"

@@ -7,6 +7,7 @@ import torch
 
 from loralab.config import TrainConfig
 from loralab.errors import LoralabError
+from loralab.methods import get_method
 from loralab.runs.train import load_run, train_run
 from tests.test_pooling import sentence_transformer_folder
 
@@ -93,6 +94,7 @@ def test_setfit_lora_adapters_follow_the_seed_and_the_lora_settings(tiny_sentenc
 
     def adapters(**settings):
         config = TrainConfig(method="setfit-lora", model=str(tiny_sentence_transformer), **settings)
+        config = get_method("setfit-lora").settled(config)
         body = _body(str(tiny_sentence_transformer), config)
         made = BodyAdapters(body, config)
         return made, {n: p.detach().clone() for n, p in body.named_parameters() if "lora_" in n}
@@ -104,6 +106,11 @@ def test_setfit_lora_adapters_follow_the_seed_and_the_lora_settings(tiny_sentenc
     _, c = adapters(seed=2)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
+    # unset, --lora-init is setfit-lora's own default, kaiming, not LoRA's normal
+    _, kaiming = adapters(seed=1, lora_init="kaiming")
+    _, normal = adapters(seed=1, lora_init="normal")
+    assert all(torch.equal(a[k], kaiming[k]) for k in a)
+    assert not all(torch.equal(a[k], normal[k]) for k in a)
     # every body weight outside the adapters is frozen; the adapters are what trains
     assert first.trained_parameters == sum(v.numel() for v in a.values())
     assert all(not p.requires_grad for n, p in first.body.named_parameters() if "lora_" not in n)
@@ -118,8 +125,6 @@ def test_setfit_lora_adapters_follow_the_seed_and_the_lora_settings(tiny_sentenc
 
 
 def test_setfit_lora_refuses_loraplus(tiny_sentence_transformer):
-    from loralab.methods import get_method
-
     config = TrainConfig(method="setfit-lora", model=str(tiny_sentence_transformer), loraplus_lr_ratio=16)
     with pytest.raises(LoralabError, match="setfit library's own optimizer"):
         get_method("setfit-lora").check(config)

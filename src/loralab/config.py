@@ -153,8 +153,10 @@ class TrainConfig:
         "family's query/value layers).",
     )
     lora_bias: str = setting("none", "Which biases train with LoRA: none, all or lora_only.")
-    lora_init: str = setting(
-        "normal", "normal (A ~ N(0, 1/rank²)), kaiming, or pissa (principal singular vectors of W)."
+    lora_init: str | None = setting(
+        None,
+        "normal (A ~ N(0, 1/rank²)), kaiming (PEFT's default), or pissa (principal singular "
+        "vectors of W). Default: normal for lora and lora-scratch, kaiming for setfit-lora.",
     )
     use_rslora: bool = setting(False, "Scale by alpha/sqrt(rank) (rsLoRA).", flag="--use-rslora/--no-rslora")
     use_dora: bool = setting(False, "DoRA: magnitude and direction (PEFT).", flag="--use-dora/--no-dora")
@@ -276,7 +278,7 @@ class TrainConfig:
                 f"--pooling must be one of {', '.join(POOLINGS)}; got '{self.pooling}'.",
             ),
             (
-                self.lora_init in ("normal", "kaiming", "pissa"),
+                self.lora_init in (None, "normal", "kaiming", "pissa"),
                 f"--lora-init must be normal, kaiming or pissa; got '{self.lora_init}'.",
             ),
             (
@@ -337,6 +339,13 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def lora_init_used(self) -> str:
+        """--lora-init once the method has filled in its default (``Method.settled``)."""
+        if self.lora_init is None:
+            raise ValueError("lora_init is unset: pass the config through Method.settled first.")
+        return self.lora_init
 
 
 TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on", "1"), ("false", "no", "off", "0")

@@ -133,6 +133,9 @@ class Method(ABC):
     default_lr: ClassVar[float] = 1e-3
     default_epochs: ClassVar[int] = 3
     default_batch_size: ClassVar[int] = 32
+    # The initial values of LoRA adapters when --lora-init is not given (methods without
+    # adapters never read it).
+    default_lora_init: ClassVar[str] = "normal"
     # Its figures vary with the seed (training order, dropout), so a comparison repeats it per seed.
     seeded: ClassVar[bool] = False
     # Trained by loralab.training's loop: epochs, history, checkpoints, resuming.
@@ -184,10 +187,22 @@ class Method(ABC):
         a method whose saved form is already that one (the default) just loads it."""
         return self.load(folder, info)
 
+    def settled(self, config: TrainConfig) -> TrainConfig:
+        """``config`` with the settings whose default depends on the method filled in."""
+        return config if config.lora_init is not None else config.replace(lora_init=self.default_lora_init)
+
     def comparable_settings(self, settings: dict) -> dict:
         """A run's settings (a config dict) as far as they decide this method's result, for telling
-        whether a saved run was asked for the same thing: a setting the method never reads is left
-        out, so an unrelated default changing does not make every saved run stale."""
+        whether a saved run was asked for the same thing: a setting left unset reads as the
+        method's default (a run saved before that setting could be unset recorded the value
+        itself), and a setting the method never reads is left out, so an unrelated default
+        changing does not make every saved run stale."""
+        lora_init = settings.get("lora_init") or self.default_lora_init
+        return self.read_settings({**settings, "lora_init": lora_init})
+
+    def read_settings(self, settings: dict) -> dict:
+        """The part of :meth:`comparable_settings` a method changes: which settings it reads, as
+        it reads them."""
         return {k: v for k, v in settings.items() if k != "baseline_c"}
 
     def check(self, config: TrainConfig) -> None:

@@ -128,7 +128,7 @@ class TfidfMethod(Method):
     default_lr = 0.0
     cost_rank = 1
 
-    def comparable_settings(self, settings: dict) -> dict:
+    def read_settings(self, settings: dict) -> dict:
         return with_fixed_c(settings)
 
     def estimator(self, config: TrainConfig):

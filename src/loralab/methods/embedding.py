@@ -155,7 +155,7 @@ class EmbedLogReg(EmbeddingMethod):
     summary = "logistic regression on frozen encoder features"
     ladder_position = 20
 
-    def comparable_settings(self, settings: dict) -> dict:
+    def read_settings(self, settings: dict) -> dict:
         return dict(settings)  # --baseline-c unset means cross-validated, not 1.0
 
     def estimator(self, config, labels):
@@ -186,7 +186,7 @@ class EmbedSVM(EmbeddingMethod):
     name = "embed-svm"
     summary = "linear SVM on frozen encoder features (seed 004 e13)"
 
-    def comparable_settings(self, settings: dict) -> dict:
+    def read_settings(self, settings: dict) -> dict:
         return with_fixed_c(settings)
 
     def estimator(self, config, labels):

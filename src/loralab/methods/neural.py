@@ -209,6 +209,7 @@ class NeuralMethod(Method):
         return {}
 
     def build(self, labels: list[str], config: TrainConfig) -> Prepared:
+        config = self.settled(config)
         torch.manual_seed(config.seed)  # the new head's initialisation is part of the run
         loaded = self.base(labels, config)
         model = self.prepare(loaded, config)

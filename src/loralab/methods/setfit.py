@@ -305,6 +305,9 @@ class SetFitLora(SetFit):
     supports_lora_layers = True  # --lora-layers N adapts only the top N layers
     ladder_position = None  # opt-in: compare --methods …,setfit-lora
     default_lr = 1e-3  # adapters start at zero and need a larger step than the body's 2e-5
+    # PEFT's own default. With 64 texts per class (5 seeds) it scored 72.6 ± 0.8 / 78.3 ± 0.7 on
+    # rotten_tomatoes / SST-2 test against 71.5 ± 0.7 / 76.2 ± 1.6 with "normal" (docs/results.md).
+    default_lora_init = "kaiming"
 
     def check(self, config: TrainConfig) -> None:
         super().check(config)
@@ -320,4 +323,4 @@ class SetFitLora(SetFit):
                 f"--method setfit-lora adapts the transformer of a sentence-transformers model, and "
                 f"{config.model} has none ({type(body[0]).__name__}); use --method setfit."
             )
-        return BodyAdapters(body, config)
+        return BodyAdapters(body, self.settled(config))

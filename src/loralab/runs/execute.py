@@ -141,6 +141,7 @@ def execute(
     # keeps what was asked for, which a resume and a compare's reuse compare with. Methods that
     # never run the encoder (TF-IDF, the majority class) need not read the model.
     requested = config
+    config = method.settled(config)
     if method.uses_encoder:
         max_length = fit_max_length(config.model, config.max_length, config.trust_remote_code)
         config = config.replace(max_length=max_length)

@@ -39,6 +39,7 @@ def fit_method(
     """Train ``method`` on ``splits.train``, choosing the best epoch on ``splits.validation``
     by ``validation_scores``' ``val_accuracy``."""
     hooks = hooks or TrainingHooks()
+    config = method.settled(config)
     if not (method.trains_in_epochs and isinstance(method, NeuralMethod)):
         return method.fit(splits, config, progress=hooks.progress)
     prepared = method.build(splits.labels, config)

@@ -49,7 +49,7 @@ def adapter_config(targets: list[str], config: TrainConfig, **extra: Any):
         target_modules=targets,
         bias=cast(Any, config.lora_bias),  # checked by TrainConfig
         # loralab's "normal" init is PEFT's "gaussian" (A ~ N(0, 1/rank²)); "kaiming" is PEFT's default.
-        init_lora_weights=PEFT_INITS[config.lora_init],
+        init_lora_weights=PEFT_INITS[config.lora_init_used],
         use_rslora=config.use_rslora,
         use_dora=config.use_dora,
         **extra,
@@ -75,7 +75,7 @@ class PeftLora(LoraMethod):
         # Record the model's public name, not the local folder it was read from, so the
         # adapter points at the same base model on any machine.
         model.peft_config["default"].base_model_name_or_path = config.model
-        if config.lora_init == "pissa":
+        if config.lora_init_used == "pissa":
             initial = get_peft_model_state_dict(model)
             setattr(model, PISSA_INITIAL, {k: v.clone() for k, v in initial.items() if ".lora_" in k})
         return model

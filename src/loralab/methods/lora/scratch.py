@@ -44,7 +44,7 @@ def inject_lora(model: nn.Module, head_modules: list[str], config: TrainConfig) 
             config.lora_rank,
             config.lora_alpha,
             config.lora_dropout,
-            init=config.lora_init,
+            init=config.lora_init_used,
             use_rslora=config.use_rslora,
         )
         for name in targets
@@ -98,7 +98,7 @@ class ScratchLora(LoraMethod):
 def saved_adapter_config(config: TrainConfig) -> TrainConfig:
     """The adapter shape a run was saved with: a PiSSA adapter is saved as plain LoRA of twice
     the rank with the same scaling (see :meth:`LoRALinear.plain_lora`)."""
-    if config.lora_init != "pissa":
+    if config.lora_init_used != "pissa":
         return config
     factor = 2**0.5 if config.use_rslora else 2.0
     return dataclasses.replace(
