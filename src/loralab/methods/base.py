@@ -169,6 +169,9 @@ class Method(ABC):
     cost_rank: ClassVar[int] = 6
     # A yardstick every method must beat (majority class, untrained head): shown, never recommended.
     reference: ClassVar[bool] = False
+    # Built for a few labelled texts per class (SetFit's contrastive pairs): with so few texts that
+    # validation cannot separate it from the best, the recommendation prefers it (runs.recommend).
+    few_shot: ClassVar[bool] = False
 
     def fit(self, splits: DataSplits, config: TrainConfig, *, progress: bool = True) -> FitResult:
         """Train on ``splits.train`` in one go (methods that train in seconds).

@@ -149,6 +149,7 @@ class SetFit(Method):
     # Between head tuning and LoRA: it adapts the encoder, on pairs rather than epochs of texts.
     ladder_position: ClassVar[int | None] = 45
     seeded = True  # pair sampling and the body's training order follow the seed
+    few_shot = True
     extra = "setfit"
     extra_module = "setfit"
     default_lr = 2e-5  # setfit's body learning rate
