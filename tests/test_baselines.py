@@ -175,6 +175,14 @@ def test_an_unset_lora_init_is_compared_as_the_methods_own_default():
     for name in ("lora", "lora-scratch", "full", "tfidf-logreg", "embed-logreg", "setfit"):
         method = get_method(name)
         assert method.comparable_settings(saved_normal) == method.comparable_settings(now), name
+    # methods without adapters never read the LoRA settings: asking others does not stale them
+    for name in ("full", "head", "tfidf-logreg", "embed-logreg", "setfit"):
+        method = get_method(name)
+        other = TrainConfig(lora_init="kaiming", lora_rank=4, lora_layers=2).to_dict()
+        assert method.comparable_settings(other) == method.comparable_settings(now), name
+    assert get_method("lora").comparable_settings(saved_kaiming) != get_method("lora").comparable_settings(
+        now
+    )
     setfit_lora = get_method("setfit-lora")
     assert setfit_lora.comparable_settings(saved_kaiming) == setfit_lora.comparable_settings(now)
     assert setfit_lora.comparable_settings(saved_normal) != setfit_lora.comparable_settings(now)

@@ -219,7 +219,7 @@ def test_compare_ends_with_the_recommendation(synthetic_dir, tmp_path):
     counts = json.loads((out / "majority" / "manifest.json").read_text())["data"]["splits"]["train"][
         "label_counts"
     ]
-    assert {r["train_smallest_class"] for r in saved["runs"]} == {min(counts.values())}
+    assert {r["train_largest_class"] for r in saved["runs"]} == {max(counts.values())}
     summary = {r["method"]: r for r in saved["summary"]}
     assert summary["majority"]["validation_accuracy"] == pytest.approx(0.5)
     text = " ".join(result.output.split())
@@ -381,7 +381,9 @@ def test_with_few_texts_per_class_a_few_shot_method_within_noise_is_preferred():
     # the method built for few labelled texts is taken, though head scored more and costs less.
     chosen = recommend(few_shot_results(0.525), train_per_class=8)
     assert chosen.best_method == "head" and chosen.method == "setfit" and chosen.noise_against == "setfit"
-    assert "with 8 training texts per class validation cannot tell them apart" in chosen.reason
+    assert "with at most 8 training texts per class validation cannot tell them apart" in chosen.reason
+    assert "preferred to embed-logreg, head" not in chosen.reason  # embed-logreg is beyond noise
+    assert "a method built for few labelled texts is preferred to head (" in chosen.reason
     # with more texts per class, or unknown, the cheaper best keeps it
     assert recommend(few_shot_results(0.525), train_per_class=65).method == "head"
     assert recommend(few_shot_results(0.525)).method == "head"
@@ -415,8 +417,25 @@ def test_compare_rows_say_how_many_texts_each_class_had():
         ]
 
     traits = {"head": (3, False, False), "setfit": (5, False, True)}.get
-    # 8 per class from the learning-curve size, or from the recorded smallest class
+    # 8 per class from the learning-curve size, or from the recorded largest class
     assert recommend_runs(rows("8"), traits)["8"]["method"] == "setfit"
-    assert recommend_runs(rows("all", train_smallest_class=8), traits)["all"]["method"] == "setfit"
+    assert recommend_runs(rows("all", train_largest_class=8), traits)["all"]["method"] == "setfit"
     # a whole split of unknown size is not taken for few-shot
     assert recommend_runs(rows("all"), traits)["all"]["method"] == "head"
+
+
+def test_the_few_shot_sentence_names_what_it_was_preferred_to_and_nothing_else():
+    # setfit costs more than the best (embed-logreg) and than head: the sentence must not call
+    # head a cheaper method passed over for being too far below.
+    chosen = recommend(
+        [
+            result("embed-logreg", [0.60], 2, texts=16),
+            result("head", [0.57], 3, texts=16),
+            MethodResult("setfit", (0.55,), 16, 5, 1.0, few_shot=True),
+            result("tfidf", [0.595], 1, texts=16),
+        ],
+        train_per_class=8,
+    )
+    assert chosen.method == "setfit" and chosen.best_method == "embed-logreg"
+    assert "preferred to tfidf, embed-logreg, head (" in chosen.reason
+    assert "gives up for a cheaper method" not in chosen.reason

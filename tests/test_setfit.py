@@ -1,5 +1,7 @@
 """SetFit as a method: fit, save without pickle, reload, predict; and its bad inputs."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -61,6 +63,9 @@ def test_setfit_lora_trains_adapters_and_saves_a_merged_body(
     manifest = result.manifest
     assert manifest["status"] == "completed" and manifest["reload_max_difference"] <= 1e-5
     assert manifest["resolved"]["lr"] == 1e-3  # the adapters' default, not the body's 2e-5
+    # the run records the initialisation it used; the manifest keeps what was asked (nothing)
+    assert json.loads((out / "config.json").read_text())["lora_init"] == "kaiming"
+    assert manifest["requested"]["lora_init"] is None
     contrastive = manifest["contrastive"]
     trainable, total = result.classifier.parameter_counts()
     head = 32 + 1  # two classes: one row of weights over the tiny model's 32 dimensions, one intercept

@@ -119,6 +119,22 @@ class FitResult:
         }
 
 
+# The settings only methods built on LoRA adapters read.
+LORA_SETTINGS = frozenset(
+    {
+        "lora_rank",
+        "lora_alpha",
+        "lora_dropout",
+        "target_modules",
+        "lora_bias",
+        "lora_init",
+        "use_rslora",
+        "use_dora",
+        "loraplus_lr_ratio",
+    }
+)
+
+
 class Method(ABC):
     """A way of turning labelled texts into a :class:`Classifier`, and of reading one back.
 
@@ -199,9 +215,14 @@ class Method(ABC):
         whether a saved run was asked for the same thing: a setting left unset reads as the
         method's default (a run saved before that setting could be unset recorded the value
         itself), and a setting the method never reads is left out, so an unrelated default
-        changing does not make every saved run stale."""
-        lora_init = settings.get("lora_init") or self.default_lora_init
-        return self.read_settings({**settings, "lora_init": lora_init})
+        changing (or a compare asking other LoRA settings) does not make every saved run stale."""
+        if not self.lora_based:  # a run asked for other LoRA settings is the same run
+            settings = {k: v for k, v in settings.items() if k not in LORA_SETTINGS}
+        elif settings.get("lora_init") is None:
+            settings = {**settings, "lora_init": self.default_lora_init}
+        if not self.supports_lora_layers:
+            settings = {k: v for k, v in settings.items() if k != "lora_layers"}
+        return self.read_settings(settings)
 
     def read_settings(self, settings: dict) -> dict:
         """The part of :meth:`comparable_settings` a method changes: which settings it reads, as

@@ -294,7 +294,7 @@ def compare(
         # recommendation's noise counts the texts of all seeds, but never more than the pool holds.
         row["validation_drawn_per_seed"] = len(subsets[size, data_seed].validation) < len(splits.validation)
         row["validation_pool"] = len(splits.validation)
-        row["train_smallest_class"] = min(subsets[size, data_seed].train.label_counts().values())
+        row["train_largest_class"] = max(subsets[size, data_seed].train.label_counts().values())
         rows.append(row)
         if on_run:
             on_run(row)

@@ -29,7 +29,7 @@ the noise favoured:
   shown to be worse" is then weak evidence: in loralab's learning curves (docs/results.md) the
   cheaper methods the plain rule chose were 1.4–3.4 points below the best on validation and 4.4–6.7
   below it on test;
-- with at most :data:`FEW_SHOT_PER_CLASS` training texts in some class, a method built for few
+- with at most :data:`FEW_SHOT_PER_CLASS` training texts in every class, a method built for few
   labelled texts (the ``few_shot`` trait: SetFit and setfit-lora) that is within noise of the best
   is preferred to the cheaper ones. There validation holds a few dozen texts and cannot separate
   the methods, so the choice falls back on what few-shot benchmarks measured on many data sets:
@@ -69,7 +69,7 @@ CROSSFIT_NOTE = (
 TIE = 1e-9
 # The most validation accuracy given up for a cheaper method, however wide the noise.
 TOLERANCE = 0.01
-# Training texts per class (in the smallest class) up to which the data are few-shot: the range
+# Training texts per class (in the largest class) up to which the data are few-shot: the range
 # SetFit was evaluated on.
 FEW_SHOT_PER_CLASS = 64
 
@@ -236,7 +236,7 @@ def recommend(
     results: Sequence[MethodResult], *, train_per_class: int | None = None
 ) -> Recommendation | None:
     """The method to use among ``results`` (one training-set size), or ``None`` if none qualifies.
-    ``train_per_class`` is the number of training texts in the smallest class, if known."""
+    ``train_per_class`` is the number of training texts in the largest class, if known."""
     candidates = [r for r in results if not r.reference and r.validation_accuracies and r.validation_texts]
     if not candidates:
         return None
@@ -253,7 +253,8 @@ def recommend(
         chosen = max(few_shot, key=lambda r: r.accuracy)
     else:
         chosen = next(r for r in eligible if r is best or gaps[r.method].difference <= TOLERANCE + TIE)
-    skipped = [r for r in within[: within.index(chosen)] if r is not best]  # cheaper, passed over
+    # The cheaper methods passed over (the few-shot sentence names its own).
+    skipped = [] if few_shot and chosen is not best else within[: within.index(chosen)]
     references = [r for r in results if r.reference and r.validation_accuracies]
     floor = max(references, key=lambda r: r.accuracy) if references else None
 
@@ -263,13 +264,14 @@ def recommend(
     against: str | None
     if few_shot and chosen is not best:
         against, noise, kind = weighed_against(chosen)
+        others = ", ".join(r.method for r in within if r is not chosen)
         reason = (
             f"{chosen.method} ({chosen.accuracy:.4f}) is within one standard error of the best on "
-            f"validation, {best.method} ({best.accuracy:.4f}): ±{noise:.4f} (the {kind}); with "
+            f"validation, {best.method} ({best.accuracy:.4f}): ±{noise:.4f} (the {kind}); with at most "
             f"{train_per_class} training texts per class validation cannot tell them apart, and up to "
-            f"{FEW_SHOT_PER_CLASS} a method built for few labelled texts is preferred (SetFit led "
-            "fine-tuning and frozen embeddings from 8 to 64 per class in few-shot benchmarks, "
-            "Tunstall et al. 2022)"
+            f"{FEW_SHOT_PER_CLASS} a method built for few labelled texts is preferred to {others} "
+            "(SetFit led fine-tuning and frozen embeddings from 8 to 64 per class in few-shot "
+            "benchmarks, Tunstall et al. 2022)"
         )
     elif chosen is best and skipped:
         against, noise, kind = weighed_against(skipped[0])
@@ -298,7 +300,8 @@ def recommend(
     else:
         against, noise, kind = weighed_against(chosen)
         reason = (
-            f"{chosen.method} is the cheapest method within one standard error of the best, {best.method}: "
+            f"{chosen.method} is the cheapest method within one standard error and one point of the best, "
+            f"{best.method}: "
             f"{chosen.accuracy:.4f} against {best.accuracy:.4f} on validation, within ±{noise:.4f} "
             f"(the {kind})"
         )
@@ -317,11 +320,11 @@ def recommend(
                 f"too, but {100 * below:.1f} points below it, more than the {100 * TOLERANCE:.0f} point "
                 "loralab gives up for a cheaper method"
             )
-        elif chosen is best:  # passed over for the few-shot method (else its sentence said so)
+        else:  # within a point of the best, which is the few-shot method
             reason += (
                 f"; {passed.method} ({passed.accuracy:.4f}) is within one standard error of {best.method} "
-                f"too, but with {train_per_class} training texts per class a method built for few "
-                "labelled texts is preferred"
+                f"too, but with at most {train_per_class} training texts per class a method built for "
+                "few labelled texts is preferred"
             )
     crossfitted = [r.method for r in candidates if r.crossfit]
     if crossfitted:
@@ -389,7 +392,7 @@ def recommend_runs(
     ``rows`` carry ``method``, ``train_size``, ``validation_accuracy`` (and
     ``validation_accuracy_crossfit`` if the run chose an epoch on it), ``validation_texts``,
     ``validation_drawn_per_seed``, ``validation_pool``, ``train_seconds`` and
-    ``train_smallest_class``; ``traits(method)`` gives its ``(cost_rank, reference, few_shot)``."""
+    ``train_largest_class``; ``traits(method)`` gives its ``(cost_rank, reference, few_shot)``."""
     by_size: dict[str, dict[str, list[dict]]] = {}
     for row in rows:
         by_size.setdefault(str(row["train_size"]), {}).setdefault(row["method"], []).append(row)
@@ -427,11 +430,11 @@ def recommend_runs(
 
 
 def _train_per_class(size: str, rows: Sequence[dict]) -> int | None:
-    """Training texts in the smallest class at one size: as recorded, else the learning curve's
+    """Training texts in the largest class at one size: as recorded, else the learning curve's
     per-class size (results written before it was recorded); unknown for a whole split."""
-    recorded = [r["train_smallest_class"] for r in rows if r.get("train_smallest_class") is not None]
+    recorded = [r["train_largest_class"] for r in rows if r.get("train_largest_class") is not None]
     if recorded:
-        return min(recorded)
+        return max(recorded)
     return int(size) if size.isdigit() else None
 
 
