@@ -439,3 +439,9 @@ def test_the_few_shot_sentence_names_what_it_was_preferred_to_and_nothing_else()
     assert chosen.method == "setfit" and chosen.best_method == "embed-logreg"
     assert "preferred to tfidf, embed-logreg, head (" in chosen.reason
     assert "gives up for a cheaper method" not in chosen.reason
+    # two few-shot methods within noise: the better on validation, and the other is not called
+    # one the few-shot method was preferred to
+    rival = MethodResult("setfit-lora", (0.54,), 16, 5, 1.0, few_shot=True)
+    both = recommend([*few_shot_results(0.525), rival], train_per_class=8)
+    assert both.method == "setfit-lora" and "preferred to head (" in both.reason
+    assert "; setfit, also built for few texts, scored less on validation" in both.reason

@@ -264,7 +264,8 @@ def recommend(
     against: str | None
     if few_shot and chosen is not best:
         against, noise, kind = weighed_against(chosen)
-        others = ", ".join(r.method for r in within if r is not chosen)
+        others = ", ".join(r.method for r in within if not r.few_shot)
+        rivals = ", ".join(r.method for r in few_shot if r is not chosen)
         reason = (
             f"{chosen.method} ({chosen.accuracy:.4f}) is within one standard error of the best on "
             f"validation, {best.method} ({best.accuracy:.4f}): ±{noise:.4f} (the {kind}); with at most "
@@ -273,6 +274,8 @@ def recommend(
             "(SetFit led fine-tuning and frozen embeddings from 8 to 64 per class in few-shot "
             "benchmarks, Tunstall et al. 2022)"
         )
+        if rivals:
+            reason += f"; {rivals}, also built for few texts, scored less on validation"
     elif chosen is best and skipped:
         against, noise, kind = weighed_against(skipped[0])
         reason = f"{best.method} has the best validation accuracy ({best.accuracy:.4f})"
