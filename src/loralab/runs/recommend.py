@@ -313,22 +313,21 @@ def recommend(
         below = gaps[passed.method].difference
         if beating is not None:
             beater, beaten = beating
-            reason += (
-                f"; {passed.method} ({passed.accuracy:.4f}) is within one standard error of {best.method} "
-                f"too, but {beater.method} ({beater.accuracy:.4f}) is above it beyond its ±{beaten.error:.4f}"
-            )
+            why = f"{beater.method} ({beater.accuracy:.4f}) is above it beyond its ±{beaten.error:.4f}"
         elif below > TOLERANCE + TIE:
-            reason += (
-                f"; {passed.method} ({passed.accuracy:.4f}) is within one standard error of {best.method} "
-                f"too, but {100 * below:.1f} points below it, more than the {100 * TOLERANCE:.0f} point "
+            why = (
+                f"{100 * below:.1f} points below it, more than the {100 * TOLERANCE:.0f} point "
                 "loralab gives up for a cheaper method"
             )
         else:  # within a point of the best, which is the few-shot method
-            reason += (
-                f"; {passed.method} ({passed.accuracy:.4f}) is within one standard error of {best.method} "
-                f"too, but with at most {train_per_class} training texts per class a method built for "
-                "few labelled texts is preferred"
+            why = (
+                f"with at most {train_per_class} training texts per class a method built for few "
+                "labelled texts is preferred"
             )
+        reason += (
+            f"; {passed.method} ({passed.accuracy:.4f}) is within one standard error of {best.method} "
+            f"too, but {why}"
+        )
     crossfitted = [r.method for r in candidates if r.crossfit]
     if crossfitted:
         reason += (
