@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from loralab.data.batching import TOKENS_PER_TEXT, sorted_batches
 from loralab.data.long_text import (
     TextInput,
     aggregate_window_logits,
@@ -146,3 +147,26 @@ def test_head_truncation_matches_the_tokenizer_and_windows_index_their_text(tmp_
     assert documents == [0] * 5 + [1] + [2] * 2  # 30 content tokens: windows start at 0, 6, 12, 18, 22
     assert all(w[0] == tokenizer.cls_token_id and w[-1] == tokenizer.sep_token_id for w in windows)
     assert windows[5] == tokenizer("bad film")["input_ids"]
+
+
+@given(
+    lengths=st.lists(st.integers(1, 600), min_size=1, max_size=300),
+    batch_size=st.integers(1, 64),
+)
+def test_inference_batches_cover_every_text_once_longest_first_within_a_token_budget(lengths, batch_size):
+    batches = sorted_batches(lengths, batch_size)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    flat = [lengths[i] for batch in batches for i in batch]
+    assert flat == sorted(flat, reverse=True)
+    for batch in batches:
+        padded = max(lengths[i] for i in batch) * len(batch)
+        assert len(batch) <= batch_size
+        assert len(batch) == 1 or padded <= batch_size * TOKENS_PER_TEXT
+
+
+def test_short_texts_fill_whole_batches_and_long_ones_come_in_smaller_batches():
+    short = sorted_batches([TOKENS_PER_TEXT] * 10, 4)
+    assert [len(b) for b in short] == [4, 4, 2]
+    long = sorted_batches([4 * TOKENS_PER_TEXT] * 10 + [TOKENS_PER_TEXT] * 8, 8)
+    assert [len(b) for b in long] == [2, 2, 2, 2, 2, 8]
+    assert [len(b) for b in sorted_batches([100 * TOKENS_PER_TEXT, 3], 8)] == [1, 1]

@@ -199,7 +199,10 @@ def register(app: typer.Typer) -> None:
         ),
         chunk_size: int = typer.Option(4096, "--chunk-size", help="Rows read and scored at a time."),
         batch_size: int | None = typer.Option(
-            None, "--batch-size", help="Texts per forward pass (default: the run's eval_batch_size)."
+            None,
+            "--batch-size",
+            help="Texts per forward pass, fewer when they are over 128 tokens "
+            "(default: the run's eval_batch_size).",
         ),
         resume: bool = typer.Option(
             False, "--resume", help="Continue an interrupted --input/--output job where it stopped."

@@ -38,7 +38,25 @@ def collate(
     return batch
 
 
+# An inference batch holds ``batch_size`` texts of up to this many tokens, and proportionally
+# fewer longer ones, so that its padded size (and memory) stays that of ``batch_size`` short
+# texts at any ``--max-length``.
+TOKENS_PER_TEXT = 128
+
+
 def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length, longest first (for inference)."""
+    """Indices grouped into batches of similar length, longest first (for inference).
+
+    A batch has at most ``batch_size`` texts and ``batch_size × TOKENS_PER_TEXT`` tokens once
+    padded to its longest text (at least one text): at 512 tokens, a quarter of the texts.
+    Smaller batches of long texts also pad less, since their lengths are closer together."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    budget = batch_size * TOKENS_PER_TEXT
+    batches = []
+    start = 0
+    while start < len(order):
+        # the first text is the batch's longest: every row is padded to its length
+        size = max(1, min(batch_size, budget // max(lengths[order[start]], 1)))
+        batches.append(order[start : start + size])
+        start += size
+    return batches
