@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from loralab.data.batching import TOKENS_PER_TEXT, sorted_batches
+from loralab.data.batching import TOKENS_PER_THREAD, sorted_batches, token_budget
 from loralab.data.long_text import (
     TextInput,
     aggregate_window_logits,
@@ -152,21 +153,31 @@ def test_head_truncation_matches_the_tokenizer_and_windows_index_their_text(tmp_
 @given(
     lengths=st.lists(st.integers(1, 600), min_size=1, max_size=300),
     batch_size=st.integers(1, 64),
+    max_tokens=st.one_of(st.none(), st.integers(1, 4096)),
 )
-def test_inference_batches_cover_every_text_once_longest_first_within_a_token_budget(lengths, batch_size):
-    batches = sorted_batches(lengths, batch_size)
+def test_inference_batches_cover_every_text_once_longest_first_within_a_token_budget(
+    lengths, batch_size, max_tokens
+):
+    batches = sorted_batches(lengths, batch_size, max_tokens)
     assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
     flat = [lengths[i] for batch in batches for i in batch]
     assert flat == sorted(flat, reverse=True)
     for batch in batches:
-        padded = max(lengths[i] for i in batch) * len(batch)
-        assert len(batch) <= batch_size
-        assert len(batch) == 1 or padded <= batch_size * TOKENS_PER_TEXT
+        assert 1 <= len(batch) <= batch_size
+        if max_tokens is not None and len(batch) > 1:
+            assert max(lengths[i] for i in batch) * len(batch) <= max_tokens
+    if max_tokens is None:
+        assert [len(b) for b in batches[:-1]] == [batch_size] * (len(batches) - 1)
 
 
-def test_short_texts_fill_whole_batches_and_long_ones_come_in_smaller_batches():
-    short = sorted_batches([TOKENS_PER_TEXT] * 10, 4)
-    assert [len(b) for b in short] == [4, 4, 2]
-    long = sorted_batches([4 * TOKENS_PER_TEXT] * 10 + [TOKENS_PER_TEXT] * 8, 8)
-    assert [len(b) for b in long] == [2, 2, 2, 2, 2, 8]
-    assert [len(b) for b in sorted_batches([100 * TOKENS_PER_TEXT, 3], 8)] == [1, 1]
+def test_long_texts_come_in_smaller_batches_and_only_cpus_have_a_budget():
+    assert [len(b) for b in sorted_batches([128] * 10, 4, 512)] == [4, 4, 2]
+    assert [len(b) for b in sorted_batches([512] * 10 + [128] * 8, 8, 1024)] == [2, 2, 2, 2, 2, 8]
+    assert [len(b) for b in sorted_batches([5000, 3], 8, 1024)] == [1, 1]
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert token_budget() == token_budget("cpu") == 2 * TOKENS_PER_THREAD
+    finally:
+        torch.set_num_threads(threads)
+    assert token_budget("cuda") is None

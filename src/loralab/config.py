@@ -132,7 +132,9 @@ class TrainConfig:
     lr: float | None = setting(None, "Learning rate (default per method: lora 1e-3, full 5e-5, head 2e-3).")
     batch_size: int | None = setting(None, "Training batch size (default per method).")
     eval_batch_size: int = setting(
-        128, "Texts per evaluation and prediction batch; fewer when they are over 128 tokens."
+        128,
+        "Most texts per evaluation and prediction batch (on a CPU, also at most 1,024 "
+        "padded tokens per thread).",
     )
     weight_decay: float = setting(0.01, "AdamW weight decay.")
     warmup_ratio: float = setting(0.06, "Share of the steps spent warming the learning rate up.")

@@ -201,7 +201,7 @@ def register(app: typer.Typer) -> None:
         batch_size: int | None = typer.Option(
             None,
             "--batch-size",
-            help="Texts per forward pass, fewer when they are over 128 tokens "
+            help="Most texts per forward pass; on a CPU also at most 1,024 padded tokens per thread "
             "(default: the run's eval_batch_size).",
         ),
         resume: bool = typer.Option(

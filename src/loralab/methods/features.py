@@ -22,7 +22,7 @@ import torch
 from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
-from loralab.data.batching import collate, encode, sorted_batches
+from loralab.data.batching import collate, encode, sorted_batches, token_budget
 from loralab.models.loading import load_classifier
 from loralab.models.pooling import POOLINGS, choose_pooling, pool
 
@@ -84,7 +84,7 @@ def encode_texts(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     out = np.zeros((len(texts), base.config.hidden_size), dtype=np.float32)
     with torch.inference_mode():
-        for batch_idx in sorted_batches([len(x) for x in ids], batch_size):
+        for batch_idx in sorted_batches([len(x) for x in ids], batch_size, token_budget()):
             batch = collate([ids[i] for i in batch_idx], pad)
             hidden = base(**batch).last_hidden_state  # (B, T, H)
             pooled = pool(hidden, batch["attention_mask"], pooling)  # (B, H)

@@ -20,7 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from loralab.data.batching import collate, encode, sorted_batches
+from loralab.data.batching import collate, encode, sorted_batches, token_budget
 from loralab.data.long_text import TextInput
 
 EQUIVALENCE_TOLERANCE = 1e-4
@@ -62,7 +62,7 @@ def encode_frozen(
         disable=None if progress else True,
     )
     with torch.inference_mode():
-        for batch_idx in sorted_batches([len(x) for x in ids], batch_size):
+        for batch_idx in sorted_batches([len(x) for x in ids], batch_size, token_budget()):
             out = encoder(**collate([ids[i] for i in batch_idx], pad))
             hidden = out.last_hidden_state[:, 0]  # (B, H)
             if first is None:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from loralab.data.batching import collate, sorted_batches
+from loralab.data.batching import collate, sorted_batches, token_budget
 from loralab.models.targets import encoder_layers
 
 # Above this size the bottom-layer cache would crowd out training; train through the model.
@@ -129,7 +129,7 @@ def cache_bottom_layers(
     layer_outputs = 0
     try:
         with torch.no_grad():  # not inference_mode: the cache is read while training
-            for batch_idx in sorted_batches(lengths.tolist(), batch_size):
+            for batch_idx in sorted_batches(lengths.tolist(), batch_size, token_budget()):
                 try:
                     encoder(**collate([ids[i] for i in batch_idx], pad))
                     return None  # the hook never fired: layers are not called in order

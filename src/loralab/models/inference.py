@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from loralab.data.batching import collate, sorted_batches
+from loralab.data.batching import collate, sorted_batches, token_budget
 from loralab.data.long_text import TextInput, aggregate_window_logits
 
 
@@ -72,7 +72,7 @@ def predict_logits_from_ids(
     was_training = model.training
     model.eval()
     with torch.inference_mode(), autocast(precision, device, inference=True):
-        for batch_idx in sorted_batches([len(x) for x in ids], batch_size):
+        for batch_idx in sorted_batches([len(x) for x in ids], batch_size, token_budget(device)):
             batch = collate([ids[i] for i in batch_idx], pad)
             logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
             out[batch_idx] = logits.float().cpu().numpy()

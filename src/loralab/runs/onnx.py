@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer
 
-from loralab.data.batching import collate, encode, sorted_batches
+from loralab.data.batching import collate, encode, sorted_batches, token_budget
 from loralab.data.long_text import TextInput, aggregate_window_logits
 from loralab.errors import LoralabError, RunError
 from loralab.methods.merge import merge_adapters
@@ -147,7 +147,7 @@ class OnnxClassifier:
         ids, documents = self.text_input.encode_documents(self.tokenizer, texts)
         out = np.zeros((len(ids), len(self.labels)), dtype=np.float32)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        for batch_idx in sorted_batches([len(x) for x in ids], batch_size or 128):
+        for batch_idx in sorted_batches([len(x) for x in ids], batch_size or 128, token_budget()):
             batch = collate([ids[i] for i in batch_idx], pad)
             feed = {k: v.numpy() for k, v in batch.items() if k in self.inputs}
             out[batch_idx] = self.session.run(["logits"], feed)[0]
