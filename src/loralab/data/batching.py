@@ -38,10 +38,10 @@ def collate(
     return batch
 
 
-# Tokens per CPU thread in an inference batch once padded. A batch of this size keeps its
-# activations in the cores' caches: on MiniLM with one and two threads, 1,024 tokens a thread
-# predicted 11–24 % more texts/s than 128 texts a batch, at 128 and 512 tokens
-# (docs/performance.md). Beyond two threads the scaling is an assumption, not a measurement.
+# Tokens per CPU thread in an inference batch once padded. 128 texts of 512 tokens make
+# activations no cache holds: on MiniLM with two threads, this cap predicted 1.5× (fp32) and
+# 1.9× (bf16) the texts/s of 128-text batches at 512 tokens, in half the memory, and changed
+# nothing measurable at 128 (docs/performance.md). Scaling with the threads is an assumption.
 TOKENS_PER_THREAD = 1024
 
 
