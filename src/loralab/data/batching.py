@@ -40,8 +40,8 @@ def collate(
 
 # Tokens per CPU thread in an inference batch once padded. 128 texts of 512 tokens make
 # activations no cache holds: on MiniLM with two threads, this cap predicted 1.5× (fp32) and
-# 1.9× (bf16) the texts/s of 128-text batches at 512 tokens, in half the memory, and changed
-# nothing measurable at 128 (docs/performance.md). Scaling with the threads is an assumption.
+# 1.9× (bf16) the texts/s of 128-text batches at 512 tokens, in 54–59 % of the memory, and
+# changed nothing measurable at 128 (docs/performance.md). Scaling with the threads is assumed.
 TOKENS_PER_THREAD = 1024
 
 
