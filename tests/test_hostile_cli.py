@@ -322,3 +322,23 @@ def test_a_bug_is_one_line_and_its_traceback_goes_to_the_log(tfidf_run, tmp_path
     assert "internal error (ZeroDivisionError: division by zero); please report it" in message
     logs = list((tmp_path / "logs").iterdir())
     assert len(logs) == 1 and "Traceback" in logs[0].read_text() and "broken" in logs[0].read_text()
+
+
+def test_a_reader_that_stops_early_ends_the_scoring_quietly(tfidf_run, tmp_path):
+    """``loralab predict RUN --input F | head``: the closed pipe ends the command with the
+    shell's SIGPIPE status and nothing on stderr, not an internal error."""
+    import subprocess
+    import sys
+
+    source = tmp_path / "many.csv"
+    pd.DataFrame({"text": [f"a fine film, number {i}" for i in range(20_000)]}).to_csv(source, index=False)
+    command = [sys.executable, "-m", "loralab", "predict", tfidf_run, "--input", source]
+    process = subprocess.Popen(
+        [str(c) for c in command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None and process.stderr is not None
+    header = process.stdout.readline()
+    process.stdout.close()  # what `head -1` does once it has its line
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 141, stderr
+    assert header.startswith("text,") and "error" not in stderr and "Traceback" not in stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import select
 import signal
 import sys
 import threading
@@ -74,6 +75,12 @@ def handle_errors(func: F) -> F:
             err_console.print("[bold yellow]interrupted[/]", highlight=False)
             raise typer.Exit(130) from None
         except Exception as err:
+            if isinstance(err, BrokenPipeError) and _stdout_reader_gone():
+                # `loralab predict RUN --input F | head`: the reader has what it wanted. Stop
+                # quietly with a shell's SIGPIPE status, as command-line tools do; stdout goes
+                # to /dev/null so that Python's own flush at exit does not fail a second time.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                raise typer.Exit(128 + signal.SIGPIPE) from None
             message = known_failure(err)
             if message is not None:
                 _say_error(message)
@@ -83,6 +90,16 @@ def handle_errors(func: F) -> F:
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reading end has been closed (poll reports an error)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), or stdout is no file
+        return False
 
 
 def runs_dir() -> Path:
