@@ -191,8 +191,36 @@ def test_cancel_between_epochs_marks_the_run_interrupted_like_ctrl_c(runs, tmp_p
     worker._cancel.set()
     worker.run(request, folder)
     (run,) = compare_progress(folder).runs
-    assert run.status == "interrupted" and run.epoch == 1 and run.epochs == 3
+    # The progress counts to the epochs training plans, not LoRA's default of 3: the split's
+    # training texts fill two batches of 32, so the floor of 100 optimizer steps takes 50 epochs.
+    manifest = json.loads((folder / run.name / "manifest.json").read_text())
+    assert 32 < manifest["data"]["splits"]["train"]["size"] <= 64
+    assert run.status == "interrupted" and run.epoch == 1 and run.epochs == 50
     assert read_job(folder)["status"] == "cancelled"
+
+
+def test_progress_hides_a_run_set_aside_and_says_stopped_for_a_writer_that_has_gone(runs):
+    from loralab.runs.folder import RunFolder
+    from loralab.ui.progress import run_progress
+    from loralab.ui.runs_index import list_runs
+
+    folder = runs / "cmp"
+    (folder / "compare.json").parent.mkdir(parents=True)
+    (folder / "compare.json").write_text(json.dumps({"methods": ["tfidf-logreg"]}))
+    for name in ("tfidf-logreg", ".tfidf-logreg.replaced"):
+        (folder / name).mkdir()
+        manifest = {"method": "tfidf-logreg", "status": "running", "started": "2026-01-01T00:00:00"}
+        (folder / name / "manifest.json").write_text(json.dumps(manifest))
+    (run,) = compare_progress(folder).runs  # the folder set aside by --overwrite is not a run
+    assert run.name == "tfidf-logreg" and run.status == "stopped"  # no process holds its lock
+    listed = {e.name: e.status for e in list_runs(runs) if e.kind == "run"}
+    assert listed == {"cmp/tfidf-logreg": "stopped"}  # the Runs page agrees
+    held = RunFolder(folder / "tfidf-logreg")
+    held.acquire()
+    try:
+        assert run_progress(folder / "tfidf-logreg", "tfidf-logreg").status == "running"
+    finally:
+        held.release()
 
 
 def test_a_job_left_running_by_another_process_reads_as_stopped(runs):

@@ -204,6 +204,14 @@ class NeuralMethod(Method):
             config.patience,
         )
 
+    def planned(self, train_texts: int, config: TrainConfig) -> tuple[float, int, int, Schedule | None]:
+        """Learning rate, epochs and batch size that training on ``train_texts`` texts will use
+        (``config`` settled), with the step floor's schedule when it sets the epochs. What
+        :func:`loralab.training.fit.fit` trains with, and what a progress display counts to."""
+        lr, epochs, batch_size = self.resolved(config)
+        schedule = self.step_floor(train_texts, config, batch_size)
+        return lr, schedule.epochs if schedule is not None else epochs, batch_size, schedule
+
     def fit_details(self, config: TrainConfig) -> dict[str, Any]:
         """Facts of this method's training for the run manifest, beyond :class:`FitResult`'s."""
         return {}

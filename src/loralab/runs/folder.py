@@ -147,8 +147,10 @@ class RunFolder:
         return not free
 
     def acquire(self) -> None:
-        """Hold this run folder's lock until :meth:`finish`, or until the process exits."""
-        if self.lock.acquire():
+        """Hold this run folder's lock until :meth:`finish`, or until the process exits. A lock
+        held for a moment (another process checking whether this run's writer is alive, as
+        :meth:`read_manifest` does) is waited for; a writer's is not given up for."""
+        if self.lock.acquire(wait=2.0):
             return
         holder = ""
         with contextlib.suppress(OSError, ValueError, AttributeError):

@@ -21,13 +21,14 @@ class ExclusiveLock:
         self.path = guarded.parent / f".{guarded.name}.lock"
         self._lock = FileLock(str(self.path), timeout=0)
 
-    def acquire(self) -> bool:
-        """Take the lock if it is free; return whether this process now holds it."""
+    def acquire(self, wait: float = 0.0) -> bool:
+        """Take the lock if it is free, or frees within ``wait`` seconds; return whether this
+        process now holds it."""
         if self._lock.is_locked:
             return True
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._lock.acquire()
+            self._lock.acquire(timeout=wait)
         except Timeout:
             return False
         return True

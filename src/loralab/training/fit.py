@@ -43,11 +43,9 @@ def fit_method(
     if not (method.trains_in_epochs and isinstance(method, NeuralMethod)):
         return method.fit(splits, config, progress=hooks.progress)
     prepared = method.build(splits.labels, config)
-    lr, epochs, batch_size = method.resolved(config)
+    lr, epochs, batch_size, schedule = method.planned(len(splits.train), config)
     details = method.fit_details(config)
-    schedule = method.step_floor(len(splits.train), config, batch_size)
     if schedule is not None:
-        epochs = schedule.epochs
         config = config.replace(patience=schedule.patience)
         if schedule.raised_from is not None:
             details["step_floor"] = schedule.to_dict()

@@ -13,9 +13,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loralab.config import TrainConfig
 from loralab.errors import LoralabError
 from loralab.methods import get_method
-from loralab.ui.runs_index import COMPARE_FILE, MANIFEST
+from loralab.methods.neural import NeuralMethod
+from loralab.ui.runs_index import COMPARE_FILE, MANIFEST, hidden, run_status
 
 
 @dataclass
@@ -67,25 +69,31 @@ def _number(value: str | None) -> float | None:
         return None
 
 
-def _planned_epochs(folder: Path, method: str) -> int:
-    """Epochs the run will train: its config's, else its method's default; 0 for a method that
-    does not train in epochs (an untrained head inherits a default it never uses)."""
-    config = read_json(folder / "config.json")
+def _planned_epochs(folder: Path, method: str, manifest: dict) -> int:
+    """Epochs the run will train, as training decides them: its config's, else its method's
+    default raised by the step floor on a small training set; 0 for a method that does not
+    train in epochs (an untrained head inherits a default it never uses)."""
+    settings = read_json(folder / "config.json")
     try:
         known = get_method(method)
-    except LoralabError:  # a run of a method this installation does not have
-        return int(config.get("epochs") or 0)
-    if not known.trains_in_epochs:
+        config = TrainConfig.from_dict(settings, strict=False)
+    except (LoralabError, TypeError, ValueError):  # a run of another installation or version
+        return int(settings.get("epochs") or 0)
+    if not (known.trains_in_epochs and isinstance(known, NeuralMethod)):
         return 0
-    return int(config.get("epochs") or known.default_epochs or 0)
+    train = ((manifest.get("data") or {}).get("splits") or {}).get("train") or {}
+    if not isinstance(train.get("size"), int):  # not known yet: the method's own epochs
+        return int(config.epochs or known.default_epochs or 0)
+    return known.planned(train["size"], known.settled(config))[1]
 
 
 def run_progress(folder: Path, name: str) -> RunProgress:
     manifest = read_json(folder / MANIFEST)
     method = str(manifest.get("method", "?"))
-    progress = RunProgress(name=name, method=method, status=str(manifest.get("status", "starting")))
+    status = run_status(folder, manifest) if manifest else "starting"
+    progress = RunProgress(name=name, method=method, status=status)
     rows = _history(folder)
-    progress.epochs = _planned_epochs(folder, method)
+    progress.epochs = _planned_epochs(folder, method, manifest)
     if rows:
         last = rows[-1]
         progress.epoch = int(float(last.get("epoch") or len(rows)))
@@ -94,6 +102,8 @@ def run_progress(folder: Path, name: str) -> RunProgress:
         seconds = [s for s in (_number(r.get("epoch_seconds")) for r in rows) if s is not None]
         if progress.status == "running" and seconds and progress.epochs > progress.epoch:
             progress.seconds_left = sum(seconds) / len(seconds) * (progress.epochs - progress.epoch)
+        if progress.status == "completed":  # stopped early on validation: it trained this many
+            progress.epochs = progress.epoch
     metrics = read_json(folder / "metrics.json")
     progress.test_accuracy = (metrics.get("test") or {}).get("accuracy")
     if progress.validation_accuracy is None:  # methods without epochs report it once, at the end
@@ -106,7 +116,10 @@ def compare_progress(folder: Path) -> CompareProgress:
     plan = read_json(folder / COMPARE_FILE)
     state = CompareProgress(folder=folder, methods=list(plan.get("methods", [])))
     # In the order the runs started (manifest times are ISO strings, so they sort as text).
-    manifests = sorted(folder.rglob(MANIFEST), key=lambda p: str(read_json(p).get("started", "")))
+    manifests = sorted(
+        (p for p in folder.rglob(MANIFEST) if not hidden(p.parent, folder)),
+        key=lambda p: str(read_json(p).get("started", "")),
+    )
     for manifest in manifests:
         state.runs.append(run_progress(manifest.parent, str(manifest.parent.relative_to(folder))))
     results = read_json(folder / "results.json")

@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from loralab.errors import RunError
+from loralab.runs.folder import RunFolder
 from loralab.runs.recommend import judged_column
 
 MANIFEST = "manifest.json"
@@ -43,6 +44,25 @@ def _read(path: Path) -> dict:
         return {}
 
 
+def run_status(folder: Path, manifest: dict) -> str:
+    """The run's status as its manifest says, except that a run left ``running`` by a process
+    that has gone (the server was stopped or killed mid-run) reads ``stopped``: no lock is held
+    on it any more (see :class:`loralab.runs.folder.RunFolder`)."""
+    status = str(manifest.get("status", "unknown"))
+    if status != "running":
+        return status
+    try:
+        stale = RunFolder(folder).read_manifest().get("status") == "stale"
+    except (RunError, OSError):
+        return status
+    return "stopped" if stale else status
+
+
+def hidden(folder: Path, root: Path) -> bool:
+    """A folder loralab keeps to itself under ``root`` (a run being replaced, moved aside)."""
+    return any(part.startswith(".") for part in folder.relative_to(root).parts)
+
+
 def _date(path: Path) -> str:
     try:
         return datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
@@ -58,7 +78,7 @@ def _run_entry(folder: Path, root: Path) -> RunEntry:
         path=folder,
         name=str(folder.relative_to(root)),
         kind="run",
-        status=str(manifest.get("status", "unknown")),
+        status=run_status(folder, manifest),
         method=str(manifest.get("method", "?")),
         data=str(data.get("source", "")) if isinstance(data, dict) else str(data),
         accuracy=(metrics.get("test") or {}).get("accuracy"),
@@ -90,7 +110,7 @@ def list_runs(root: Path) -> list[RunEntry]:
     if not root.exists():
         return []
     entries = [_compare_entry(p.parent, root) for p in root.rglob(COMPARE_FILE)]
-    entries += [_run_entry(p.parent, root) for p in root.rglob(MANIFEST) if not p.parent.name.startswith(".")]
+    entries += [_run_entry(p.parent, root) for p in root.rglob(MANIFEST) if not hidden(p.parent, root)]
     return sorted(entries, key=lambda e: (e.date, e.name), reverse=True)
 
 
