@@ -362,6 +362,21 @@ def test_a_port_in_use_is_one_sentence_and_exit_code_2(tmp_path):
     assert "Traceback" not in result.output
 
 
+def test_a_port_a_stopped_server_used_a_moment_ago_is_free_again():
+    from loralab.cli.ui import check_port_free
+
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn's listener
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        accepted.close()  # the server's side closes first: its connection waits in TIME_WAIT
+        client.close()
+    check_port_free("127.0.0.1", port)  # no error: nothing listens there any more
+
+
 def test_folder_names_from_the_page_cannot_leave_the_runs_directory(runs):
     from loralab.errors import RunError
     from loralab.ui.runs_index import resolve_in

@@ -21,6 +21,9 @@ def check_port_free(host: str, port: int) -> None:
     uvicorn would log the error and exit without a sentence the user can act on."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As uvicorn binds: connections of a server stopped a moment ago (TIME_WAIT) do not
+        # hold the port, a server still listening on it does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as err:

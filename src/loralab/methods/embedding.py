@@ -184,7 +184,7 @@ class EmbedLogReg(EmbeddingMethod):
 @register
 class EmbedSVM(EmbeddingMethod):
     name = "embed-svm"
-    summary = "linear SVM on frozen encoder features (seed 004 e13)"
+    summary = "linear SVM on frozen encoder features"
 
     def read_settings(self, settings: dict) -> dict:
         return with_fixed_c(settings)
@@ -196,7 +196,7 @@ class EmbedSVM(EmbeddingMethod):
 @register
 class EmbedRidge(EmbeddingMethod):
     name = "embed-ridge"
-    summary = "ridge classifier with built-in cross-validated alpha on frozen features (seed 000)"
+    summary = "ridge classifier with cross-validated regularisation on frozen features"
 
     def estimator(self, config, labels):
         return RidgeClassifierCV(alphas=np.logspace(-2, 4, 13))
