@@ -47,6 +47,27 @@ def test_missing_splits_are_carved_stratified_and_seeded(tmp_path):
     assert not set(first.train.texts) & set(first.test.texts) or len(set(first.train.texts)) < 160
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_carving_keeps_a_training_row_of_every_class(tmp_path, seed):
+    """A class too small to stratify (one row here) is never carved wholly out of training,
+    nor are the two rows of the smaller class of five texts."""
+    frame = synthetic_frame(60, 1)
+    rare = pd.DataFrame({"text": ["a lone neutral remark"], "label": ["neutral"]})
+    pd.concat([frame, rare]).to_csv(tmp_path / "rare.csv", index=False)
+    splits = load_data(tmp_path / "rare.csv", seed=seed)
+    assert splits.train.label_counts()["neutral"] == 1
+    assert splits.labels == ["negative", "neutral", "positive"]
+    tiny = pd.DataFrame({"text": [f"text {i}" for i in range(5)], "label": list("ppp") + list("nn")})
+    tiny.to_csv(tmp_path / "tiny.csv", index=False)
+    splits = load_data(tmp_path / "tiny.csv", seed=seed)
+    assert set(splits.train.labels) == {"n", "p"}
+    assert len(splits.train) + len(splits.validation) + len(splits.test) == 5
+    two = pd.DataFrame({"text": ["good film", "bad film"], "label": ["p", "n"]})
+    two.to_csv(tmp_path / "two.csv", index=False)
+    with pytest.raises(DataError, match="only 2 usable row"):  # nothing could be held out
+        load_data(tmp_path / "two.csv", seed=seed)
+
+
 def test_label_map_is_sorted_training_labels_and_numeric_labels_sort_as_numbers(tmp_path):
     path = tmp_path / "d.csv"
     frame = pd.DataFrame(

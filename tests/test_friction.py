@@ -118,3 +118,21 @@ def test_predict_says_it_is_loading(tfidf_run):
     assert result.exit_code == 0, result.output
     assert "Loading" in result.stderr and "Loaded tfidf-logreg model in" in result.stderr
     assert invoke("predict", tfidf_run, "--output", "x.csv", "text").exit_code == 2
+
+
+def test_evaluating_on_the_training_file_scores_the_split_training_carved(tfidf_run, tmp_path):
+    data = tfidf_run.parent / "data.csv"  # the single file the run was trained on
+    metrics = json.loads((tfidf_run / "metrics.json").read_text())
+    for split in ("test", "validation"):
+        result = invoke("evaluate", tfidf_run, data, "--split", split, "--output", tmp_path / f"{split}.json")
+        assert result.exit_code == 0, result.output
+        scored = json.loads((tmp_path / f"{split}.json").read_text())["trained"]
+        assert scored["n"] == 20 and scored["accuracy"] == metrics[split]["accuracy"]
+        assert "is the file this run was trained on" in " ".join(result.output.split())
+    refused = invoke("evaluate", tfidf_run, data, "--split", "foo")
+    assert refused.exit_code == 2
+    assert "Unknown split 'foo'; use one of train, validation, test." in refused.output
+    other = tmp_path / "data.csv"  # the same name, other rows: scored whole
+    synthetic_frame(30, 5).to_csv(other, index=False)
+    result = invoke("evaluate", tfidf_run, other, "--output", tmp_path / "other.json")
+    assert json.loads((tmp_path / "other.json").read_text())["trained"]["n"] == 30

@@ -199,17 +199,35 @@ def stratified_split(
     indices = list(range(len(part)))
     counts = Counter(part.labels)
     stratify = part.labels if min(counts.values()) >= 2 else None
+    too_few = DataError(
+        f"the training data has only {len(part)} usable row(s), too few to carve a "
+        f"{fraction:.0%} split from; add rows or give validation and test files."
+    )
     try:
         keep, held = train_test_split(indices, test_size=fraction, random_state=seed, stratify=stratify)
     except ValueError:
         try:
             keep, held = train_test_split(indices, test_size=fraction, random_state=seed)
         except ValueError:
-            raise DataError(
-                f"the training data has only {len(part)} usable row(s), too few to carve a "
-                f"{fraction:.0%} split from; add rows or give validation and test files."
-            ) from None
+            raise too_few from None
         stratify = None
+    # A class too small to stratify may have landed wholly in the held-out part: one of its
+    # rows goes back, so that every class keeps a training row (a model cannot learn a class
+    # it never sees), and a row of the largest kept class takes its place where one can.
+    kept = Counter(part.labels[i] for i in keep)
+    for label in sorted(set(counts) - set(kept)):
+        back = next(i for i in held if part.labels[i] == label)
+        held.remove(back)
+        keep.append(back)
+        kept[label] += 1
+        largest, size = kept.most_common(1)[0]
+        if size >= 2:
+            out = next(i for i in reversed(keep) if part.labels[i] == largest)
+            keep.remove(out)
+            held.append(out)
+            kept[largest] -= 1
+    if not held:  # nothing could be held out without taking a class's only row
+        raise too_few
     pick = lambda idx: LabelledTexts([part.texts[i] for i in idx], [part.labels[i] for i in idx])  # noqa: E731
     return pick(sorted(keep)), pick(sorted(held)), stratify is not None
 

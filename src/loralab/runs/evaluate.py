@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from loralab.data import DataSplits, LabelledTexts, load_labelled_file
-from loralab.data.dataset import stratified_subset
+from loralab.data import DataSplits, LabelledTexts, load_data, load_labelled_file
+from loralab.data.dataset import SPLIT_NAMES, stratified_subset
 from loralab.data.label_map import relabel
 from loralab.errors import DataError
 from loralab.evaluation.evaluate import evaluate_classifier
 from loralab.methods import Classifier, untrained_method
 from loralab.methods.neural import TransformerClassifier
+from loralab.runs.files import read_json_file
+from loralab.runs.folder import RunFolder
 from loralab.runs.train import load_run
 
 
@@ -35,6 +38,40 @@ def check_labels(part: LabelledTexts, known: list[str], where: str) -> None:
         )
 
 
+def split_as_trained(
+    run: str | Path, data: str, split: str, text_col: str, label_col: str
+) -> tuple[LabelledTexts, str, list[str]] | None:
+    """When DATA is the single file the run was trained on, with its validation and test rows
+    carved from it, the rows of ``split`` exactly as training carved them (same seed, same
+    subset); otherwise ``None`` (another file is scored whole). Scoring the whole training
+    file would mix the rows the model learned from into its test figure.
+
+    The carve is checked against the split's size and label counts recorded in the run's
+    manifest, so a file that merely shares the name is scored whole."""
+    path = Path(data).expanduser()
+    manifest = RunFolder(run).read_manifest()
+    recorded = manifest.get("data") or {}
+    splits = recorded.get("splits") or {}
+    carved = any(str((splits.get(s) or {}).get("origin", "")).startswith("carved") for s in SPLIT_NAMES)
+    mine = splits.get(split) or {}
+    if not (path.is_file() and carved and path.name == Path(str(recorded.get("source", ""))).name):
+        return None
+    settings = read_json_file(Path(run) / "config.json", "train the run again with --overwrite")
+    seed = int(settings.get("seed", 42)) if isinstance(settings, dict) else 42
+    whole = load_data(data, text_col, label_col, seed=seed)
+    part = whole.split(split)
+    size = mine.get("size")
+    if isinstance(size, int) and len(part) > size:  # the run cut each split to --subset rows
+        part = stratified_subset(part, size, seed)
+    if dict(Counter(part.labels)) != mine.get("label_counts"):
+        return None
+    note = (
+        f"{data} is the file this run was trained on, so its {split} split is evaluated as "
+        f"training carved it ({len(part):,} rows), not the whole file."
+    )
+    return part, f"{data} ({whole.origins.get(split, 'the rows training kept')})", [note]
+
+
 def evaluate_run(
     run: str | Path,
     data: str,
@@ -54,10 +91,16 @@ def evaluate_run(
     ``label_map`` renames the data's labels first; ``log`` receives a line per stage, so a
     caller can show progress also when the output is not a terminal."""
     say = log or (lambda line: None)
+    if split not in SPLIT_NAMES:
+        raise DataError(f"Unknown split '{split}'; use one of {', '.join(SPLIT_NAMES)}.")
     say(f"Loading {run} …")
     begin = time.perf_counter()
     classifier = load_run(run)
-    part, where, notes = load_labelled_file(data, split, text_col, label_col)
+    carved = split_as_trained(run, data, split, text_col, label_col)
+    if carved is not None:
+        part, where, notes = carved
+    else:
+        part, where, notes = load_labelled_file(data, split, text_col, label_col)
     part = relabel(part, label_map or {}, where)
     check_labels(part, classifier.labels, where)
     if subset is not None and len(part) > subset:  # the CLI has checked subset ≥ 1
