@@ -136,3 +136,18 @@ def test_evaluating_on_the_training_file_scores_the_split_training_carved(tfidf_
     synthetic_frame(30, 5).to_csv(other, index=False)
     result = invoke("evaluate", tfidf_run, other, "--output", tmp_path / "other.json")
     assert json.loads((tmp_path / "other.json").read_text())["trained"]["n"] == 30
+
+
+def test_threads_hold_from_the_start_of_a_run_and_the_manifest_says_so(tmp_path):
+    import torch
+
+    data = tmp_path / "data.csv"
+    synthetic_frame(60, 2).to_csv(data, index=False)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        result = invoke("train", data, "--method", "tfidf-logreg", "--threads", 1, "-o", tmp_path / "run")
+        assert result.exit_code == 0, result.output
+        assert json.loads((tmp_path / "run" / "manifest.json").read_text())["torch_threads"] == 1
+    finally:
+        torch.set_num_threads(before)

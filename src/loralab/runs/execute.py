@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from accelerate import PartialState
 
 from loralab.config import TrainConfig
@@ -132,6 +133,8 @@ def execute(
     distributed = PartialState(cpu=cpu_only())
     method = get_method(config.method)
     method.check(config)
+    if config.threads:  # from the start: encoding texts for features or a cache uses them too
+        torch.set_num_threads(config.threads)
     splits = (
         data
         if isinstance(data, DataSplits)
