@@ -291,9 +291,11 @@ def test_run_files_and_outputs_get_the_umasks_modes(hostile_data, tmp_path):
         synthetic_frame(5).to_csv(tmp_path / "in.csv", index=False)
         assert invoke("predict", out, "-i", tmp_path / "in.csv", "-o", tmp_path / "o.csv").exit_code == 0
         assert invoke("export", out, tmp_path / "export").exit_code == 0
+        assert invoke("report", out).exit_code == 0
     finally:
         os.umask(old)
     written = [*out.rglob("*"), *(tmp_path / "export").rglob("*")]
+    assert {"report.html", "report.md"} <= {p.name for p in written}
     files = [p for p in written if p.is_file() and not p.name.endswith(".lock")] + [tmp_path / "o.csv"]
     assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {"0o644"}
     folders = [out, tmp_path / "export", *[p for p in written if p.is_dir()]]

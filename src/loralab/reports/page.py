@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import base64
 import html
-import os
-import tempfile
 from pathlib import Path
+
+from loralab.runs.files import atomic_write
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -133,8 +133,7 @@ class Report:
 
 
 def _write_text(path: Path, text: str) -> None:
-    """Write to a temporary name, then rename: a report is complete or absent."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    """Write to a temporary name, then rename: a report is complete or absent, with the mode
+    the umask gives (as every file of a run)."""
+    with atomic_write(path, encoding="utf-8") as handle:
         handle.write(text)
-    os.replace(tmp, path)
