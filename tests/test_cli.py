@@ -130,6 +130,12 @@ def test_unknown_method_lists_methods(synthetic_dir):
     assert "Unknown method 'loar' (did you mean 'lora'?)" in message and "full" in message
 
 
+@pytest.mark.parametrize("methods", ["", " , "])
+def test_compare_with_no_method_named_is_refused_not_the_whole_ladder(synthetic_dir, tmp_path, methods):
+    result = invoke("compare", synthetic_dir, "--methods", methods, "--output-dir", tmp_path / "c")
+    assert "--methods names no method" in _error(result) and not (tmp_path / "c").exists()
+
+
 def test_rank_zero(synthetic_dir):
     assert "--lora-rank must be a positive integer" in _error(
         invoke("train", synthetic_dir, "--lora-rank", 0)

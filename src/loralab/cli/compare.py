@@ -142,6 +142,11 @@ def register(app: typer.Typer) -> None:
         chosen = job.methods  # None: the default ladder, less the rungs that cannot run here
         if isinstance(chosen, str):  # given as a flag: comma-separated
             chosen = [m.strip() for m in chosen.split(",") if m.strip()]
+        if chosen is not None and not chosen:
+            raise LoralabError(
+                "--methods names no method; give one or more (e.g. --methods tfidf-logreg,lora), "
+                "or leave it out for the default ladder."
+            )
         if job.seeds < 1:
             raise LoralabError(f"--seeds must be ≥ 1, got {job.seeds}.")
         sizes = parse_train_sizes(job.train_sizes) if job.train_sizes else None
