@@ -100,6 +100,16 @@ def test_data_inspect(synthetic_dir, tiny_bert):
     assert "160" in result.output and "Token lengths" in result.output and "truncated" in result.output
 
 
+def test_data_inspect_checks_and_caps_max_length_as_train_does(synthetic_dir, tiny_bert):
+    assert "--max-length must be at least 8, got 0" in _error(
+        invoke("data", "inspect", synthetic_dir, "--model", tiny_bert, "--max-length", 0)
+    )
+    result = invoke("data", "inspect", synthetic_dir, "--model", tiny_bert, "--max-length", 100_000)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "is more than model" in text and "> 64 (truncated)" in text  # the model's 64 positions
+
+
 def test_model_inspect(tiny_bert):
     result = invoke("model", "inspect", "--model", tiny_bert, "--text", "a good film")
     assert result.exit_code == 0, result.output

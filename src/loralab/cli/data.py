@@ -8,6 +8,7 @@ import typer
 
 from loralab.cli.common import console, handle_errors, table
 from loralab.cli.options import DATA_OPTIONS, data_options, setting_option, with_options
+from loralab.config import TrainConfig
 from loralab.config_files import DATA_HELP, JobConfig
 
 app = typer.Typer(help="Look at a data set.", no_args_is_help=True)
@@ -32,9 +33,12 @@ def inspect(
     from loralab.data import load_data
     from loralab.data.inspect import data_report
     from loralab.models import load_tokenizer
+    from loralab.models.loading import fit_max_length
 
     JobConfig(text_col=text_col, label_col=label_col, subset=subset)  # checks the data options
+    TrainConfig(model=model, max_length=max_length, seed=seed)  # checks them as train does
     splits = load_data(data, text_col, label_col, seed=seed, subset=subset)
+    max_length = fit_max_length(model, max_length)  # what training would cut at
     report = data_report(splits, load_tokenizer(model), max_length)
     console.print(f"[bold]{report['source']}[/]  labels: {', '.join(splits.labels)}")
     for note in report["notes"]:
