@@ -151,3 +151,19 @@ def test_threads_hold_from_the_start_of_a_run_and_the_manifest_says_so(tmp_path)
         assert json.loads((tmp_path / "run" / "manifest.json").read_text())["torch_threads"] == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_runs_config_json_reruns_it_with_its_columns_and_subset(tmp_path):
+    data = tmp_path / "tweets.csv"
+    synthetic_frame(120, 3).rename(columns={"text": "tweet", "label": "stance"}).to_csv(data, index=False)
+    first = tmp_path / "first"
+    args = ("--method", "tfidf-logreg", "--text-col", "tweet", "--label-col", "stance", "--subset", 40)
+    assert invoke("train", data, *args, "-o", first).exit_code == 0
+    again = invoke("train", data, "--config", first / "config.json", "-o", tmp_path / "again")
+    assert again.exit_code == 0, again.output
+    manifests = [json.loads((tmp_path / r / "manifest.json").read_text()) for r in ("first", "again")]
+    assert [m["columns"] for m in manifests] == [{"text": "tweet", "label": "stance"}] * 2
+    assert [m["data"]["splits"] for m in manifests[1:]] == [manifests[0]["data"]["splits"]]
+    metrics = [json.loads((tmp_path / r / "metrics.json").read_text()) for r in ("first", "again")]
+    assert metrics[0]["test"]["accuracy"] == metrics[1]["test"]["accuracy"]
+    assert metrics[0]["test"]["n"] == metrics[1]["test"]["n"]

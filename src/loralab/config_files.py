@@ -98,6 +98,28 @@ def _typed(key: str, value: Any, as_text: bool, job_class: type[JobConfig]) -> t
     raise LoralabError(f"unknown setting '{key}'{closest(key, known)}; the settings are {', '.join(known)}.")
 
 
+def _run_data_settings(config_file: Path) -> dict[str, Any]:
+    """For a run's own ``config.json`` (a ``manifest.json`` beside it): the columns and subset
+    the run read its data with, which live in the manifest, so that ``--config RUN/config.json``
+    trains the same run again on the same DATA."""
+    manifest_path = config_file.parent / "manifest.json"
+    if config_file.name != "config.json" or not manifest_path.is_file():
+        return {}
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError):
+        return {}
+    columns = manifest.get("columns") if isinstance(manifest, dict) else None
+    found: dict[str, Any] = {}
+    if isinstance(columns, dict):
+        found.update(
+            {f"{k}_col": v for k, v in columns.items() if k in ("text", "label") and isinstance(v, str)}
+        )
+    if isinstance(manifest, dict) and isinstance(manifest.get("subset"), int):
+        found["subset"] = manifest["subset"]
+    return found
+
+
 def parse_assignments(items: list[str]) -> dict[str, str]:
     """``["lora_rank=4", "lr=1e-3"]`` → ``{"lora_rank": "4", "lr": "1e-3"}`` (still text)."""
     pairs: dict[str, str] = {}
@@ -136,6 +158,8 @@ def layer_settings(
             except LoralabError as err:
                 raise LoralabError(f"{config_file}: {err}") from None
             (train if kind == "train" else job)[key] = checked
+        for key, value in _run_data_settings(Path(config_file)).items():
+            job.setdefault(key, value)
         data = job.get("data")
         if isinstance(data, str) and data != "demo" and not data.startswith("hf:"):
             job["data"] = str(Path(config_file).parent / Path(data).expanduser())

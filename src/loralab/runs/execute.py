@@ -171,6 +171,7 @@ def execute(
                 "method": config.method,
                 "data": splits.summary(),
                 "columns": {"text": text_col, "label": label_col},
+                "subset": subset,
                 "processes": distributed.num_processes,
                 "requested": requested.to_dict(),
                 **(manifest or {}),
