@@ -68,6 +68,15 @@ def test_carving_keeps_a_training_row_of_every_class(tmp_path, seed):
         load_data(tmp_path / "two.csv", seed=seed)
 
 
+def test_a_label_column_of_texts_is_refused_naming_the_columns(tmp_path):
+    frame = synthetic_frame(40, 4).rename(columns={"text": "tweet", "label": "stance"})
+    frame.to_csv(tmp_path / "tweets.csv", index=False)
+    with pytest.raises(DataError, match=r"column 'tweet' has \d+ different values in 40 rows") as err:
+        load_data(tmp_path / "tweets.csv", text_col="stance", label_col="tweet")  # swapped
+    assert "the columns are tweet, stance" in str(err.value)
+    assert load_data(tmp_path / "tweets.csv", text_col="tweet", label_col="stance").labels
+
+
 def test_label_map_is_sorted_training_labels_and_numeric_labels_sort_as_numbers(tmp_path):
     path = tmp_path / "d.csv"
     frame = pd.DataFrame(

@@ -267,6 +267,13 @@ def load_data(
             f"{where['train']}: the training data has a single class ('{labels[0]}') in column "
             f"'{label_col}'; a classifier needs at least two."
         )
+    if len(train) >= 20 and len(labels) > len(train) / 2:
+        columns = ", ".join(str(c) for c in frames["train"].columns)
+        raise DataError(
+            f"{where['train']}: column '{label_col}' has {len(labels):,} different values in "
+            f"{len(train):,} rows, so it holds texts or ids rather than classes (a class needs "
+            f"several examples); choose the label column with --label-col (the columns are {columns})."
+        )
     origins = {k: "file" for k in parts}
     for split, fraction in (("test", test_fraction), ("validation", validation_fraction)):
         if split in parts:
