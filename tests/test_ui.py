@@ -450,6 +450,17 @@ def test_compares_recommendation_is_shown_when_results_carry_one(client, runs):
     assert "Recommended: tfidf-nb" in shown and "within noise of the best and cheaper" in shown
 
 
+def test_try_and_ship_start_from_the_recommended_run(client, runs, tmp_path, tiny_bert):
+    _compare_two(tmp_path / "data.csv", runs, tiny_bert)
+    (runs / "cmp" / JOB_FILE).write_text(json.dumps({"status": "completed", "request": {}}))
+    method = json.loads((runs / "cmp" / "results.json").read_text())["recommendation"]["method"]
+    page = client.get("/").text
+    for select in ("try-run", "ship-run"):
+        options = re.search(rf'<select name="run" id="{select}".*?</select>', page, re.S).group(0)
+        chosen = re.findall(r'<option value="([^"]+)" selected>', options)
+        assert chosen == [f"cmp/{method}"], options
+
+
 def test_a_comparison_deleted_while_the_page_shows_it_says_so(client, runs):
     import shutil
 

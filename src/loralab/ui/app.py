@@ -53,6 +53,22 @@ def _compare_folder(runs_dir: Path, data: str) -> Path:
     return runs_dir / f"{name}-compare-{stamp}"
 
 
+def recommended_run(results: dict, compare_name: str) -> str | None:
+    """The run folder (as the run lists name it) of the method a comparison recommends: its
+    run on all the training data with the best validation accuracy, so that Try and Ship
+    start from it."""
+    method = (results.get("recommendation") or {}).get("method")
+    runs = [
+        r
+        for r in results.get("runs") or []
+        if r.get("method") == method and r.get("train_size") in (None, "all") and r.get("run")
+    ]
+    if not runs:
+        return None
+    best = max(runs, key=lambda r: r.get("validation_accuracy") or 0.0)
+    return f"{compare_name}/{best['run']}"
+
+
 def guard_origin(app: FastAPI, allowed_hosts: list[str]) -> None:
     """Refuse other Host headers, and POSTs whose Origin is not one of ``allowed_hosts``."""
     # could be at module level: starlette comes with fastapi, which this module imports
@@ -113,10 +129,13 @@ def create_app(
             return context | {"job": None}
         job = read_job(folder, worker) or {"status": "deleted" if not folder.exists() else "unknown"}
         progress = compare_progress(folder) if folder.exists() else None
+        name = folder.relative_to(root) if root in folder.parents else folder
+        if progress is not None and progress.results:
+            context["recommended"] = recommended_run(progress.results, str(name))
         return context | {
             "job": job,
             "folder": folder,
-            "name": folder.relative_to(root) if root in folder.parents else folder,
+            "name": name,
             "progress": progress,
             "running": job.get("status") == "running",
             "deleted": not folder.exists(),
