@@ -175,11 +175,14 @@ def test_cancel_between_runs_keeps_completed_runs_and_starting_again_reuses_them
     job = json.loads((folder / JOB_FILE).read_text())
     assert job["status"] == "cancelled" and "start the comparison again" in job["message"]
     assert [r.method for r in compare_progress(folder).runs] == ["tfidf-logreg"]
+    runs_page = TestClient(create_app(runs)).get("/runs").text  # a cancelled comparison has no report
+    assert 'href="/report/cmp"' not in runs_page and 'href="/report/cmp/tfidf-logreg"' in runs_page
     worker._cancel.clear()
     worker.run(request, folder)
     results = json.loads((folder / "results.json").read_text())
     assert [r["reused"] for r in results["runs"]] == [True, False]
     assert read_job(folder)["status"] == "completed"
+    assert 'href="/report/cmp"' in TestClient(create_app(runs)).get("/runs").text
 
 
 def test_cancel_between_epochs_marks_the_run_interrupted_like_ctrl_c(runs, tmp_path, tiny_bert):
