@@ -28,6 +28,16 @@ def test_every_table_format_reads_the_same_rows(tmp_path, suffix):
     assert len(splits.train) + len(splits.validation) + len(splits.test) == 50
 
 
+@pytest.mark.parametrize("name", ["semi.csv", "semi.csv.gz"])
+def test_a_semicolon_separated_csv_reads_like_a_comma_separated_one(tmp_path, name):
+    frame = synthetic_frame(40, 6)
+    frame.to_csv(tmp_path / "comma.csv", index=False)
+    frame.assign(text=frame["text"] + ", really").to_csv(tmp_path / name, sep=";", index=False)
+    semi, comma = load_data(tmp_path / name), load_data(tmp_path / "comma.csv")
+    assert semi.labels == comma.labels and len(semi.train) == len(comma.train)
+    assert all(text.endswith(", really") for text in semi.train.texts)  # commas in texts stay
+
+
 def test_folder_of_splits_keeps_the_files(synthetic_dir):
     splits = load_data(synthetic_dir)
     assert (len(splits.train), len(splits.validation), len(splits.test)) == (160, 40, 40)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import lzma
 import re
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 import pandas as pd
 
@@ -35,6 +38,22 @@ def table_format(path: Path) -> str:
     if not suffixes or suffixes[-1] not in FORMATS:
         raise DataError(f"{path}: unsupported file type; use one of {', '.join(sorted(FORMATS))}.")
     return FORMATS[suffixes[-1]]
+
+
+def _csv_separator(path: Path) -> str:
+    """``,`` — or ``;`` when the header holds semicolons and no comma: what spreadsheets export
+    as "CSV" where the decimal mark is a comma. pandas does not guess a separator unless it
+    reads with its slow Python engine (``sep=None``), so the header line decides here."""
+    openers: dict[str, Callable[..., IO[str]]] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+    suffix = path.suffix.lower()
+    if suffix in _COMPRESSION and suffix not in openers:
+        return ","  # .zip and .zst: read by pandas alone, with commas
+    try:
+        with openers.get(suffix, open)(path, "rt", encoding="utf-8", errors="replace") as handle:
+            header = handle.readline()
+    except (*_DAMAGED, ValueError):
+        return ","  # reading the file itself reports what is wrong with it
+    return ";" if ";" in header and "," not in header else ","
 
 
 # What a damaged compressed file raises: gzip's EOFError and BadGzipFile, zlib.error, lzma's
@@ -121,7 +140,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
     fmt = table_format(path)
     try:
         if fmt == "csv":
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+            sep = _csv_separator(path)
+            frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""])
         elif fmt == "tsv":
             frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=[""])
         elif fmt == "jsonl":
@@ -186,7 +206,7 @@ def iter_table_chunks(path: str | Path, chunk_size: int) -> Iterator[pd.DataFram
     first_row = 1
     try:
         if fmt in ("csv", "tsv"):
-            sep = "," if fmt == "csv" else "\t"
+            sep = _csv_separator(path) if fmt == "csv" else "\t"
             _check_columns(path, fmt, pd.DataFrame())
             chunks: Iterator[pd.DataFrame] = pd.read_csv(
                 path,
