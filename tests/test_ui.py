@@ -277,7 +277,23 @@ def test_scoring_a_file_without_the_text_column_writes_nothing(client, runs, tmp
     )
     sentence = _error(response.text)
     assert "new.csv: no text column 'text'; the columns are body" in sentence
+    assert "(choose one with the Text column field)" in sentence and "--text-col" not in sentence
     assert _uploaded_files(runs) == []
+
+
+def test_notes_on_an_upload_name_it_as_the_user_did(client, runs):
+    rows = b"text,label\ngood film,pos\n,neg\n" + b"".join(
+        f"film {i} was {'good' if i % 2 else 'bad'},{'pos' if i % 2 else 'neg'}\n".encode() for i in range(60)
+    )
+    _upload(client, "my tweets.csv", rows)
+    (uploaded,) = _uploaded_files(runs)
+    page = html.unescape(
+        client.post(
+            "/data/inspect", data={"data": str(uploaded), "text_col": "text", "label_col": "label"}
+        ).text
+    )
+    assert f"note: {uploaded.name}: dropped 1 row(s)" in page and f"<h3>{uploaded.name}</h3>" in page
+    assert "uploads/" not in re.sub(r'value="[^"]*"', "", page)  # only the form's hidden path has it
 
 
 def test_a_run_deleted_while_the_page_shows_it_is_one_sentence(client, runs, tmp_path, tiny_bert):

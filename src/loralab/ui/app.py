@@ -9,6 +9,7 @@ fragment the page swaps in, never a traceback. All state lives under the runs di
 from __future__ import annotations
 
 import random
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,10 +42,33 @@ def parse_train_sizes(text: str) -> list[int | None] | None:
 
 
 def short_path(path: object, root: Path) -> str:
-    """A path under the runs directory relative to it (uploads/…/tweets.csv), others as given."""
+    """A path under the runs directory relative to it, an uploaded file by its own name
+    (tweets.csv), others as given."""
     text = str(path)
+    uploaded = re.fullmatch(re.escape(str(root / "uploads")) + r"/[^/]+/([^/]+)", text)
+    if uploaded:  # the user's own file, by its own name
+        return uploaded.group(1)
     prefix = str(root) + "/"
     return text[len(prefix) :] if text.startswith(prefix) else text
+
+
+# The command line's flags in a message, as the page names the same fields.
+PAGE_FIELDS = {
+    "--text-col": "the Text column field",
+    "--label-col": "the Label column field",
+    "--max-length": "Max tokens",
+    "--model": "the Model field",
+}
+
+
+def for_the_page(message: str, root: Path) -> str:
+    """A loralab message as the page shows it: the page's field names for the command line's
+    flags, and uploaded files by their own names rather than their folder under the runs
+    directory (uploads/20261127-…/tweets.csv is the user's tweets.csv)."""
+    for flag, field in PAGE_FIELDS.items():
+        message = re.sub(rf"{re.escape(flag)}(?![\w-])", field, message)
+    uploads = re.escape(str(root / "uploads")) + r"/[^/\s]+/"
+    return re.sub(uploads, "", message)
 
 
 def _compare_folder(runs_dir: Path, data: str) -> Path:
@@ -107,6 +131,7 @@ def create_app(
     worker = Worker()
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["short"] = lambda path: short_path(path, root)
+    templates.env.filters["for_page"] = lambda message: for_the_page(str(message), root)
     templates.env.globals.update(crossfit_mark=CROSSFIT_MARK, crossfit_note=CROSSFIT_NOTE)
     app = FastAPI(title="loralab", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.worker = worker
@@ -120,7 +145,7 @@ def create_app(
         return templates.TemplateResponse(request, template, context)
 
     def error(request: Request, err: Exception) -> HTMLResponse:
-        return page(request, "error.html", message=str(err))
+        return page(request, "error.html", message=for_the_page(str(err), root))
 
     def job_context(folder: Path | None, fragment: bool = True) -> dict:
         """What progress.html shows; a ``fragment`` also refreshes the run lists once a job ends."""
@@ -282,7 +307,7 @@ def create_app(
             if not html.exists() or worker.current() == folder:
                 html, _ = write_report(folder)
         except LoralabError as err:
-            return page(request, "error_page.html", message=str(err))
+            return page(request, "error_page.html", message=for_the_page(str(err), root))
         return FileResponse(html, media_type="text/html")
 
     models.add_routes(app, root, page, error)
