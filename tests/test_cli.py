@@ -190,6 +190,7 @@ def test_unseen_labels_in_evaluation_data(trained_run, tmp_path):
 
 def test_predict_on_a_folder_that_is_not_a_run(tmp_path):
     assert "not a loralab run folder" in _error(invoke("predict", tmp_path, "text"))
+    assert f"{tmp_path / 'nope'}: no such run folder." in _error(invoke("predict", tmp_path / "nope", "x"))
 
 
 def test_single_class_training_data(tmp_path):

@@ -87,6 +87,15 @@ def test_a_label_column_of_texts_is_refused_naming_the_columns(tmp_path):
     assert load_data(tmp_path / "tweets.csv", text_col="tweet", label_col="stance").labels
 
 
+def test_labels_differing_only_in_case_or_spaces_get_a_note(tmp_path):
+    frame = synthetic_frame(60, 7)
+    frame.loc[:9, "label"] = ["Positive", "positive "] * 5
+    frame.to_csv(tmp_path / "cased.csv", index=False)
+    splits = load_data(tmp_path / "cased.csv")
+    (note,) = [n for n in splits.notes if "differ only in case or spaces" in n]
+    assert "'Positive', 'positive', 'positive '" in note and len(splits.labels) == 4
+
+
 def test_label_map_is_sorted_training_labels_and_numeric_labels_sort_as_numbers(tmp_path):
     path = tmp_path / "d.csv"
     frame = pd.DataFrame(

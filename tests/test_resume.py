@@ -71,7 +71,7 @@ def test_resuming_is_refused_when_complete_changed_or_absent(synthetic_dir, tiny
     manifest_path.write_text(json.dumps({**manifest, "status": "interrupted"}))
     with pytest.raises(RunError, match=r"cannot resume with different settings \(lr: 0.005 → 0.001\)"):
         train_run(synthetic_dir, config.replace(lr=1e-3), tmp_path / "run", progress=False, resume=True)
-    with pytest.raises(RunError, match="not a loralab run folder"):
+    with pytest.raises(RunError, match="nothing: no such run folder"):
         train_run(synthetic_dir, config, tmp_path / "nothing", progress=False, resume=True)
 
 

@@ -267,6 +267,15 @@ def load_data(
             f"{where['train']}: the training data has a single class ('{labels[0]}') in column "
             f"'{label_col}'; a classifier needs at least two."
         )
+    by_form: dict[str, list[str]] = {}
+    for label in labels:
+        by_form.setdefault(" ".join(label.split()).casefold(), []).append(label)
+    for alike in (group for group in by_form.values() if len(group) > 1):
+        names = ", ".join(repr(label) for label in alike)
+        notes.append(
+            f"{where['train']}: the labels {names} differ only in case or spaces and are kept as "
+            "different classes; if they are one class, write them the same way in the file."
+        )
     if len(train) >= 20 and len(labels) > len(train) / 2:
         columns = ", ".join(str(c) for c in frames["train"].columns)
         raise DataError(
@@ -283,7 +292,8 @@ def load_data(
         parts[split] = held
         how = "stratified" if stratified else "random (a class is too small to stratify)"
         origins[split] = f"carved from train ({fraction:.0%}, {how}, seed {seed})"
-        notes.append(f"No {split} split was given: {len(held)} rows were {origins[split]}.")
+        rows = "1 row was" if len(held) == 1 else f"{len(held)} rows were"
+        notes.append(f"No {split} split was given: {rows} {origins[split]}.")
     parts["train"] = train
     for split in ("validation", "test"):
         unseen = sorted(set(parts[split].labels) - set(labels))

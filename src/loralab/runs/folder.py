@@ -121,6 +121,8 @@ class RunFolder:
     def read_manifest(self) -> dict[str, Any]:
         """The manifest; a run left ``running`` by a process that is gone reads as ``stale``."""
         path = self.path / MANIFEST
+        if not self.path.exists():
+            raise RunError(f"{self.path}: no such run folder.")
         if not path.exists():
             raise RunError(f"{self.path}: not a loralab run folder (no {MANIFEST}).")
         manifest = read_json_file(path, "the run cannot be used; train it again with --overwrite")
