@@ -81,6 +81,11 @@ def test_a_command_line_text_that_is_not_unicode_is_refused(lora_run):
     assert "text 2 is not valid Unicode (character 4" in message
 
 
+def test_an_empty_command_line_text_is_refused_not_labelled(tfidf_run):
+    message = one_sentence(invoke("predict", tfidf_run, "good", "  "))
+    assert "the command line: text 2 is empty; send a text to classify." in message
+
+
 def test_a_file_cell_that_is_not_unicode_is_named(tfidf_run, tmp_path):
     source = tmp_path / "in.jsonl"
     source.write_text('{"text": "fine"}\n{"text": "caf\\udce9"}\n')

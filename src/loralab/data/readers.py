@@ -87,12 +87,15 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def check_texts(texts: Sequence[object], where: str, what: str = "text", first: int = 1) -> None:
-    """Refuse a text that is not valid Unicode, naming it by number (from ``first``) and position.
+    """Refuse a text that is empty or not valid Unicode, naming it by number (from ``first``)
+    and, for Unicode, by position.
 
     Refused rather than replaced so a label is never given to something other than what the
     user sent; the same rule holds on the command line, in files and over HTTP."""
     for number, text in enumerate(texts, start=first):
         if isinstance(text, str):
+            if not text.strip():  # a file's empty rows are left unscored; a sent text is asked for
+                raise DataError(f"{where}: {what} {number} is empty; send a text to classify.")
             position = first_invalid_character(text)
             if position is not None:
                 raise DataError(
