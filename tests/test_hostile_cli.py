@@ -86,6 +86,17 @@ def test_an_empty_command_line_text_is_refused_not_labelled(tfidf_run):
     assert "the command line: text 2 is empty; send a text to classify." in message
 
 
+def test_texts_from_standard_input_one_a_line(tfidf_run):
+    from loralab.cli import app
+    from tests.hostile_fixtures import runner
+
+    result = runner.invoke(app, ["predict", str(tfidf_run), "-"], input="a good film\n\na bad film\n")
+    assert result.exit_code == 0, result.output
+    assert "a good film" in result.output and "a bad film" in result.output
+    empty = runner.invoke(app, ["predict", str(tfidf_run), "-"], input="\n \n")
+    assert "Standard input held no text to classify." in one_sentence(empty)
+
+
 def test_a_file_cell_that_is_not_unicode_is_named(tfidf_run, tmp_path):
     source = tmp_path / "in.jsonl"
     source.write_text('{"text": "fine"}\n{"text": "caf\\udce9"}\n')

@@ -187,7 +187,9 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     def predict(
         run: Path = typer.Argument(..., help="A run folder."),
-        texts: list[str] | None = typer.Argument(None, help="Texts to classify."),
+        texts: list[str] | None = typer.Argument(
+            None, help="Texts to classify; - reads them from standard input, one per line."
+        ),
         input_file: Path | None = typer.Option(
             None, "--input", "-i", help="CSV/TSV/JSONL/Parquet file to score."
         ),
@@ -238,7 +240,12 @@ def register(app: typer.Typer) -> None:
             raise LoralabError("Give texts or --input, not both.")
         if batch_size is not None and batch_size < 1:
             raise LoralabError(f"--batch-size must be ≥ 1, got {batch_size}.")
-        if texts:
+        if texts == ["-"]:  # `… | loralab predict RUN -`: one text a line, blank lines skipped
+            texts = [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
+            if not texts:
+                raise LoralabError("Standard input held no text to classify.")
+            check_texts(texts, "standard input", "line")
+        elif texts:
             check_texts(texts, "the command line")
         # Loading imports torch and reads the model: seconds of silence without this line.
         # It goes to stderr, so that stdout holds only results.
