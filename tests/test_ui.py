@@ -268,6 +268,13 @@ def test_classify_score_and_export_a_run(client, runs, tmp_path, tiny_bert):
     assert (runs / "exports" / "cmp--tfidf-nb").is_dir()
 
 
+def test_a_long_text_is_shown_shortened_beside_its_label(client, runs, tmp_path, tiny_bert):
+    _compare_two(tmp_path / "data.csv", runs, tiny_bert)
+    long = "a good film " * 200  # 2,400 characters, one line
+    page = client.post("/try/classify", data={"run": "cmp/tfidf-nb", "texts": long}).text
+    assert "(2,399 characters)" in page and long.strip() not in page
+
+
 def test_scoring_a_file_without_the_text_column_writes_nothing(client, runs, tmp_path, tiny_bert):
     _compare_two(tmp_path / "data.csv", runs, tiny_bert)
     response = client.post(
