@@ -157,8 +157,11 @@ def test_a_second_job_is_refused_with_a_sentence_while_one_runs(client, tmp_path
     form = {"data": str(path), "text_col": "text", "label_col": "label", "methods": ["tfidf-nb"]}
     client.post("/compare/start", data=form)
     try:
-        sentence = _error(client.post("/compare/start", data=form).text)
-        assert "already running" in sentence and "one job at a time" in sentence
+        page = client.post("/compare/start", data=form).text
+        notice = re.search(r'id="busy-notice">(.*?)</p>', page, re.S)
+        assert notice and "already running" in notice.group(1) and "one job at a time" in notice.group(1)
+        # the refused tab keeps following the comparison that runs
+        assert 'hx-get="/compare/progress?folder=' in page and 'id="job-status">running' in page
     finally:
         release.set()
         worker.wait(10)

@@ -216,8 +216,9 @@ def test_each_bad_input_shows_its_sentence(page, served, tmp_path, shots, monkey
     page.click("#start-button")
     page.wait_for_selector("#cancel-button")
     page.click("#start-button")
-    page.wait_for_selector("#job .error")
-    assert "already running" in page.inner_text("#job .error")
+    page.wait_for_selector("#busy-notice")
+    assert "already running" in page.inner_text("#busy-notice")
+    assert page.is_visible("#cancel-button")  # the live progress of the running job stays
     release.set()
     app.state.worker.wait(10)
 

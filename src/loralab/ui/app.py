@@ -24,7 +24,7 @@ from loralab.config import DEFAULT_MODEL
 from loralab.errors import DataError, LoralabError, RunError
 from loralab.runs.recommend import CROSSFIT_MARK, CROSSFIT_NOTE
 from loralab.ui import models
-from loralab.ui.jobs import JOB_FILE, CompareRequest, Worker, read_job
+from loralab.ui.jobs import JOB_FILE, CompareRequest, JobBusy, Worker, read_job
 from loralab.ui.progress import compare_progress
 from loralab.ui.runs_index import COMPARE_FILE, completed_runs, inside, list_runs, resolve_in
 from loralab.ui.uploads import TableColumns, save_upload, source_columns
@@ -257,6 +257,13 @@ def create_app(
                 max_length=max_length,
             )
             folder = worker.start(job, _compare_folder(root, data))
+        except JobBusy as err:
+            # Refused, but the page keeps following the comparison that runs (started in
+            # another tab, say): the sentence sits above its live progress, not in its place.
+            running = worker.current()
+            if running is None:  # it ended in the meantime: starting again would now work
+                return error(request, err)
+            return page(request, "progress.html", notice=str(err), **job_context(running))
         except LoralabError as err:
             return error(request, err)
         return page(request, "progress.html", **job_context(folder))
