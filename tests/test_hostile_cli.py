@@ -97,6 +97,21 @@ def test_texts_from_standard_input_one_a_line(tfidf_run):
     assert "Standard input held no text to classify." in one_sentence(empty)
 
 
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_predict_and_evaluate_keep_to_threads(command, tfidf_run, hostile_data):
+    import torch
+
+    args = [tfidf_run, "good film"] if command == "predict" else [tfidf_run, hostile_data]
+    assert "--threads must be ≥ 1, got 0." in one_sentence(invoke(command, *args, "--threads", 0))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert invoke(command, *args, "--threads", 1).exit_code == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_a_file_cell_that_is_not_unicode_is_named(tfidf_run, tmp_path):
     source = tmp_path / "in.jsonl"
     source.write_text('{"text": "fine"}\n{"text": "caf\\udce9"}\n')

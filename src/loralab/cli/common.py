@@ -102,6 +102,21 @@ def _stdout_reader_gone() -> bool:
         return False
 
 
+THREADS_HELP = "Torch threads (default: all cores)."
+
+
+def use_threads(threads: int | None) -> None:
+    """Run torch on ``threads`` threads (``--threads``), after checking the number."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise LoralabError(f"--threads must be ≥ 1, got {threads}.")
+    # deferred: torch takes ~1 s to import; a command that needs threads loads it anyway
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def runs_dir() -> Path:
     """Where runs go by default: ``$LORALAB_RUNS_DIR`` or ``./runs``."""
     return Path(os.environ.get(RUNS_DIR_ENV, "runs"))

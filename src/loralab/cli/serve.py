@@ -8,7 +8,7 @@ import socket
 
 import typer
 
-from loralab.cli.common import console, handle_errors
+from loralab.cli.common import THREADS_HELP, console, handle_errors, use_threads
 from loralab.errors import LoralabError
 
 TOKEN_ENV = "LORALAB_TOKEN"
@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         max_texts: int = typer.Option(256, "--max-texts", help="Texts per request."),
         max_chars: int = typer.Option(10_000, "--max-chars", help="Characters per text."),
         max_body: int = typer.Option(2 * 1024 * 1024, "--max-body", help="Request body size in bytes."),
-        threads: int | None = typer.Option(None, "--threads", help="Torch threads (default: all cores)."),
+        threads: int | None = typer.Option(None, "--threads", help=THREADS_HELP),
     ) -> None:
         """Serve classifiers over HTTP: GET /v1/models, POST /v1/classify, docs at /docs."""
         try:
@@ -49,11 +49,7 @@ def register(app: typer.Typer) -> None:
         # deferred: loralab.serving.predictor imports torch and transformers (~2.8 s)
         from loralab.serving.predictor import Predictor
 
-        if threads:
-            # deferred: torch takes ~1 s to import (loaded by now, with the predictor)
-            import torch
-
-            torch.set_num_threads(threads)
+        use_threads(threads)
         token = token or os.environ.get(TOKEN_ENV) or None
         for name, value in (("--max-texts", max_texts), ("--max-chars", max_chars), ("--max-body", max_body)):
             if value < 1:

@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from loralab.cli.common import (
+    THREADS_HELP,
     confusion_table,
     console,
     default_run_dir,
@@ -18,6 +19,7 @@ from loralab.cli.common import (
     metrics_table,
     per_class_table,
     table,
+    use_threads,
 )
 from loralab.cli.options import (
     CONFIG_OPTIONS,
@@ -143,6 +145,7 @@ def register(app: typer.Typer) -> None:
         ),
         output: Path | None = typer.Option(None, "--output", help="Write the metrics as JSON here."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output file."),
+        threads: int | None = typer.Option(None, "--threads", help=THREADS_HELP),
         label_map: str | None = typer.Option(
             None, "--label-map", help="Rename the data's labels first: OLD=NEW,… (e.g. positive=fresh)."
         ),
@@ -155,6 +158,7 @@ def register(app: typer.Typer) -> None:
 
         if output is not None and output.exists() and not overwrite:
             raise LoralabError(f"{output}: already exists; choose another --output or pass --overwrite.")
+        use_threads(threads)
         job = JobConfig(**data_settings)
         results = evaluate_run(
             run,
@@ -221,6 +225,7 @@ def register(app: typer.Typer) -> None:
             "--precision",
             help="fp32 (the run's own numbers), bf16 or fp16 autocast, or auto (bf16 where measured faster).",
         ),
+        threads: int | None = typer.Option(None, "--threads", help=THREADS_HELP),
         text_col: str = data_option("text_col"),
     ) -> None:
         """Classify texts given on the command line, or a whole file in chunks."""
@@ -240,6 +245,7 @@ def register(app: typer.Typer) -> None:
             raise LoralabError("Give texts or --input, not both.")
         if batch_size is not None and batch_size < 1:
             raise LoralabError(f"--batch-size must be ≥ 1, got {batch_size}.")
+        use_threads(threads)
         if texts == ["-"]:  # `… | loralab predict RUN -`: one text a line, blank lines skipped
             texts = [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
             if not texts:
