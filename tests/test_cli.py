@@ -146,6 +146,21 @@ def test_compare_with_no_method_named_is_refused_not_the_whole_ladder(synthetic_
     assert "--methods names no method" in _error(result) and not (tmp_path / "c").exists()
 
 
+def test_a_training_jobs_config_gives_its_method_way_to_compares_methods(synthetic_dir, tmp_path):
+    job = tmp_path / "job.yaml"
+    job.write_text("method: lora\nlr: 0.001\n")
+    out = tmp_path / "c"
+    result = invoke("compare", synthetic_dir, "--config", job, "--methods", "majority", "--output-dir", out)
+    assert result.exit_code == 0, result.output
+    assert "method: lora is left out; compare trains --methods." in " ".join(result.output.split())
+    assert "choose them with --methods" in _error(invoke("compare", synthetic_dir, "--config", job))
+
+
+def test_evaluate_output_must_be_json(synthetic_dir, tmp_path):
+    message = _error(invoke("evaluate", tmp_path, synthetic_dir, "--output", tmp_path / "m.csv"))
+    assert "the metrics are written as JSON; name the file *.json" in message
+
+
 def test_rank_zero(synthetic_dir):
     assert "--lora-rank must be a positive integer" in _error(
         invoke("train", synthetic_dir, "--lora-rank", 0)

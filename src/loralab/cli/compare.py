@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,15 @@ def register(app: typer.Typer) -> None:
 
         settings, job = layered_job(options, data, output_dir, CompareJob)
         if "method" in settings:
-            raise LoralabError("compare trains several methods: choose them with --methods, not method.")
+            if job.methods is None:
+                raise LoralabError(
+                    "compare trains several methods: choose them with --methods (or methods: in the "
+                    "--config file), not method."
+                )
+            # A training job's file reused for a comparison: its one method gives way to the list.
+            warnings.warn(
+                f"method: {settings.pop('method')} is left out; compare trains --methods.", stacklevel=1
+            )
         chosen = job.methods  # None: the default ladder, less the rungs that cannot run here
         if isinstance(chosen, str):  # given as a flag: comma-separated
             chosen = [m.strip() for m in chosen.split(",") if m.strip()]

@@ -156,6 +156,8 @@ def register(app: typer.Typer) -> None:
         from loralab.data.label_map import parse_label_map
         from loralab.runs.evaluate import evaluate_run
 
+        if output is not None and output.suffix.lower() != ".json":
+            raise LoralabError(f"--output {output}: the metrics are written as JSON; name the file *.json.")
         if output is not None and output.exists() and not overwrite:
             raise LoralabError(f"{output}: already exists; choose another --output or pass --overwrite.")
         use_threads(threads)
