@@ -268,7 +268,8 @@ def test_live_progress_cancel_and_start_again(page, served, tmp_path, shots, mon
     page.check("#method-lora")
     page.click("#start-button")
     assert paused.wait(60)
-    page.wait_for_selector("#progress td:text('1 / 3')")
+    # 64 training texts fill two batches of 32: the floor of 100 optimizer steps plans 50 epochs.
+    page.wait_for_selector("#progress td:text('1 / 50')")
     row = page.locator("#progress table.progress tbody tr").first.inner_text()
     assert "lora" in row and "running" in row
     assert page.inner_text("#job-status") == "running"
@@ -277,7 +278,7 @@ def test_live_progress_cancel_and_start_again(page, served, tmp_path, shots, mon
     second = page.context.new_page()
     second.goto(served[1])
     assert second.inner_text("#job-status") == "running"
-    assert "1 / 3" in second.inner_text("#progress table.progress")
+    assert "1 / 50" in second.inner_text("#progress table.progress")
     second.close()
 
     page.click("#cancel-button")
