@@ -36,6 +36,9 @@ def test_a_semicolon_separated_csv_reads_like_a_comma_separated_one(tmp_path, na
     semi, comma = load_data(tmp_path / name), load_data(tmp_path / "comma.csv")
     assert semi.labels == comma.labels and len(semi.train) == len(comma.train)
     assert all(text.endswith(", really") for text in semi.train.texts)  # commas in texts stay
+    (tmp_path / "twice.csv").write_text("text;label;label\nfine film;pos;pos\n")
+    with pytest.raises(DataError, match="'label' occur more than once"):
+        load_data(tmp_path / "twice.csv")
 
 
 def test_folder_of_splits_keeps_the_files(synthetic_dir):
@@ -85,6 +88,14 @@ def test_a_label_column_of_texts_is_refused_naming_the_columns(tmp_path):
         load_data(tmp_path / "tweets.csv", text_col="stance", label_col="tweet")  # swapped
     assert "the columns are tweet, stance" in str(err.value)
     assert load_data(tmp_path / "tweets.csv", text_col="tweet", label_col="stance").labels
+    # one example of each of 30 intents, with their own validation and test files: allowed
+    folder = tmp_path / "intents"
+    folder.mkdir()
+    intents = pd.DataFrame({"text": [f"please do task {i} now" for i in range(30)]})
+    intents["label"] = [f"intent_{i}" for i in range(30)]
+    for split in ("train", "validation", "test"):
+        intents.to_csv(folder / f"{split}.csv", index=False)
+    assert len(load_data(folder).labels) == 30
 
 
 def test_labels_differing_only_in_case_or_spaces_get_a_note(tmp_path):

@@ -129,6 +129,16 @@ def test_evaluating_on_the_training_file_scores_the_split_training_carved(tfidf_
         scored = json.loads((tmp_path / f"{split}.json").read_text())["trained"]
         assert scored["n"] == 20 and scored["accuracy"] == metrics[split]["accuracy"]
         assert "is the file this run was trained on" in " ".join(result.output.split())
+    # A compare run of seed 43 trains on splits carved with the comparison's seed, 42: the
+    # carve follows the seed recorded with the data, not the run's own.
+    config = json.loads((tfidf_run / "config.json").read_text())
+    (tfidf_run / "config.json").write_text(json.dumps({**config, "seed": 43}))
+    try:
+        result = invoke("evaluate", tfidf_run, data, "--output", tmp_path / "seed.json")
+        scored = json.loads((tmp_path / "seed.json").read_text())["trained"]
+        assert scored["n"] == 20 and scored["accuracy"] == metrics["test"]["accuracy"]
+    finally:
+        (tfidf_run / "config.json").write_text(json.dumps(config))
     refused = invoke("evaluate", tfidf_run, data, "--split", "foo")
     assert refused.exit_code == 2
     assert "Unknown split 'foo'; use one of train, validation, test." in refused.output
@@ -164,6 +174,10 @@ def test_a_runs_config_json_reruns_it_with_its_columns_and_subset(tmp_path):
     manifests = [json.loads((tmp_path / r / "manifest.json").read_text()) for r in ("first", "again")]
     assert [m["columns"] for m in manifests] == [{"text": "tweet", "label": "stance"}] * 2
     assert [m["data"]["splits"] for m in manifests[1:]] == [manifests[0]["data"]["splits"]]
+    compared = tmp_path / "cmp"
+    compare(str(data), compared, methods=["tfidf-nb"], text_col="tweet", label_col="stance", subset=40)
+    manifest = json.loads((compared / "tfidf-nb" / "manifest.json").read_text())
+    assert manifest["columns"] == {"text": "tweet", "label": "stance"} and manifest["subset"] == 40
     metrics = [json.loads((tmp_path / r / "metrics.json").read_text()) for r in ("first", "again")]
     assert metrics[0]["test"]["accuracy"] == metrics[1]["test"]["accuracy"]
     assert metrics[0]["test"]["n"] == metrics[1]["test"]["n"]

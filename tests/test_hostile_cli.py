@@ -95,6 +95,8 @@ def test_texts_from_standard_input_one_a_line(tfidf_run):
     assert "a good film" in result.output and "a bad film" in result.output
     empty = runner.invoke(app, ["predict", str(tfidf_run), "-"], input="\n \n")
     assert "Standard input held no text to classify." in one_sentence(empty)
+    latin1 = runner.invoke(app, ["predict", str(tfidf_run), "-"], input=b"fine\ncaf\xe9\n")
+    assert "standard input: line 2 is not valid Unicode" in one_sentence(latin1)
 
 
 @pytest.mark.parametrize("command", ["predict", "evaluate"])

@@ -249,7 +249,10 @@ def register(app: typer.Typer) -> None:
             raise LoralabError(f"--batch-size must be ≥ 1, got {batch_size}.")
         use_threads(threads)
         if texts == ["-"]:  # `… | loralab predict RUN -`: one text a line, blank lines skipped
-            texts = [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
+            # Bytes that are not UTF-8 are kept as surrogates, so check_texts names their line.
+            raw = getattr(sys.stdin, "buffer", None)
+            read = raw.read().decode("utf-8", "surrogateescape") if raw is not None else sys.stdin.read()
+            texts = [line for line in read.splitlines() if line.strip()]
             if not texts:
                 raise LoralabError("Standard input held no text to classify.")
             check_texts(texts, "standard input", "line")

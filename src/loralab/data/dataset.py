@@ -8,6 +8,7 @@ stratified split, and ``notes`` says so.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,14 @@ class LabelledTexts:
     def __len__(self) -> int:
         return len(self.texts)
 
+    def digest(self) -> str:
+        """A digest of the texts in order (not the labels, which a label map may rename): equal
+        for the same rows."""
+        hasher = hashlib.sha256()
+        for text in self.texts:
+            hasher.update(text.encode("utf-8", "surrogatepass") + b"\0")
+        return hasher.hexdigest()[:16]
+
     def label_counts(self) -> dict[str, int]:
         return dict(sorted(Counter(self.labels).items()))
 
@@ -50,6 +59,7 @@ class DataSplits:
     source: str
     notes: list[str] = field(default_factory=list)
     origins: dict[str, str] = field(default_factory=dict)
+    seed: int | None = None  # the seed missing splits were carved and subsets cut with
 
     def split(self, name: str) -> LabelledTexts:
         if name not in SPLIT_NAMES:
@@ -276,12 +286,15 @@ def load_data(
             f"{where['train']}: the labels {names} differ only in case or spaces and are kept as "
             "different classes; if they are one class, write them the same way in the file."
         )
-    if len(train) >= 20 and len(labels) > len(train) / 2:
+    # Mostly different values of several words each: texts (the two columns swapped, say), not
+    # class names. Short names stay allowed however many, as in one-shot intent data.
+    words = sum(len(label.split()) for label in labels) / len(labels)
+    if len(train) >= 20 and len(labels) > len(train) / 2 and words >= 5:
         columns = ", ".join(str(c) for c in frames["train"].columns)
         raise DataError(
             f"{where['train']}: column '{label_col}' has {len(labels):,} different values in "
-            f"{len(train):,} rows, so it holds texts or ids rather than classes (a class needs "
-            f"several examples); choose the label column with --label-col (the columns are {columns})."
+            f"{len(train):,} rows, of {words:.0f} words on average, so it holds texts rather than "
+            f"classes; choose the label column with --label-col (the columns are {columns})."
         )
     origins = {k: "file" for k in parts}
     for split, fraction in (("test", test_fraction), ("validation", validation_fraction)):
@@ -320,6 +333,7 @@ def load_data(
         source=source,
         notes=notes,
         origins=origins,
+        seed=seed,
     )
 
 

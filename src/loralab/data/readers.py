@@ -112,7 +112,7 @@ def _header_names(path: Path, sep: str) -> list[str]:
 
 def _check_columns(path: Path, fmt: str, frame: pd.DataFrame) -> None:
     if fmt in ("csv", "tsv"):
-        names = _header_names(path, "," if fmt == "csv" else "\t")
+        names = _header_names(path, _csv_separator(path) if fmt == "csv" else "\t")
     else:
         names = [str(c) for c in frame.columns]
     repeated = sorted({str(n) for n in names if names.count(n) > 1})

@@ -284,6 +284,9 @@ def compare(
                 config,
                 subsets[size, data_seed],
                 run_dir,
+                text_col=text_col,  # recorded in the run's manifest: the columns and subset
+                label_col=label_col,  # its config.json reruns it with
+                subset=subset,
                 overwrite=True,
                 progress=progress,
                 on_epoch_hook=on_epoch,

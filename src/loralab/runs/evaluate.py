@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +16,6 @@ from loralab.errors import DataError
 from loralab.evaluation.evaluate import evaluate_classifier
 from loralab.methods import Classifier, untrained_method
 from loralab.methods.neural import TransformerClassifier
-from loralab.runs.files import read_json_file
 from loralab.runs.folder import RunFolder
 from loralab.runs.train import load_run
 
@@ -39,31 +40,53 @@ def check_labels(part: LabelledTexts, known: list[str], where: str) -> None:
 
 
 def split_as_trained(
-    run: str | Path, data: str, split: str, text_col: str, label_col: str
+    run: str | Path,
+    data: str,
+    split: str,
+    text_col: str,
+    label_col: str,
+    label_map: dict[str, str] | None = None,
 ) -> tuple[LabelledTexts, str, list[str]] | None:
     """When DATA is the single file the run was trained on, with its validation and test rows
-    carved from it, the rows of ``split`` exactly as training carved them (same seed, same
-    subset); otherwise ``None`` (another file is scored whole). Scoring the whole training
-    file would mix the rows the model learned from into its test figure.
+    carved from it, the rows of ``split`` exactly as training carved them (the carving seed,
+    the same subset); otherwise ``None`` (another file is scored whole). Scoring the whole
+    training file would mix the rows the model learned from into its test figure.
 
-    The carve is checked against the split's size and label counts recorded in the run's
-    manifest, so a file that merely shares the name is scored whole."""
+    The rows are checked against the digest of the split's texts recorded in the run's manifest
+    (runs saved before digests were recorded: its size and label counts), so a file that merely
+    shares the name is scored whole, with a note saying so."""
     path = Path(data).expanduser()
     manifest = RunFolder(run).read_manifest()
     recorded = manifest.get("data") or {}
     splits = recorded.get("splits") or {}
-    carved = any(str((splits.get(s) or {}).get("origin", "")).startswith("carved") for s in SPLIT_NAMES)
-    mine = splits.get(split) or {}
-    if not (path.is_file() and carved and path.name == Path(str(recorded.get("source", ""))).name):
+    origins = {s: str((splits.get(s) or {}).get("origin", "")) for s in SPLIT_NAMES}
+    if not (
+        path.is_file()
+        and any(origin.startswith("carved") for origin in origins.values())
+        and path.name == Path(str(recorded.get("source", ""))).name
+    ):
         return None
-    settings = read_json_file(Path(run) / "config.json", "train the run again with --overwrite")
-    seed = int(settings.get("seed", 42)) if isinstance(settings, dict) else 42
+    seed = manifest.get("data_seed")
+    if not isinstance(seed, int):  # a run saved before the carving seed was recorded
+        carved = next(re.search(r"seed (\d+)\)", o) for o in origins.values() if o.startswith("carved"))
+        seed = int(carved.group(1)) if carved else 42
     whole = load_data(data, text_col, label_col, seed=seed)
     part = whole.split(split)
+    mine = splits.get(split) or {}
     size = mine.get("size")
     if isinstance(size, int) and len(part) > size:  # the run cut each split to --subset rows
         part = stratified_subset(part, size, seed)
-    if dict(Counter(part.labels)) != mine.get("label_counts"):
+    digest = (manifest.get("split_digests") or {}).get(split)
+    if digest is not None:
+        same = part.digest() == digest
+    else:
+        same = dict(Counter(relabel(part, label_map or {}, data).labels)) == mine.get("label_counts")
+    if not same:
+        warnings.warn(
+            f"{data} has the name of the file this run was trained on but not the rows of its "
+            f"{split} split, so the whole file is scored.",
+            stacklevel=2,
+        )
         return None
     note = (
         f"{data} is the file this run was trained on, so its {split} split is evaluated as "
@@ -96,7 +119,7 @@ def evaluate_run(
     say(f"Loading {run} …")
     begin = time.perf_counter()
     classifier = load_run(run)
-    carved = split_as_trained(run, data, split, text_col, label_col)
+    carved = split_as_trained(run, data, split, text_col, label_col, label_map)
     if carved is not None:
         part, where, notes = carved
     else:

@@ -24,6 +24,7 @@ from accelerate import PartialState
 
 from loralab.config import TrainConfig
 from loralab.data import DataSplits, load_data
+from loralab.data.dataset import SPLIT_NAMES
 from loralab.data.long_text import TextInput
 from loralab.errors import LoralabError, RunError
 from loralab.evaluation.evaluate import evaluate_classifier, predictions_frame
@@ -172,6 +173,8 @@ def execute(
                 "data": splits.summary(),
                 "columns": {"text": text_col, "label": label_col},
                 "subset": subset,
+                "data_seed": splits.seed,
+                "split_digests": {name: splits.split(name).digest() for name in SPLIT_NAMES},
                 "processes": distributed.num_processes,
                 "requested": requested.to_dict(),
                 **(manifest or {}),
