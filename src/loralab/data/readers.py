@@ -110,11 +110,15 @@ def _header_names(path: Path, sep: str) -> list[str]:
     return [str(v) for v in head.iloc[0].tolist()] if len(head) else []
 
 
-def _check_columns(path: Path, fmt: str, frame: pd.DataFrame) -> None:
-    if fmt in ("csv", "tsv"):
-        names = _header_names(path, _csv_separator(path) if fmt == "csv" else "\t")
-    else:
-        names = [str(c) for c in frame.columns]
+def _separator(path: Path, fmt: str) -> str | None:
+    """The field separator of a CSV/TSV file (``None`` for other formats)."""
+    return _csv_separator(path) if fmt == "csv" else "\t" if fmt == "tsv" else None
+
+
+def _check_columns(path: Path, sep: str | None, frame: pd.DataFrame) -> None:
+    """Refuse repeated column names: read from the header of a CSV/TSV file (``sep``), where
+    pandas would rename them, else from ``frame``."""
+    names = _header_names(path, sep) if sep is not None else [str(c) for c in frame.columns]
     repeated = sorted({str(n) for n in names if names.count(n) > 1})
     if repeated:
         raise DataError(
@@ -141,12 +145,10 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if path.is_dir():
         raise DataError(f"{path}: is a folder, expected a file.")
     fmt = table_format(path)
+    sep = _separator(path, fmt)
     try:
-        if fmt == "csv":
-            sep = _csv_separator(path)
+        if sep is not None:
             frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""])
-        elif fmt == "tsv":
-            frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=[""])
         elif fmt == "jsonl":
             frame = pd.read_json(path, lines=True, dtype=False)
         elif fmt == "json":
@@ -170,7 +172,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if frame.shape[0] == 0:
         raise DataError(f"{path}: the file has a header but no rows.")
     try:
-        _check_columns(path, fmt, frame)
+        _check_columns(path, sep, frame)
     except _DAMAGED as err:
         raise _damaged(path, err) from err
     _check_cells(path, frame)
@@ -208,9 +210,9 @@ def iter_table_chunks(path: str | Path, chunk_size: int) -> Iterator[pd.DataFram
     fmt = table_format(path)
     first_row = 1
     try:
-        if fmt in ("csv", "tsv"):
-            sep = _csv_separator(path) if fmt == "csv" else "\t"
-            _check_columns(path, fmt, pd.DataFrame())
+        sep = _separator(path, fmt)
+        if sep is not None:
+            _check_columns(path, sep, pd.DataFrame())
             chunks: Iterator[pd.DataFrame] = pd.read_csv(
                 path,
                 sep=sep,
