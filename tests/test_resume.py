@@ -96,3 +96,29 @@ def test_torchrun_trains_with_ddp_and_one_process_writes_the_run(synthetic_dir, 
         assert metrics[split]["n"] == size and sum(map(sum, metrics[split]["confusion_matrix"])) == size
         assert len(pd.read_csv(out / "predictions" / f"{split}.csv")) == size
     assert len(pd.read_csv(out / "history.csv")) == 2
+
+
+def test_a_run_stopped_after_a_later_epoch_resumes_on_the_batches_of_an_unbroken_run(
+    synthetic_dir, tiny_bert, tmp_path
+):
+    from loralab.runs.execute import execute
+
+    config = TrainConfig(method="lora", model=str(tiny_bert), epochs=3, lr=5e-3, batch_size=8)
+    execute(config, synthetic_dir, tmp_path / "whole", progress=False)
+
+    def stop_after_the_second_epoch(row):  # a hook that stops the run (a cancelled comparison)
+        if row["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        execute(
+            config, synthetic_dir, tmp_path / "run", progress=False, on_epoch_hook=stop_after_the_second_epoch
+        )
+    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["status"] == "interrupted"
+    resumed = execute(config, synthetic_dir, tmp_path / "run", progress=False, resume=True)
+    assert resumed.manifest["resumed"] is True
+    # Epoch 3 goes on from epoch 2's checkpoint, on the batches an unbroken run trains on.
+    history, reference = (pd.read_csv(tmp_path / d / "history.csv") for d in ("run", "whole"))
+    assert len(history) == 3
+    for column in ("train_loss", "val_loss"):
+        pd.testing.assert_series_equal(history[column], reference[column], atol=1e-5, rtol=0)

@@ -235,6 +235,11 @@ def _train_model(
         if result.stopped_early:
             break
         sampler.set_epoch(epoch - 1)
+        # Accelerate's loader hands its batch sampler its own count of passes whenever it is
+        # iterated; a resumed process starts that count at 0, so it is set to the epoch too.
+        set_loader_epoch = getattr(loader, "set_epoch", None)
+        if callable(set_loader_epoch):
+            set_loader_epoch(epoch - 1)
         model.train()
         skip = at["batch"] if epoch == at["epoch"] else 0
         if not skip:
@@ -306,6 +311,13 @@ def _train_model(
             else:
                 stale += 1
         result.history.append(row)
+        if config.patience is not None and stale >= config.patience:
+            result.stopped_early = True
+        at.update(epoch=epoch + 1, batch=0, loss_sum=0.0, seen=0, tokens=0, epoch_seconds=0.0)
+        # The epoch is checkpointed before ``on_epoch`` sees it: a hook that stops the run (a
+        # cancelled comparison, a pruned trial) leaves it resumable from this epoch's end.
+        if checkpoints is not None and epoch < epochs and not result.stopped_early:
+            checkpoint()
         if on_epoch is not None:
             on_epoch(row)
         if progress:
@@ -313,11 +325,6 @@ def _train_model(
                 f"{k} {v:.4f}" for k, v in row.items() if k in ("train_loss", "val_loss", "val_accuracy")
             )
             tqdm.write(f"epoch {epoch}/{epochs}: {shown} ({seconds:.0f} s)")
-        if config.patience is not None and stale >= config.patience:
-            result.stopped_early = True
-        at.update(epoch=epoch + 1, batch=0, loss_sum=0.0, seen=0, tokens=0, epoch_seconds=0.0)
-        if checkpoints is not None and epoch < epochs and not result.stopped_early:
-            checkpoint()
     result.train_seconds = time.perf_counter() - start
     if validation is not None and len(result.validation_correct) == len(result.history) > 0:
         result.crossfit_validation_accuracy = cross_fitted_accuracy(
