@@ -1,5 +1,6 @@
 import json
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -278,3 +279,32 @@ def test_a_learning_curve_folder_with_shared_subsets_is_not_reused(tmp_path, syn
     (out / COMPARE_FILE).write_text(json.dumps(stored))
     with pytest.raises(RunError, match="subsets were shared by every seed"):
         compare(str(synthetic_dir), out, methods=["majority"], train_sizes=[8], progress=False)
+
+
+def test_a_stopped_compare_goes_on_from_the_interrupted_runs_checkpoint(tiny_bert, synthetic_dir, tmp_path):
+    config = TrainConfig(model=str(tiny_bert), epochs=2, lr=5e-3, batch_size=32)
+    whole = compare(str(synthetic_dir), tmp_path / "whole", methods=["lora"], base_config=config,
+                    progress=False)  # fmt: skip
+
+    class Stop(KeyboardInterrupt):  # how the page cancels a comparison after an epoch
+        pass
+
+    def stop_after_the_first_epoch(row):
+        raise Stop()
+
+    out = tmp_path / "cmp"
+    with pytest.raises(Stop):
+        compare(str(synthetic_dir), out, methods=["lora"], base_config=config, progress=False,
+                on_epoch=stop_after_the_first_epoch)  # fmt: skip
+    assert json.loads((out / "lora-seed42" / "manifest.json").read_text())["status"] == "interrupted"
+    epochs_seen = []
+    again = compare(str(synthetic_dir), out, methods=["lora"], base_config=config, progress=False,
+                    on_epoch=epochs_seen.append)  # fmt: skip
+    manifest = json.loads((out / "lora-seed42" / "manifest.json").read_text())
+    assert manifest["status"] == "completed" and manifest["resumed"] is True
+    assert [row["epoch"] for row in epochs_seen] == [1, 2]  # the first replayed from the checkpoint
+    assert again["runs"][0]["test_accuracy"] == pytest.approx(whole["runs"][0]["test_accuracy"], abs=1e-6)
+    # The second epoch trained on from the first one's weights: the losses of an unbroken run.
+    history, reference = (pd.read_csv(d / "lora-seed42" / "history.csv") for d in (out, tmp_path / "whole"))
+    pd.testing.assert_frame_equal(history[["train_loss", "val_loss"]], reference[["train_loss", "val_loss"]],
+                                  atol=1e-5, rtol=0)  # fmt: skip

@@ -2,7 +2,8 @@
 
 A compare folder holds ``compare.json`` (the data set, its split fingerprint and the methods),
 one run folder per method and seed, and ``results.csv`` / ``results.json``. Completed runs are
-reused, so an interrupted compare resumes where it stopped.
+reused and an interrupted run goes on from its last checkpoint, so an interrupted compare
+resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from loralab.data import DataSplits, LabelledTexts, load_data
 from loralab.data.label_map import relabel_splits
 from loralab.errors import DataError, RunError
 from loralab.methods import default_ladder, get_method
-from loralab.runs.execute import execute
+from loralab.runs.execute import continues, execute
 from loralab.runs.folder import RunFolder, write_csv, write_json
 from loralab.runs.recommend import final_recommendation, judged_accuracy, recommend_runs
 
@@ -280,6 +281,9 @@ def compare(
         reused = _asked_for(run, config)
         data_seed = base_config.seed if size is None else seed
         if not reused:
+            # A run interrupted with a checkpoint (Ctrl-C, a cancelled or killed job) goes on
+            # from it; any other unfinished run is trained again from the start.
+            goes_on = continues(run, config, subsets[size, data_seed])
             execute(
                 config,
                 subsets[size, data_seed],
@@ -287,7 +291,8 @@ def compare(
                 text_col=text_col,  # recorded in the run's manifest: the columns and subset
                 label_col=label_col,  # its config.json reruns it with
                 subset=subset,
-                overwrite=True,
+                overwrite=not goes_on,
+                resume=goes_on,
                 progress=progress,
                 on_epoch_hook=on_epoch,
             )

@@ -33,10 +33,11 @@ from loralab.methods import Classifier, FitResult, get_method, load_saved_classi
 from loralab.models.loading import fit_max_length
 from loralab.runs.card import write_model_card
 from loralab.runs.files import read_json_file
-from loralab.runs.folder import RunFolder, write_csv, write_json
+from loralab.runs.folder import MANIFEST, RunFolder, write_csv, write_json
 from loralab.runs.guards import quality_warnings
 from loralab.runs.tracking import Trackers
 from loralab.training.checkpoints import Checkpointing
+from loralab.training.checkpoints import latest as latest_checkpoint
 from loralab.training.fit import TrainingHooks, fit_method
 from loralab.training.loop import cpu_only
 
@@ -70,7 +71,7 @@ def check_reload(classifier: Classifier, model_dir: Path, texts: list[str]) -> f
     return difference
 
 
-def _check_resumable(folder: RunFolder, config: TrainConfig, splits: DataSplits) -> None:
+def check_resumable(folder: RunFolder, config: TrainConfig, splits: DataSplits) -> None:
     """Refuse to resume a run that is complete, absent, or had other settings or data."""
     manifest = folder.read_manifest()
     if folder.is_completed():
@@ -89,6 +90,18 @@ def _check_resumable(folder: RunFolder, config: TrainConfig, splits: DataSplits)
             f"{folder.path}: cannot resume, the data differ from the interrupted run's "
             "(split sizes, label counts or origin)."
         )
+
+
+def continues(folder: RunFolder, config: TrainConfig, splits: DataSplits) -> bool:
+    """Whether ``folder`` holds an interrupted run of ``config`` on ``splits`` with a checkpoint
+    to go on from (a comparison started again continues such a run rather than retraining it)."""
+    if not (folder.path / MANIFEST).exists() or latest_checkpoint(folder.path / CHECKPOINTS) is None:
+        return False
+    try:
+        check_resumable(folder, config, splits)
+    except LoralabError:
+        return False
+    return True
 
 
 def _stopped(folder: RunFolder, status: str, **fields: Any) -> None:
@@ -160,7 +173,7 @@ def execute(
     try:
         if resume:
             folder.acquire()
-            _check_resumable(folder, requested, splits)
+            check_resumable(folder, requested, splits)
         else:
             folder.create(overwrite)
     finally:

@@ -74,7 +74,7 @@ def read_job(folder: Path, worker: Worker | None = None) -> dict:
         job["status"] = "stopped"
         job["message"] = (
             "The process running this comparison stopped; start it again to resume "
-            "(completed runs are reused)."
+            "(completed runs are reused, an unfinished one goes on from its last checkpoint)."
         )
     return job
 
@@ -161,7 +161,10 @@ class Worker:
         except JobCancelled:
             job.update(
                 status="cancelled",
-                message="Cancelled. Completed runs are kept; start the comparison again to resume.",
+                message=(
+                    "Cancelled. Completed runs are kept; start the comparison again to resume "
+                    "(the cancelled run goes on from its last checkpoint)."
+                ),
             )
         except LoralabError as err:
             job.update(status="failed", message=str(err))
