@@ -524,3 +524,25 @@ def test_the_results_table_shows_the_cross_fitted_validation_figure(client, runs
     (folder / "compare.json").write_text(json.dumps({"methods": ["head", "tfidf-nb"], "data": "demo"}))
     entry = next(e for e in list_runs(runs) if e.kind == "compare")
     assert entry.accuracy == 0.72
+
+
+def test_ship_offers_only_runs_it_can_export_and_starts_from_one(client, runs, tmp_path, tiny_bert):
+    synthetic_frame(120).to_csv(tmp_path / "data.csv", index=False)
+    config = TrainConfig(model=str(tiny_bert))
+    methods = ["tfidf-nb", "embed-logreg"]
+    compare(str(tmp_path / "data.csv"), runs / "cmp", methods=methods, base_config=config, progress=False)
+    (runs / "cmp" / JOB_FILE).write_text(json.dumps({"status": "completed", "request": {}}))
+    results = json.loads((runs / "cmp" / "results.json").read_text())
+    results["recommendation"] = {"method": "embed-logreg", "reason": "the best on validation."}
+    (runs / "cmp" / "results.json").write_text(json.dumps(results))
+    page = client.get("/").text
+
+    def options(select):
+        found = re.search(rf'<select name="run" id="{select}".*?</select>', page, re.S).group(0)
+        return dict(re.findall(r'<option value="([^"]+)"( disabled| selected)?', found))
+
+    # Try starts from the recommended run; Ship cannot export it (an encoder paired with a
+    # scikit-learn model), so it is listed but cannot be picked, and Ship starts from one it can.
+    assert options("try-run") == {"cmp/tfidf-nb": "", "cmp/embed-logreg": " selected"}
+    assert options("ship-run") == {"cmp/tfidf-nb": " selected", "cmp/embed-logreg": " disabled"}
+    assert "no export: serve it" in page

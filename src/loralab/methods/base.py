@@ -188,6 +188,9 @@ class Method(ABC):
     # Built for a few labelled texts per class (SetFit's contrastive pairs): with so few texts that
     # validation cannot separate it from the best, the recommendation prefers it (runs.recommend).
     few_shot: ClassVar[bool] = False
+    # ``loralab export`` writes it as one folder that loads without loralab (a transformers model,
+    # a scikit-learn pipeline); see loralab.runs.exportable.
+    single_file_export: ClassVar[bool] = False
 
     def fit(self, splits: DataSplits, config: TrainConfig, *, progress: bool = True) -> FitResult:
         """Train on ``splits.train`` in one go (methods that train in seconds).

@@ -127,6 +127,7 @@ class TfidfMethod(Method):
     default_epochs = 0
     default_lr = 0.0
     cost_rank = 1
+    single_file_export = True
 
     def read_settings(self, settings: dict) -> dict:
         return with_fixed_c(settings)

@@ -166,6 +166,7 @@ class NeuralMethod(Method):
     has_weight_update = True
     uses_encoder = True
     reads_long_text = True
+    single_file_export = True
 
     @abstractmethod
     def prepare(self, loaded: LoadedModel, config: TrainConfig) -> nn.Module:

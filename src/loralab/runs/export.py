@@ -27,9 +27,10 @@ from loralab.methods.baselines import TfidfClassifier
 from loralab.methods.merge import merge_adapters
 from loralab.methods.neural import TransformerClassifier
 from loralab.models.inference import predict_logits, softmax
-from loralab.models.pooling import pooled_reading
 from loralab.runs.card import CARD, model_card
+from loralab.runs.exportable import export_refusal
 from loralab.runs.files import apply_default_modes
+from loralab.runs.folder import RunFolder
 from loralab.runs.onnx import FP32_FILE, INT8_FILE, OnnxClassifier, require_onnx, write_onnx
 from loralab.runs.train import load_run
 
@@ -124,17 +125,6 @@ def _check_onnx(classifier, expected: np.ndarray, folder: Path, texts: list[str]
     return difference, agreement
 
 
-def _refuse_pooled_head(classifier, run_dir: Path) -> None:
-    model = getattr(classifier, "model", None)
-    pooling = pooled_reading(model) if model is not None else None
-    if pooling is not None:
-        raise LoralabError(
-            f"{run_dir}: its head reads {pooling}-pooled sentence vectors, which a transformers or ONNX "
-            "export of the model would not compute; serve it with loralab serve or score files with "
-            "loralab predict."
-        )
-
-
 def export_run(
     run_dir: str | Path, out: str | Path, *, overwrite: bool = False, onnx: bool = False, int8: bool = False
 ) -> dict:
@@ -146,12 +136,10 @@ def export_run(
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise RunError(f"{out}: already exists and is not empty; pass --overwrite to replace it.")
     classifier = load_run(run_dir)
-    if not isinstance(classifier, TransformerClassifier | TfidfClassifier):
-        raise LoralabError(
-            f"{run_dir}: '{classifier.method}' runs pair the encoder with a scikit-learn model and have "
-            "no single-file export; serve them with loralab serve or score files with loralab predict."
-        )
-    _refuse_pooled_head(classifier, run_dir)
+    refusal = export_refusal(run_dir, RunFolder(run_dir).read_manifest())
+    if refusal is not None:
+        raise LoralabError(refusal)
+    assert isinstance(classifier, TransformerClassifier | TfidfClassifier), classifier.method
     if int8 and not onnx:
         raise LoralabError("--int8 goes with --onnx.")
     if onnx and not isinstance(classifier, TransformerClassifier):

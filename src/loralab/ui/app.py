@@ -26,7 +26,7 @@ from loralab.runs.recommend import CROSSFIT_MARK, CROSSFIT_NOTE
 from loralab.ui import models
 from loralab.ui.jobs import JOB_FILE, CompareRequest, JobBusy, Worker, read_job
 from loralab.ui.progress import compare_progress
-from loralab.ui.runs_index import COMPARE_FILE, completed_runs, inside, list_runs, resolve_in
+from loralab.ui.runs_index import COMPARE_FILE, completed_runs, inside, list_runs, resolve_in, ship_choice
 from loralab.ui.uploads import TableColumns, save_upload, source_columns
 
 HERE = Path(__file__).parent
@@ -64,7 +64,7 @@ PAGE_FIELDS = {
 def for_the_page(message: str, root: Path) -> str:
     """A loralab message as the page shows it: the page's field names for the command line's
     flags, and uploaded files by their own names rather than their folder under the runs
-    directory (uploads/20261127-…/tweets.csv is the user's tweets.csv)."""
+    directory (uploads/3f9a…/tweets.csv is the user's tweets.csv)."""
     for flag, field in PAGE_FIELDS.items():
         message = re.sub(rf"{re.escape(flag)}(?![\w-])", field, message)
     uploads = re.escape(str(root / "uploads")) + r"/[^/\s]+/"
@@ -149,14 +149,18 @@ def create_app(
 
     def job_context(folder: Path | None, fragment: bool = True) -> dict:
         """What progress.html shows; a ``fragment`` also refreshes the run lists once a job ends."""
-        context = {"runs": completed_runs(root), "entries": list_runs(root), "fragment": fragment}
+        runs = completed_runs(root)
+        context = {"runs": runs, "entries": list_runs(root), "fragment": fragment}
+        context["ship_choice"] = ship_choice(runs, None)
         if folder is None:
             return context | {"job": None}
         job = read_job(folder, worker) or {"status": "deleted" if not folder.exists() else "unknown"}
         progress = compare_progress(folder) if folder.exists() else None
         name = folder.relative_to(root) if root in folder.parents else folder
         if progress is not None and progress.results:
-            context["recommended"] = recommended_run(progress.results, str(name))
+            recommended = recommended_run(progress.results, str(name))
+            context["recommended"] = recommended
+            context["ship_choice"] = ship_choice(runs, recommended)
         return context | {
             "job": job,
             "folder": folder,

@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from loralab.errors import RunError
+from loralab.runs.exportable import export_refusal
 from loralab.runs.folder import RunFolder
 from loralab.runs.recommend import judged_column
 
@@ -31,6 +32,7 @@ class RunEntry:
     data: str
     accuracy: float | None
     date: str
+    exportable: bool = True  # loralab export can write it (see loralab.runs.exportable)
 
     @property
     def completed(self) -> bool:
@@ -83,6 +85,7 @@ def _run_entry(folder: Path, root: Path) -> RunEntry:
         data=str(data.get("source", "")) if isinstance(data, dict) else str(data),
         accuracy=(metrics.get("test") or {}).get("accuracy"),
         date=str(manifest.get("finished") or manifest.get("started") or _date(folder))[:16].replace("T", " "),
+        exportable=export_refusal(folder, manifest) is None,
     )
 
 
@@ -116,6 +119,15 @@ def list_runs(root: Path) -> list[RunEntry]:
 
 def completed_runs(root: Path) -> list[RunEntry]:
     return [e for e in list_runs(root) if e.kind == "run" and e.completed]
+
+
+def ship_choice(runs: list[RunEntry], recommended: str | None) -> str | None:
+    """The run Ship starts from: the recommended one if it can be exported, else the first
+    (newest) run that can."""
+    shippable = [run.name for run in runs if run.exportable]
+    if recommended in shippable:
+        return recommended
+    return shippable[0] if shippable else None
 
 
 def inside(root: Path, name: str) -> Path:
