@@ -91,6 +91,11 @@ def test_an_upload_offers_its_columns_with_text_and_label_guessed(client, runs):
     assert re.search(r"<option selected>bias</option>", response.text)
     (kept,) = _uploaded_files(runs)
     assert kept.name == "tweets.csv" and kept.read_bytes() == frame.to_csv(index=False).encode()
+    # The same file again is the copy already kept; another file of the same name is kept apart.
+    _upload(client, "tweets.csv", frame.to_csv(index=False).encode())
+    assert _uploaded_files(runs) == [kept]
+    _upload(client, "tweets.csv", frame.iloc[:30].to_csv(index=False).encode())
+    assert len(_uploaded_files(runs)) == 2 and kept.read_bytes() == frame.to_csv(index=False).encode()
 
 
 def test_choosing_a_one_class_column_or_the_same_column_twice_is_one_sentence(client, runs, tmp_path):

@@ -3,16 +3,18 @@
 An upload is written to a hidden temporary name inside ``RUNS/uploads``, read back with the
 same reader ``loralab train`` uses, and renamed to its final name only when it is a table with
 rows, a text-like column and a column with at least two classes; otherwise it is deleted and
-the page shows one sentence. Nothing leaves the machine.
+the page shows one sentence. The final name is ``uploads/DIGEST/NAME`` (the first 16 hex digits
+of the content's SHA-256), so uploading the same file again keeps one copy. Nothing leaves the
+machine.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -112,18 +114,21 @@ def save_upload(runs_dir: Path, filename: str, stream: BinaryIO) -> TableColumns
     folder.mkdir(parents=True, exist_ok=True)
     suffix = "".join(Path(name).suffixes)
     fd, tmp = tempfile.mkstemp(prefix=".upload-", suffix=suffix, dir=folder)
+    digest = hashlib.sha256()
     try:
         with os.fdopen(fd, "wb") as handle:
             while chunk := stream.read(1 << 20):
                 handle.write(chunk)
+                digest.update(chunk)
         try:
             frame = read_table(tmp)
         except DataError as err:
             raise DataError(str(err).replace(tmp, filename)) from None
         described = describe_columns(frame, Path(tmp), filename)
-        # One folder per upload keeps the user's file name, which names the comparisons on it.
-        final = folder / datetime.now().strftime("%Y%m%d-%H%M%S-%f") / name
-        final.parent.mkdir()
+        # A folder per content keeps the user's file name, which names the comparisons on it;
+        # the same file uploaded again is the copy already kept, not one more.
+        final = folder / digest.hexdigest()[:16] / name
+        final.parent.mkdir(exist_ok=True)
         os.replace(tmp, final)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
