@@ -122,3 +122,40 @@ def test_a_run_stopped_after_a_later_epoch_resumes_on_the_batches_of_an_unbroken
     assert len(history) == 3
     for column in ("train_loss", "val_loss"):
         pd.testing.assert_series_equal(history[column], reference[column], atol=1e-5, rtol=0)
+
+
+def test_a_resumed_run_that_stops_again_keeps_its_folder(synthetic_dir, tiny_bert, tmp_path):
+    from loralab.runs.execute import execute
+
+    config = TrainConfig(method="lora", model=str(tiny_bert), epochs=3, lr=5e-3, batch_size=8)
+
+    def stop_after(epoch):
+        def hook(row):
+            if row["epoch"] == epoch:
+                raise KeyboardInterrupt
+
+        return hook
+
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        execute(config, synthetic_dir, run, progress=False, on_epoch_hook=stop_after(1))
+    # What an --overwrite killed outright leaves beside its folder: the run it was replacing.
+    (tmp_path / ".run.replaced").mkdir()
+    (tmp_path / ".run.replaced" / "manifest.json").write_text(json.dumps({"status": "completed"}))
+    with pytest.raises(KeyboardInterrupt):
+        execute(config, synthetic_dir, run, progress=False, resume=True, on_epoch_hook=stop_after(2))
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted" and list((run / "checkpoints").glob("step-*"))
+    assert len(pd.read_csv(run / "history.csv")) == 2
+    # Stopped after its last epoch, it resumes with nothing left to train.
+    with pytest.raises(KeyboardInterrupt):
+        execute(config, synthetic_dir, run, progress=False, resume=True, on_epoch_hook=stop_after(3))
+    last = sorted((run / "checkpoints").glob("step-*"))[-1]
+    assert json.loads((last / "loop.json").read_text())["at"]["epoch"] == 4
+    epochs_trained = []
+    resumed = execute(
+        config, synthetic_dir, run, progress=False, resume=True, on_epoch_hook=epochs_trained.append
+    )
+    assert resumed.manifest["status"] == "completed" and not (tmp_path / ".run.replaced").exists()
+    assert [row["epoch"] for row in epochs_trained] == [1, 2, 3]  # replayed from the checkpoint
+    assert len(pd.read_csv(run / "history.csv")) == 3

@@ -60,6 +60,7 @@ def test_two_workers_share_one_study_without_duplicates(tiny_bert, synthetic_dir
     for trial in finished:
         manifest = json.loads((folder / f"trial-{trial['number']:04d}" / "manifest.json").read_text())
         assert manifest["status"] == ("completed" if trial["state"] == "complete" else "pruned")
+        assert not (folder / f"trial-{trial['number']:04d}" / "checkpoints").exists()
         metrics = folder / f"trial-{trial['number']:04d}" / "metrics.json"
         if trial["state"] == "complete":  # selection saw validation only
             assert set(json.loads(metrics.read_text())) == {"validation"}

@@ -272,9 +272,10 @@ def execute(
         _stopped(folder, "interrupted")
         raise
     except LoralabError as err:
-        if not training_started and not history:
+        if not training_started and not history and not resume:
             # A user mistake found before any work (model name, target modules, rank):
-            # leave nothing behind (or the run an --overwrite was replacing).
+            # leave nothing behind (or the run an --overwrite was replacing). A resumed run
+            # keeps its folder and checkpoints.
             shutil.rmtree(folder.path / "model.tmp", ignore_errors=True)
             folder.discard()
         else:

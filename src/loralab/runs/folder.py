@@ -102,6 +102,7 @@ class RunFolder:
         self.manifest: dict[str, Any] = {}
         self._started = time.perf_counter()
         self.lock = ExclusiveLock(self.path)
+        self._replacing = False  # this object moved the run it replaces aside (create)
 
     @property
     def model_dir(self) -> Path:
@@ -186,6 +187,7 @@ class RunFolder:
             if self.replaced.exists():
                 shutil.rmtree(self.replaced)
             os.replace(self.path, self.replaced)
+            self._replacing = True
         self.path.mkdir(parents=True, exist_ok=True)
 
     def _occupied_message(self) -> str:
@@ -222,9 +224,10 @@ class RunFolder:
 
     def finish(self, status: str, **fields: Any) -> None:
         """Record the final status and release the folder. A run that replaced another with
-        ``--overwrite`` and did not complete gives the folder back to the old run."""
+        ``--overwrite`` and did not complete gives the folder back to the old run (a resumed
+        run that stops again keeps its folder and checkpoints)."""
         try:
-            if status != "completed" and self.replaced.exists():
+            if status != "completed" and self._replacing and self.replaced.exists():
                 self.discard()
                 return
             self.update(status=status, finished=now(), **fields)

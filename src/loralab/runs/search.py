@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from loralab.config import TrainConfig
 from loralab.data import load_data
 from loralab.errors import LoralabError
 from loralab.evaluation.evaluate import evaluate_classifier
-from loralab.runs.execute import execute
+from loralab.runs.execute import CHECKPOINTS, execute
 from loralab.runs.folder import write_json
 from loralab.runs.sweep import AXIS_FIELDS, coerce
 from loralab.runs.train import load_run
@@ -142,6 +143,7 @@ def run_search(
         except optuna.TrialPruned:
             manifest = json.loads((run_dir / "manifest.json").read_text())
             write_json(run_dir / "manifest.json", {**manifest, "status": "pruned"})
+            shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)  # a pruned trial is never resumed
             raise
         return result.metrics["validation"]["accuracy"]
 

@@ -319,7 +319,12 @@ def _train_model(
         if checkpoints is not None and epoch < epochs and not result.stopped_early:
             checkpoint()
         if on_epoch is not None:
-            on_epoch(row)
+            try:
+                on_epoch(row)
+            except BaseException:
+                if checkpoints is not None and epoch == epochs and not result.stopped_early:
+                    checkpoint()  # stopped after the last epoch: resuming only restores the best
+                raise
         if progress:
             shown = ", ".join(
                 f"{k} {v:.4f}" for k, v in row.items() if k in ("train_loss", "val_loss", "val_accuracy")

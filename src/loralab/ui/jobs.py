@@ -74,7 +74,7 @@ def read_job(folder: Path, worker: Worker | None = None) -> dict:
         job["status"] = "stopped"
         job["message"] = (
             "The process running this comparison stopped; start it again to resume "
-            "(completed runs are reused, an unfinished one goes on from its last checkpoint)."
+            "(completed runs are reused; an unfinished one goes on from its last checkpoint, if it made one)."
         )
     return job
 
@@ -163,7 +163,7 @@ class Worker:
                 status="cancelled",
                 message=(
                     "Cancelled. Completed runs are kept; start the comparison again to resume "
-                    "(the cancelled run goes on from its last checkpoint)."
+                    "(the cancelled run goes on from its last checkpoint, if it made one)."
                 ),
             )
         except LoralabError as err:
