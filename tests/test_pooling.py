@@ -172,14 +172,16 @@ def test_head_counts_of_plain_encoders_are_unchanged(tiny_models, synthetic_dir,
     assert type(model.distilbert).__name__ == "DistilBertModel"
 
 
-def test_a_pooled_head_run_is_not_exported_as_a_plain_model(tiny_bert, synthetic_dir, tmp_path):
+@pytest.mark.parametrize("method", ["head", "untrained"])
+def test_a_pooled_head_run_is_not_exported_as_a_plain_model(method, tiny_bert, synthetic_dir, tmp_path):
     from typer.testing import CliRunner
 
     from loralab.cli import app
 
     folder = sentence_transformer_folder(tiny_bert, tmp_path / "st")
     run = tmp_path / "run"
-    train_run(synthetic_dir, TrainConfig(method="head", model=str(folder), epochs=1), run, progress=False)
+    train_run(synthetic_dir, TrainConfig(method=method, model=str(folder), epochs=1), run, progress=False)
+    assert json.loads((run / "manifest.json").read_text())["pooling"]["pooling"] == "mean"
     result = CliRunner().invoke(app, ["export", str(run), str(tmp_path / "out")])
     assert result.exit_code == 2
     assert "its head reads mean-pooled sentence vectors" in " ".join(result.output.split())

@@ -6,6 +6,7 @@ import html
 import json
 import os
 import re
+import shutil
 import socket
 import threading
 
@@ -551,3 +552,8 @@ def test_ship_offers_only_runs_it_can_export_and_starts_from_one(client, runs, t
     assert options("try-run") == {"cmp/tfidf-nb": "", "cmp/embed-logreg": " selected"}
     assert options("ship-run") == {"cmp/tfidf-nb": " selected", "cmp/embed-logreg": " disabled"}
     assert "no export: serve it" in page
+    # With no run that can be exported, Ship says so rather than offering nothing.
+    shutil.rmtree(runs / "cmp" / "tfidf-nb")
+    page = client.get("/").text
+    assert options("ship-run") == {"cmp/embed-logreg": " disabled"}
+    assert "no run here can be exported" in page

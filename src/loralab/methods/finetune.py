@@ -178,4 +178,5 @@ class Untrained(HeadTuning):
             epochs=0,
             head_modules=prepared.loaded.head_modules,
             newly_initialised=prepared.loaded.newly_initialised,
+            details=self.fit_details(config),  # the pooling its head reads, as head runs record it
         )

@@ -27,8 +27,9 @@ from loralab.methods.baselines import TfidfClassifier
 from loralab.methods.merge import merge_adapters
 from loralab.methods.neural import TransformerClassifier
 from loralab.models.inference import predict_logits, softmax
+from loralab.models.pooling import pooled_reading
 from loralab.runs.card import CARD, model_card
-from loralab.runs.exportable import export_refusal
+from loralab.runs.exportable import export_refusal, pooled_refusal
 from loralab.runs.files import apply_default_modes
 from loralab.runs.folder import RunFolder
 from loralab.runs.onnx import FP32_FILE, INT8_FILE, OnnxClassifier, require_onnx, write_onnx
@@ -135,11 +136,17 @@ def export_run(
     run_dir, out = Path(run_dir), Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise RunError(f"{out}: already exists and is not empty; pass --overwrite to replace it.")
-    classifier = load_run(run_dir)
     refusal = export_refusal(run_dir, RunFolder(run_dir).read_manifest())
+    if refusal is not None:  # said before the run is loaded
+        raise LoralabError(refusal)
+    classifier = load_run(run_dir)
+    model = getattr(classifier, "model", None)
+    # Runs whose manifest predates the pooling record are told apart by their loaded model.
+    refusal = pooled_refusal(run_dir, pooled_reading(model) if model is not None else None)
+    if refusal is None and not isinstance(classifier, TransformerClassifier | TfidfClassifier):
+        refusal = f"{run_dir}: '{classifier.method}' runs have no single-file export; serve them instead."
     if refusal is not None:
         raise LoralabError(refusal)
-    assert isinstance(classifier, TransformerClassifier | TfidfClassifier), classifier.method
     if int8 and not onnx:
         raise LoralabError("--int8 goes with --onnx.")
     if onnx and not isinstance(classifier, TransformerClassifier):

@@ -77,20 +77,19 @@ def _compare_folder(runs_dir: Path, data: str) -> Path:
     return runs_dir / f"{name}-compare-{stamp}"
 
 
-def recommended_run(results: dict, compare_name: str) -> str | None:
-    """The run folder (as the run lists name it) of the method a comparison recommends: its
-    run on all the training data with the best validation accuracy, so that Try and Ship
-    start from it."""
+def ranked_runs(results: dict, compare_name: str) -> list[tuple[str, str]]:
+    """A comparison's runs on all its training data, as (name in the run lists, method): the
+    recommended method's first, then by validation accuracy, best first."""
     method = (results.get("recommendation") or {}).get("method")
-    runs = [
-        r
-        for r in results.get("runs") or []
-        if r.get("method") == method and r.get("train_size") in (None, "all") and r.get("run")
-    ]
-    if not runs:
-        return None
-    best = max(runs, key=lambda r: r.get("validation_accuracy") or 0.0)
-    return f"{compare_name}/{best['run']}"
+    runs = [r for r in results.get("runs") or [] if r.get("train_size") in (None, "all") and r.get("run")]
+    runs.sort(key=lambda r: (r.get("method") != method, -(r.get("validation_accuracy") or 0.0)))
+    return [(f"{compare_name}/{r['run']}", str(r.get("method"))) for r in runs]
+
+
+def recommended_run(results: dict, compare_name: str) -> str | None:
+    """The run Try starts from: the recommended method's with the best validation accuracy."""
+    method = (results.get("recommendation") or {}).get("method")
+    return next((name for name, of in ranked_runs(results, compare_name) if of == method), None)
 
 
 def guard_origin(app: FastAPI, allowed_hosts: list[str]) -> None:
@@ -151,16 +150,16 @@ def create_app(
         """What progress.html shows; a ``fragment`` also refreshes the run lists once a job ends."""
         runs = completed_runs(root)
         context = {"runs": runs, "entries": list_runs(root), "fragment": fragment}
-        context["ship_choice"] = ship_choice(runs, None)
+        context["ship_choice"] = ship_choice(runs, [])
         if folder is None:
             return context | {"job": None}
         job = read_job(folder, worker) or {"status": "deleted" if not folder.exists() else "unknown"}
         progress = compare_progress(folder) if folder.exists() else None
         name = folder.relative_to(root) if root in folder.parents else folder
         if progress is not None and progress.results:
-            recommended = recommended_run(progress.results, str(name))
-            context["recommended"] = recommended
-            context["ship_choice"] = ship_choice(runs, recommended)
+            context["recommended"] = recommended_run(progress.results, str(name))
+            ranked = [run for run, _ in ranked_runs(progress.results, str(name))]
+            context["ship_choice"] = ship_choice(runs, ranked)  # the first of them it can export
         return context | {
             "job": job,
             "folder": folder,

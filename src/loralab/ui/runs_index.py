@@ -121,13 +121,11 @@ def completed_runs(root: Path) -> list[RunEntry]:
     return [e for e in list_runs(root) if e.kind == "run" and e.completed]
 
 
-def ship_choice(runs: list[RunEntry], recommended: str | None) -> str | None:
-    """The run Ship starts from: the recommended one if it can be exported, else the first
-    (newest) run that can."""
+def ship_choice(runs: list[RunEntry], preferred: list[str]) -> str | None:
+    """The run Ship starts from: the first of ``preferred`` (a comparison's runs, best first)
+    that can be exported, else the newest run that can; ``None`` when none can."""
     shippable = [run.name for run in runs if run.exportable]
-    if recommended in shippable:
-        return recommended
-    return shippable[0] if shippable else None
+    return next((name for name in preferred if name in shippable), shippable[0] if shippable else None)
 
 
 def inside(root: Path, name: str) -> Path:
