@@ -49,6 +49,30 @@ def test_lora_run_card_metadata_matches_metrics(tiny_bert, synthetic_dir, tmp_pa
         assert section in card, section
     assert "PeftModel.from_pretrained" in card and "`negative`, `positive`" in card
     assert "lora_rank | 2" in card  # a setting that differs from the defaults
+    # What the model reads of a long text, and how to give PEFT alone the same input.
+    assert "- Texts longer than 64 tokens are cut to the first 64 tokens; the rest is not read." in card
+    assert "tokenize with `truncation=True, max_length=64`" in card
+
+
+@pytest.mark.parametrize(
+    ("settings", "reads", "alone"),
+    [
+        (dict(long_text="chunks", stride=8), "are read as windows of 32 tokens overlapping by 8, mean of",
+         "which the model alone does not do by itself"),
+        (dict(truncation="tail"), "are cut to the last 32 tokens",
+         'tokenize with `truncation=True, max_length=32` after `tokenizer.truncation_side = "left"`'),
+    ],
+)  # fmt: skip
+def test_the_card_says_how_the_run_reads_long_texts(
+    settings, reads, alone, tiny_bert, synthetic_dir, tmp_path
+):
+    config = TrainConfig(
+        method="lora", model=str(tiny_bert), epochs=1, lora_rank=2, max_length=32, **settings
+    )
+    run = train_run(synthetic_dir, config, tmp_path / "run", progress=False)
+    card = " ".join((run.folder / "README.md").read_text().split())
+    assert f"- Texts longer than 32 tokens {reads}" in card and alone in card
+    assert "truncated" not in card
 
 
 def test_embedded_model_is_named_by_its_hub_name():

@@ -174,6 +174,23 @@ class TextInput:
         """Whether long texts are cut the plain way (their first ``max_length`` tokens)."""
         return self.truncation == "head" and not self.chunks
 
+    def plain_transformers_note(self) -> dict[str, Any]:
+        """What a model exported with this input expects, for its ``config.json`` and model
+        card: a plain transformers model or pipeline cuts texts by its tokenizer alone, which
+        keeps the head or (saved with ``truncation_side="left"``) the tail, and cannot pool
+        windows."""
+        plain = self.truncation in ("head", "tail") and not self.chunks
+        if plain:
+            note = f"The tokenizer keeps {self.describe()}, as the run did."
+        else:
+            note = (
+                f"The run reads {self.describe()}; a plain transformers model or pipeline cannot "
+                f"do this by itself and keeps the first {self.max_length} tokens. Predict like "
+                "the run with loralab (loralab predict or loralab serve on this folder's run), or cut "
+                "the token ids the same way (loralab.data.long_text) before calling the model."
+            )
+        return {**self.to_dict(), "description": self.describe(), "plain_transformers": plain, "note": note}
+
     def describe(self) -> str:
         """One phrase for people: what a long text is cut to."""
         if self.chunks:

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from loralab.config import DEFAULT_MODEL, TrainConfig
+from loralab.data.long_text import TextInput
 from loralab.errors import RunError
 from loralab.models.loading import EMBEDDED_ALIASES
 from loralab.runs.files import atomic_write
@@ -151,14 +152,34 @@ def _settings(config: dict, manifest: dict, uses_encoder: bool) -> list[tuple[st
     return rows
 
 
-def _how_to_load(run_name: str, kind: str, base: str | None, export: str | None) -> str:
+def _plain_reading(text_input: TextInput) -> str:
+    """How to give the run's model alone (without loralab) the input the run reads."""
+    if not text_input.plain_transformers_note()["plain_transformers"]:
+        return (
+            f"The run reads {text_input.describe()}, which the model alone does not do by itself: "
+            "predict with loralab to get the run's answers, or cut the token ids the same way "
+            "(`loralab.data.long_text`)."
+        )
+    side = ' after `tokenizer.truncation_side = "left"`' if text_input.truncation == "tail" else ""
+    return (
+        f"The run reads {text_input.describe()}: tokenize with `truncation=True, "
+        f"max_length={text_input.max_length}`{side}."
+    )
+
+
+def _how_to_load(
+    run_name: str, kind: str, base: str | None, export: str | None, text_input: TextInput | None
+) -> str:
     if export == "transformers":
+        note = text_input.plain_transformers_note()["note"] if text_input is not None else ""
         return f"""```python
 from transformers import pipeline
 
 classify = pipeline("text-classification", model="{run_name}")
 classify(["a gripping, beautifully acted film"])
-```"""
+```
+
+{note}""".rstrip()
     if export == "scikit-learn":
         return f"""```python
 import skops.io as sio
@@ -191,11 +212,24 @@ base = AutoModelForSequenceClassification.from_pretrained("{base or "BASE_MODEL"
 model = PeftModel.from_pretrained(base, "{run_name}/model").eval()
 tokenizer = AutoTokenizer.from_pretrained("{run_name}/model")
 ```"""
+        if text_input is not None:
+            text += "\n\n" + _plain_reading(text_input)
     elif kind == "transformers":
         text += f"""
 
 With transformers alone: `AutoModelForSequenceClassification.from_pretrained("{run_name}/model")`."""
+        if text_input is not None:
+            text += " " + _plain_reading(text_input)
     return text
+
+
+def _long_texts(config: dict[str, Any]) -> str:
+    """The card's line on what the model reads of a long text, as the run reads it."""
+    text_input = TextInput.from_dict(config)
+    limit = f"Texts longer than {text_input.max_length} tokens"
+    if text_input.chunks:
+        return f"- {limit} are read as {text_input.describe()}; no token is left out."
+    return f"- {limit} are cut to {text_input.describe()}; the rest is not read."
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
@@ -308,7 +342,7 @@ def model_card(
     for warning in manifest.get("warnings") or []:
         parts += [f"- **Warning:** {warning}"]
     if uses_encoder:
-        parts += [f"- Texts longer than {config.get('max_length')} tokens are truncated."]
+        parts += [_long_texts(config)]
     else:
         parts += [
             "- Words never seen in training carry no weight; the model ignores word order beyond n-grams."
@@ -323,7 +357,13 @@ def model_card(
     parts += [
         "## How to load",
         "",
-        _how_to_load(Path(export_dir).name if export_dir else name, kind, base, export),
+        _how_to_load(
+            Path(export_dir).name if export_dir else name,
+            kind,
+            base,
+            export,
+            TextInput.from_dict(config) if uses_encoder else None,
+        ),
         "",
     ]
     versions = manifest.get("versions") or {}

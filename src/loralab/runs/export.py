@@ -49,28 +49,6 @@ def _sample_texts(run_dir: Path) -> list[str]:
     return texts
 
 
-def text_input_note(text_input: TextInput) -> dict:
-    """What an exported model expects of its input, for its ``config.json``: a plain
-    transformers model or pipeline cuts texts by its tokenizer alone, which keeps the head
-    or (saved with ``truncation_side="left"``) the tail, and cannot pool windows."""
-    plain = text_input.truncation in ("head", "tail") and not text_input.chunks
-    if plain:
-        note = f"The tokenizer keeps {text_input.describe()}, as the run did."
-    else:
-        note = (
-            f"The run reads {text_input.describe()}; a plain transformers model or pipeline cannot "
-            f"do this by itself and keeps the first {text_input.max_length} tokens. Predict like "
-            "the run with loralab (loralab predict or loralab serve on this folder's run), or cut "
-            "the token ids the same way (loralab.data.long_text) before calling the model."
-        )
-    return {
-        **text_input.to_dict(),
-        "description": text_input.describe(),
-        "plain_transformers": plain,
-        "note": note,
-    }
-
-
 def _export_transformer(classifier, folder: Path, texts: list[str]) -> float:
     text_input = TextInput.of(classifier.config)
     expected = classifier.predict_proba(texts)
@@ -79,7 +57,7 @@ def _export_transformer(classifier, folder: Path, texts: list[str]) -> float:
     model.config.id2label = dict(enumerate(classifier.labels))
     model.config.label2id = {label: i for i, label in enumerate(classifier.labels)}
     model.config.num_labels = len(classifier.labels)
-    note = text_input_note(text_input)
+    note = text_input.plain_transformers_note()
     model.config.loralab_text_input = note  # saved into config.json
     model.save_pretrained(folder)
     classifier.tokenizer.save_pretrained(folder)
