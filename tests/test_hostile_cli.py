@@ -7,6 +7,7 @@ import errno
 import gzip
 import json
 import os
+import re
 import stat
 
 import pandas as pd
@@ -97,6 +98,15 @@ def test_texts_from_standard_input_one_a_line(tfidf_run):
     assert "Standard input held no text to classify." in one_sentence(empty)
     latin1 = runner.invoke(app, ["predict", str(tfidf_run), "-"], input=b"fine\ncaf\xe9\n")
     assert "standard input: line 2 is not valid Unicode" in one_sentence(latin1)
+    latin1 = runner.invoke(app, ["predict", str(tfidf_run), "-"], input=b"fine\n\ncaf\xe9\n")
+    assert "standard input: line 3 is not valid Unicode" in one_sentence(latin1)  # blank lines count
+    # Only \n (or \r\n) ends a line: a lone \r, a form feed or U+2028 stays inside its text.
+    result = runner.invoke(app, ["predict", str(tfidf_run), "-"], input="good\rbad\r\nfine\u2028film\x0cok\n")
+    assert result.exit_code == 0, result.output
+    assert len(re.findall(r"\b(positive|negative)\b", result.output)) == 2
+    assert "blank line" not in result.output
+    skipped = runner.invoke(app, ["predict", str(tfidf_run), "-"], input="good\n\n   \nbad\n")
+    assert "2 blank line(s) of standard input skipped (line 2, 3)" in " ".join(skipped.output.split())
 
 
 @pytest.mark.parametrize("command", ["predict", "evaluate"])

@@ -252,10 +252,23 @@ def register(app: typer.Typer) -> None:
             # Bytes that are not UTF-8 are kept as surrogates, so check_texts names their line.
             raw = getattr(sys.stdin, "buffer", None)
             read = raw.read().decode("utf-8", "surrogateescape") if raw is not None else sys.stdin.read()
-            texts = [line for line in read.splitlines() if line.strip()]
+            # Lines end at \n (or \r\n) only: str.splitlines would also cut a text at a lone \r,
+            # a form feed or U+2028, making two texts of one.
+            lines = [line.removesuffix("\r") for line in read.removesuffix("\n").split("\n")]
+            blank = [number for number, line in enumerate(lines, 1) if not line.strip()]
+            texts = [line for line in lines if line.strip()]
             if not texts:
                 raise LoralabError("Standard input held no text to classify.")
-            check_texts(texts, "standard input", "line")
+            for number, line in enumerate(lines, 1):  # named by their line, blank ones counted
+                if line.strip():
+                    check_texts([line], "standard input", "line", first=number)
+            if blank:
+                shown = ", ".join(map(str, blank[:10])) + (", …" if len(blank) > 10 else "")
+                err_console.print(
+                    f"note: {len(blank):,} blank line(s) of standard input skipped (line {shown}).",
+                    markup=False,
+                    highlight=False,
+                )
         elif texts:
             check_texts(texts, "the command line")
         # Loading imports torch and reads the model: seconds of silence without this line.
