@@ -181,3 +181,27 @@ def test_long_texts_come_in_smaller_batches_and_only_cpus_have_a_budget():
     finally:
         torch.set_num_threads(threads)
     assert token_budget("cuda") is None
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({}, None),
+        ({"long_text": "chunks", "stride": 16, "chunk_aggregation": "max"}, None),
+        ({"truncation": "head+tail", "head_share": 0.5}, None),
+        ({"stride": 16}, "--stride applies with --long-text chunks"),
+        ({"chunk_aggregation": "max"}, "--chunk-aggregation applies with --long-text chunks"),
+        ({"head_share": 0.9}, "--head-share applies with --truncation head+tail"),
+        ({"long_text": "chunks", "truncation": "head+tail", "head_share": 0.5}, None),  # training cuts
+        (
+            {"long_text": "chunks", "truncation": "tail", "train_on_chunks": True},
+            "--truncation applies unless",
+        ),
+    ],
+)
+def test_long_text_settings_the_reading_does_not_use_are_named(settings, named):
+    from loralab.config import TrainConfig
+    from loralab.methods.base import unused_text_settings
+
+    said = unused_text_settings(TrainConfig(method="lora", **settings))
+    assert said is None if named is None else named in (said or "")

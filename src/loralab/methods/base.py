@@ -135,6 +135,26 @@ LORA_SETTINGS = frozenset(
 )
 
 
+def unused_text_settings(config: TrainConfig) -> str | None:
+    """A sentence naming long-text settings given away from their default that ``config``'s
+    way of reading texts does not use (``--stride`` without chunks, say), or ``None``."""
+    defaults = TrainConfig()
+    text_input = TextInput.of(config)
+    unused = []
+    if not text_input.chunks:
+        unused += [
+            f"--{name.replace('_', '-')} applies with --long-text chunks"
+            for name in ("stride", "chunk_aggregation")
+            if getattr(config, name) != getattr(defaults, name)
+        ]
+    elif config.train_on_chunks and config.truncation != defaults.truncation:  # windows cover it all
+        unused.append("--truncation applies unless --train-on-chunks")
+    truncates = not (text_input.chunks and config.train_on_chunks)  # in training, at least
+    if not (truncates and config.truncation == "head+tail") and config.head_share != defaults.head_share:
+        unused.append("--head-share applies with --truncation head+tail")
+    return "; ".join(unused) or None
+
+
 class Method(ABC):
     """A way of turning labelled texts into a :class:`Classifier`, and of reading one back.
 
@@ -246,6 +266,9 @@ class Method(ABC):
                 f"--truncation, --long-text and their settings apply to methods that fine-tune a "
                 f"transformer; '{self.name}' does not read them."
             )
+        unused = unused_text_settings(config)
+        if unused:
+            warnings.warn(f"{unused}; ignored here.", UserWarning, stacklevel=2)
 
     def unavailable(self, config: TrainConfig) -> str | None:
         """Why this method cannot run with ``config`` here (an extra not installed, a model of
