@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import numbers
 import typing
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from loralab.config import DEFAULT_MODEL, TrainConfig
 from loralab.data.dataset import DataSplits, LabelledTexts, stratified_split
+from loralab.data.readers import check_texts, is_missing
 from loralab.errors import DataError, closest
 from loralab.evaluation.evaluate import evaluate_classifier
 from loralab.evaluation.metrics import validation_scores
@@ -84,18 +86,20 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         y: Sequence[Any],
         validation: tuple[Sequence[str], Sequence[Any]] | None = None,
     ) -> TextClassifier:
-        """Train on texts ``X`` and labels ``y`` of any hashable type (ints, strings, bools).
+        """Train on texts ``X`` and labels ``y`` of one type (strings, ints, bools, whole floats).
 
         ``classes_`` keeps the labels' type, so ``predict`` returns values comparable with ``y``.
         Without ``validation``, a stratified ``validation_fraction`` of the data is held out
         to pick the best epoch.
         """
-        texts = _as_texts(X)
-        y = column_or_1d(np.asarray(y, dtype=None if _uniform(y) else object), warn=True)
-        if len(texts) != len(y):
-            raise DataError(f"{len(texts)} texts but {len(y)} labels; they must pair up.")
-        check_classification_targets(y)
-        classes = np.asarray(np.unique(y))
+        texts = _as_texts(X, "training texts")
+        labels = _as_labels(y, "training labels")
+        if not texts:
+            raise DataError("fit got no training texts; give it texts and their labels.")
+        if len(texts) != len(labels):
+            raise DataError(f"{len(texts)} texts but {len(labels)} labels; they must pair up.")
+        check_classification_targets(labels)
+        classes = np.asarray(np.unique(labels))
         if len(classes) < 2:
             raise DataError(
                 f"The training labels hold a single class ({classes[0]!r}); a classifier needs two."
@@ -104,13 +108,22 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if len(set(names)) != len(names):
             raise DataError(f"The labels {list(classes)} are distinct values with the same text form.")
         name_of = dict(zip(classes.tolist(), names, strict=True))
-        train = LabelledTexts(texts, [name_of[v] for v in np.asarray(y).tolist()])
+        train = LabelledTexts(texts, [name_of[v] for v in labels.tolist()])
         if validation is not None:
-            held_labels = np.asarray(validation[1]).tolist()
+            pair = isinstance(validation, tuple | list) and len(validation) == 2
+            if not pair or isinstance(validation[0], str):
+                raise ValueError("validation must be a pair (texts, labels).")
+            held_texts = _as_texts(validation[0], "validation texts")
+            held_labels = _as_labels(validation[1], "validation labels").tolist()
+            if len(held_texts) != len(held_labels):
+                raise DataError(
+                    f"validation holds {len(held_texts)} texts but {len(held_labels)} labels; "
+                    "they must pair up."
+                )
             unknown = sorted({str(v) for v in held_labels if v not in name_of})
             if unknown:
                 raise DataError(f"Validation label(s) {', '.join(unknown)} are not among {names}.")
-            held = LabelledTexts(_as_texts(validation[0]), [name_of[v] for v in held_labels])
+            held = LabelledTexts(held_texts, [name_of[v] for v in held_labels])
         elif self.validation_fraction > 0 and len(train) >= 10 * len(classes):
             train, held, _ = stratified_split(train, self.validation_fraction, self.seed)
         else:
@@ -146,7 +159,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: Sequence[str]) -> np.ndarray:
         """Probabilities ``(N, n_classes)``, columns in the order of ``classes_``."""
-        return self._fitted().predict_proba(_as_texts(X))
+        return self._fitted().predict_proba(_as_texts(X, "texts to classify"))
 
     def predict(self, X: Sequence[str]) -> np.ndarray:
         """Predicted classes, an array of values taken from ``classes_``."""
@@ -213,15 +226,9 @@ def _init_signature() -> inspect.Signature:
 TextClassifier.__init__.__signature__ = _init_signature()  # type: ignore[attr-defined]
 
 
-def _uniform(values: Any) -> bool:
-    """Whether ``values`` share one Python type (else numpy would coerce ints to strings)."""
-    if isinstance(values, np.ndarray) or hasattr(values, "dtype"):
-        return True
-    return len({type(v) for v in values}) <= 1
-
-
-def _as_texts(X: Any) -> list[str]:
-    """A list of texts from a list, a 1-D array, a Series or a one-column frame or array."""
+def _as_texts(X: Any, where: str) -> list[str]:
+    """A list of texts from a list, a 1-D array, a Series or a one-column frame or array;
+    a missing (None, NaN) or empty text is refused by its position, counted from 0."""
     if hasattr(X, "columns"):  # a pandas DataFrame
         if X.shape[1] != 1:
             raise ValueError(
@@ -235,7 +242,54 @@ def _as_texts(X: Any) -> list[str]:
         array = array[:, 0]
     if array.ndim != 1:
         raise ValueError(f"TextClassifier takes a 1-D sequence of texts; got shape {array.shape}.")
-    return [str(t) for t in array.tolist()]
+    texts = array.tolist()
+    check_texts(texts, where, "text at position", first=0, fix="remove it or give it a text")
+    return [str(t) for t in texts]
+
+
+def _as_labels(y: Any, where: str) -> np.ndarray:
+    """Labels as a 1-D array of one type; a missing label, labels of different types or
+    fractional numbers (a regression target) are refused in one sentence."""
+    if isinstance(y, str):
+        raise ValueError(f"The {where} are a single string; give one label per text, in a list.")
+    values = column_or_1d(np.asarray(y, dtype=object), warn=True).tolist()
+    for position, value in enumerate(values):
+        if is_missing(value):
+            raise DataError(
+                f"{where}: the label at position {position} is missing ({value!r}); every text needs one."
+            )
+    kinds: dict[str, Any] = {}
+    for value in values:
+        kinds.setdefault(_kind(value), value)
+    if len(kinds) > 1:
+        (kind_a, a), (kind_b, b) = list(kinds.items())[:2]
+        raise DataError(
+            f"The {where} mix types ({a!r} is {kind_a}, {b!r} is {kind_b}); give every label the same type."
+        )
+    fractional = [v for v in dict.fromkeys(values) if isinstance(v, float) and not v.is_integer()]
+    if fractional:
+        examples = " and ".join(repr(v) for v in fractional[:2])
+        # scikit-learn's words for this mistake, which its estimator checks look for.
+        raise ValueError(
+            f"Unknown label type: continuous; the {where} are fractional numbers such as {examples}, "
+            "a regression target, whereas a classifier takes classes (strings, ints, bools or "
+            "whole-number floats)."
+        )
+    # An array or Series keeps its dtype; a list of one type becomes an array of that type.
+    return column_or_1d(np.asarray(y), warn=True) if hasattr(y, "dtype") else np.asarray(values)
+
+
+def _kind(value: Any) -> str:
+    """The kind of a label, where numpy's and Python's scalars of one kind count as one."""
+    if isinstance(value, bool | np.bool_):
+        return "a bool"
+    if isinstance(value, numbers.Integral):
+        return "an int"
+    if isinstance(value, numbers.Real):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
+    return f"a {type(value).__name__}"
 
 
 def _saved_classes(path: Path, labels: list[str]) -> np.ndarray:

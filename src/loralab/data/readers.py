@@ -9,7 +9,7 @@ import re
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pandas as pd
 
@@ -86,16 +86,30 @@ def first_invalid_character(text: str) -> int | None:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def check_texts(texts: Sequence[object], where: str, what: str = "text", first: int = 1) -> None:
-    """Refuse a text that is empty or not valid Unicode, naming it by number (from ``first``)
-    and, for Unicode, by position.
+def is_missing(value: Any) -> bool:
+    """Whether ``value`` is a missing value (None, NaN, ``pd.NA``, NaT) rather than a value."""
+    return pd.api.types.is_scalar(value) and bool(pd.isna(value))
+
+
+def check_texts(
+    texts: Sequence[object],
+    where: str,
+    what: str = "text",
+    first: int = 1,
+    fix: str = "send a text to classify",
+) -> None:
+    """Refuse a text that is missing (None or NaN), empty or not valid Unicode, naming it by
+    number (from ``first``) and, for Unicode, by position; ``fix`` says what to do instead.
 
     Refused rather than replaced so a label is never given to something other than what the
-    user sent; the same rule holds on the command line, in files and over HTTP."""
+    user sent (``str(None)`` is the text "None"); the same rule holds on the command line, in
+    files, over HTTP and in the Python API."""
     for number, text in enumerate(texts, start=first):
+        if is_missing(text):
+            raise DataError(f"{where}: {what} {number} is missing ({text!r}); {fix}.")
         if isinstance(text, str):
             if not text.strip():  # a file's empty rows are left unscored; a sent text is asked for
-                raise DataError(f"{where}: {what} {number} is empty; send a text to classify.")
+                raise DataError(f"{where}: {what} {number} is empty; {fix}.")
             position = first_invalid_character(text)
             if position is not None:
                 raise DataError(
