@@ -1,5 +1,5 @@
 """A mistake in what the Python API is given gets one sentence naming it, never a label for
-something the user did not send or a traceback from scikit-learn."""
+something the user did not send, a traceback from scikit-learn, or a replaced run."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from loralab.api import TextClassifier
-from loralab.errors import DataError
+from loralab.errors import DataError, RunError
 from tests.conftest import synthetic_frame
 
 FAST = dict(method="tfidf-logreg", validation_fraction=0.0)
@@ -86,3 +86,19 @@ def test_validation_that_is_not_a_pair_is_refused(estimator, data, validation):
     given = {"texts": texts[:10], "two texts": texts[:2], "a string": texts[0]}[validation]
     with pytest.raises(ValueError, match=r"validation must be a pair \(texts, labels\)"):
         estimator.fit(texts, labels, validation=given)
+
+
+def test_save_refuses_an_existing_run_unless_overwrite(fitted, data, tmp_path):
+    folder = fitted.save(tmp_path / "run")
+    before = (folder / "manifest.json").read_text()
+    other = TextClassifier(**FAST, seed=7).fit(*data)
+    with pytest.raises(RunError, match=r"already holds a run; .* overwrite=True"):
+        other.save(folder)
+    assert (folder / "manifest.json").read_text() == before
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    with pytest.raises(RunError, match="already holds files"):
+        other.save(tmp_path / "notes")
+    assert other.save(folder, overwrite=True) == folder
+    assert (folder / "manifest.json").read_text() != before
+    assert TextClassifier.load(folder).predict(data[0][:5]).tolist() == other.predict(data[0][:5]).tolist()

@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 from loralab.config import DEFAULT_MODEL, TrainConfig
 from loralab.data.dataset import DataSplits, LabelledTexts, stratified_split
 from loralab.data.readers import check_texts, is_missing
-from loralab.errors import DataError, closest
+from loralab.errors import DataError, RunError, closest
 from loralab.evaluation.evaluate import evaluate_classifier
 from loralab.evaluation.metrics import validation_scores
 from loralab.methods import FitResult, get_method, load_saved_classifier
@@ -166,11 +166,18 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         probs = self.predict_proba(X)
         return self.classes_[probs.argmax(axis=1)]
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write a run folder like ``loralab train`` does: config, manifest, history, metrics
         and predictions on the held-out texts, the model (reloaded and checked) and its model
-        card. The manifest records ``classes_`` as given, so :meth:`load` restores their type."""
+        card. The manifest records ``classes_`` as given, so :meth:`load` restores their type.
+
+        A folder that already holds files is refused unless ``overwrite``, as ``loralab train``
+        refuses it without ``--overwrite``; the run replaced is kept until the new one is saved."""
         classifier = self._fitted()
+        folder = Path(path)
+        if not overwrite and folder.is_dir() and any(folder.iterdir()):
+            what = "a run" if (folder / "manifest.json").exists() else "files"
+            raise RunError(f"{folder}: already holds {what}; choose another path or pass overwrite=True.")
         fitted = getattr(self, "training_", None) or FitResult(classifier)
         empty = LabelledTexts([], [])
         splits = getattr(self, "splits_", None) or DataSplits(
@@ -180,7 +187,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             classifier.config,
             splits,
             path,
-            overwrite=True,
+            overwrite=overwrite,
             progress=False,
             fitted=fitted,
             manifest={"classes": self.classes_.tolist()},
