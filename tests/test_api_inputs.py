@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from loralab.api import TextClassifier
+from loralab.data import load_data
 from loralab.errors import DataError, RunError
 from tests.conftest import synthetic_frame
 
@@ -102,3 +103,9 @@ def test_save_refuses_an_existing_run_unless_overwrite(fitted, data, tmp_path):
     assert other.save(folder, overwrite=True) == folder
     assert (folder / "manifest.json").read_text() != before
     assert TextClassifier.load(folder).predict(data[0][:5]).tolist() == other.predict(data[0][:5]).tolist()
+
+
+def test_load_data_refuses_a_data_frame_in_one_sentence():
+    frame = synthetic_frame(30)
+    with pytest.raises(DataError, match=r"not a DataFrame; .*TextClassifier"):
+        load_data(frame, "text", "label")

@@ -9,6 +9,7 @@ stratified split, and ``notes`` says so.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,6 +147,12 @@ def _read_hf(spec: str) -> dict[str, pd.DataFrame]:
 
 def read_frames(data: str | Path) -> tuple[dict[str, pd.DataFrame], dict[str, str], str]:
     """Return raw frames per split, where each came from, and a description of the source."""
+    if not isinstance(data, str | os.PathLike):
+        # str() of a DataFrame is its printout, which would be looked up as a file name.
+        raise DataError(
+            f"DATA is a path (a file or folder), hf:NAME or 'demo', not a {type(data).__name__}; "
+            "for texts and labels in memory use loralab.TextClassifier().fit(texts, labels)."
+        )
     spec = str(data)
     if spec == "demo":
         return {"train": read_demo()}, {"train": "demo"}, DEMO_DESCRIPTION
