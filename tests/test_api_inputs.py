@@ -10,6 +10,7 @@ import pytest
 from loralab.api import TextClassifier
 from loralab.data import load_data
 from loralab.errors import DataError, RunError
+from loralab.serving.predictor import Predictor
 from tests.conftest import synthetic_frame
 
 FAST = dict(method="tfidf-logreg", validation_fraction=0.0)
@@ -109,3 +110,17 @@ def test_load_data_refuses_a_data_frame_in_one_sentence():
     frame = synthetic_frame(30)
     with pytest.raises(DataError, match=r"not a DataFrame; .*TextClassifier"):
         load_data(frame, "text", "label")
+
+
+def test_predictor_takes_one_run_as_a_string_and_refuses_one_text_as_a_string(fitted, tmp_path):
+    folder = fitted.save(tmp_path / "sentiment")
+    assert list(Predictor(str(folder)).models) == ["sentiment"]
+    assert list(Predictor(f"s={folder}").models) == ["s"]
+    predictor = Predictor(folder)
+    with pytest.raises(DataError, match="not a single string; wrap it in a list"):
+        predictor.classify("sentiment", "a charming mess")
+    with pytest.raises(DataError, match="not a single string"):
+        predictor.predict_proba("sentiment", "a charming mess")
+    with pytest.raises(DataError, match=r"text 1 is missing \(None\)"):
+        predictor.classify("sentiment", ["a charming mess", None])
+    assert len(predictor.classify("sentiment", ["a charming mess"])) == 1

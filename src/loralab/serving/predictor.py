@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from loralab.data.long_text import TextInput
-from loralab.errors import LoralabError, RunError
+from loralab.data.readers import check_texts
+from loralab.errors import DataError, LoralabError, RunError
 from loralab.methods import Classifier
 from loralab.methods.features import loaded_encoders
 
@@ -119,18 +120,24 @@ def _modules(classifier: Classifier) -> list[nn.Module]:
 class Predictor:
     """Load runs once; classify texts with any of them by name.
 
+    ``runs`` is a list of ``NAME=PATH`` or ``PATH`` specs, or a single one; ``classify`` and
+    ``predict_proba`` take a list of texts.
+
     >>> predictor = Predictor(["runs/sentiment", "runs/topic"])       # doctest: +SKIP
     >>> predictor.classify("topic", ["Stocks fell sharply today."])   # doctest: +SKIP
     [{'label': 'business', 'probabilities': {...}, 'model': 'topic'}]
     """
 
-    def __init__(self, runs: list[str | Path] | None = None, batch_size: int | None = None) -> None:
+    def __init__(
+        self, runs: str | Path | list[str | Path] | None = None, batch_size: int | None = None
+    ) -> None:
         self.models: dict[str, ServedModel] = {}
         self.pool = TensorPool()
         self.batch_size = batch_size
         self.shared_bytes = 0
         self._lock = threading.Lock()  # loading and predicting share the tensor pool
-        for run in runs or []:
+        # One run may be given on its own; iterating over a string would read each character.
+        for run in [runs] if isinstance(runs, str | Path) else runs or []:
             self.add(run)
 
     @staticmethod
@@ -190,12 +197,14 @@ class Predictor:
 
     def predict_proba(self, name: str, texts: list[str]) -> np.ndarray:
         served = self.get(name)
+        _check(texts)
         with self._lock:
             return served.classifier.predict_proba(texts, self.batch_size)
 
     def classify(self, name: str, texts: list[str]) -> list[dict]:
         """Label and per-label probabilities for each text."""
         served = self.get(name)
+        _check(texts)
         labels = served.classifier.labels
         with self._lock:
             probs = served.classifier.predict_proba(texts, self.batch_size)
@@ -207,3 +216,10 @@ class Predictor:
             }
             for row in probs
         ]
+
+
+def _check(texts: list[str]) -> None:
+    """Refuse a single string (a list of its characters to Python) and missing or empty texts."""
+    if isinstance(texts, str):
+        raise DataError("Predictor takes a list of texts, not a single string; wrap it in a list.")
+    check_texts(texts, "texts", "text", first=0)  # numbered as the server numbers them
