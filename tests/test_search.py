@@ -71,3 +71,38 @@ def test_two_workers_share_one_study_without_duplicates(tiny_bert, synthetic_dir
         and (folder / f"trial-{best['number']:04d}" / "test_metrics.json").exists()
     )
     assert any("Best:" in out for out in outputs)
+
+
+def test_an_interrupted_trial_is_redone_and_leaves_nothing_behind(
+    tiny_bert, synthetic_dir, tmp_path, monkeypatch, capfd
+):
+    from loralab.runs import search
+
+    real_execute = search.execute
+    calls = []
+
+    def execute_stopped_once(config, splits, run_dir, **kwargs):
+        calls.append((run_dir.name, config.lora_rank, config.lr))
+        if len(calls) == 1:  # Ctrl-C after the first epoch: a checkpoint has been written
+
+            def stop(row):
+                raise KeyboardInterrupt
+
+            kwargs["on_epoch_hook"] = stop
+        return real_execute(config, splits, run_dir, **kwargs)
+
+    monkeypatch.setattr(search, "execute", execute_stopped_once)
+    space = parse_space(["lora_rank=int:1:4", "lr=float:1e-3:1e-2:log"])
+    base = {"model": str(tiny_bert), "epochs": 2, "threads": 1, "checkpoint_every": 1}
+    folder = tmp_path / "search"
+    with pytest.raises(KeyboardInterrupt):
+        run_search(str(synthetic_dir), space, base, folder, trials=2)
+    assert not (folder / "trial-0000").exists()
+    assert "Traceback" not in capfd.readouterr().err
+
+    summary = run_search(str(synthetic_dir), space, base, folder, trials=2)
+    states = {t["number"]: t["state"] for t in summary["trials"]}
+    assert states[0] == "interrupted"
+    assert sum(state in ("complete", "pruned") for state in states.values()) == 2
+    assert calls[1][1:] == calls[0][1:]  # the interrupted settings were trained again
+    assert sorted(p.name for p in folder.glob("trial-*")) == ["trial-0001", "trial-0002"]

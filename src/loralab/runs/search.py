@@ -15,6 +15,7 @@ import random
 import re
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 from loralab.config import TrainConfig
@@ -26,6 +27,7 @@ from loralab.runs.folder import write_json
 from loralab.runs.sweep import AXIS_FIELDS, coerce
 from loralab.runs.train import load_run
 
+INTERRUPTED = "interrupted"  # a trial's user attribute: stopped by the user, redone later
 RANGE = re.compile(r"^(int|float):([^:]+):([^:]+)(:log)?$")
 
 
@@ -120,8 +122,8 @@ def run_search(
     TrainConfig.from_dict(base)
     folder.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(folder / 'optuna.db').resolve()}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # before "A new study created" is said
     study = open_study(storage, study_name or folder.name)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     seed = base.get("seed", TrainConfig().seed)
     splits = load_data(data, text_col, label_col, seed=seed, subset=subset)
 
@@ -147,10 +149,47 @@ def run_search(
             raise
         return result.metrics["validation"]["accuracy"]
 
-    stop = optuna.study.MaxTrialsCallback(trials, states=None)
-    if len(study.trials) < trials:
-        study.optimize(objective, callbacks=[stop], catch=(LoralabError,))
+    # Trials are asked for and told here rather than through study.optimize, which logs a
+    # traceback for every failed trial (a Ctrl-C included) and counts an interrupted trial
+    # towards the study's total.
+    while _counted(study) < trials:
+        _run_trial(study, objective)
     return summarise_study(study, splits, folder)
+
+
+def _counted(study) -> int:
+    """Trials that count towards ``--trials``: finished, failed, running in any worker or
+    waiting to run — all but those a user interrupted, which are redone."""
+    return sum(1 for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(INTERRUPTED))
+
+
+def _run_trial(study, objective) -> None:
+    import optuna  # the 'search' extra
+
+    trial = study.ask()
+    try:
+        value = objective(trial)
+    except optuna.TrialPruned:
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    except LoralabError as err:  # this trial's settings cannot train; the others still can
+        trial.set_user_attr("error", str(err))
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        warnings.warn(f"trial {trial.number} failed: {err}", stacklevel=2)
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM: the trial does not count, its half-trained folder goes, and its
+        # settings wait in the study for the next worker, or the same command run again.
+        trial.set_user_attr(INTERRUPTED, True)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        study.enqueue_trial(trial.params, user_attrs={"redoes": trial.number})
+        run = trial.user_attrs.get("run")
+        if run:
+            shutil.rmtree(run, ignore_errors=True)
+        raise
+    except BaseException:
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        raise
+    else:
+        study.tell(trial, value)
 
 
 def summarise_study(study, splits, folder: Path) -> dict:
@@ -160,12 +199,14 @@ def summarise_study(study, splits, folder: Path) -> dict:
     rows = [
         {
             "number": t.number,
-            "state": t.state.name.lower(),
+            "state": INTERRUPTED if t.user_attrs.get(INTERRUPTED) else t.state.name.lower(),
             "value": t.value,
             "params": t.params,
-            "run": t.user_attrs.get("run"),
+            "run": None if t.user_attrs.get(INTERRUPTED) else t.user_attrs.get("run"),
+            **({"error": t.user_attrs["error"]} if "error" in t.user_attrs else {}),
         }
         for t in study.trials
+        if t.state != optuna.trial.TrialState.WAITING
     ]
     rows.sort(key=lambda r: (r["value"] is None, -(r["value"] or 0)))
     summary = {"study": study.study_name, "trials": rows, "best": None}
