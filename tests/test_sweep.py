@@ -134,3 +134,10 @@ def test_a_point_that_fails_is_recorded_and_the_others_still_train(tiny_bert, sy
     assert statuses == {"target_modules-query": "completed", "target_modules-no_such_layer": "missing"}
     log = (folder / "logs" / "target_modules-no_such_layer.log").read_text()
     assert "no_such_layer" in log
+
+
+def test_a_value_repeated_on_an_axis_is_one_point():
+    with pytest.warns(UserWarning, match="lora_rank: 4 given more than once; each value is used once"):
+        axes = parse_axes(["lora_rank=4,8,4", "lr=1e-3,0.001"])
+    assert axes == {"lora_rank": [4, 8], "lr": [1e-3]}
+    assert len(grid_points(axes)) == 2

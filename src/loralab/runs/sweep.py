@@ -21,6 +21,8 @@ import signal
 import subprocess
 import sys
 import threading
+import warnings
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -77,10 +79,24 @@ def parse_axes(specs: list[str]) -> dict[str, list]:
             )
         if name in axes:
             raise LoralabError(f"grid axis {name} is given twice.")
-        axes[name] = [coerce(name, v.strip()) for v in values.split(",")]
+        axes[name] = distinct(name, [coerce(name, v.strip()) for v in values.split(",")])
     if not axes:
         raise LoralabError("give at least one grid axis, e.g. --grid lora_rank=4,8,16.")
     return axes
+
+
+def distinct(name: str, values: list) -> list:
+    """``values`` without repeats (``lora_rank=4,4`` would train one point twice), with a note."""
+    counts = Counter(_label(v) for v in values)
+    repeated = [label for label, n in counts.items() if n > 1]
+    if repeated:
+        warnings.warn(
+            f"{name}: {', '.join(repeated)} given more than once; each value is used once.", stacklevel=2
+        )
+    kept: dict[str, Any] = {}
+    for value in values:
+        kept.setdefault(_label(value), value)
+    return list(kept.values())
 
 
 def _label(value) -> str:
