@@ -23,6 +23,8 @@ def test_space_syntax():
         (["lr=float:1e-2:1e-4"], "need 0 < LOW < HIGH"),
         (["lr=float:a:b"], "bounds 'float:a:b' are not floats"),
         (["rank=int:1:4"], "should be setting=int:LOW:HIGH"),
+        (["lora_rank=int:2"], r"lora_rank: range 'int:2' is malformed; use int:LOW:HIGH\[:log\], float:"),
+        (["lr=float:1e-4:1e-2:LOG"], "lr: range 'float:1e-4:1e-2:LOG' is malformed"),
         ([], "give at least one --space dimension"),
     ],
 )

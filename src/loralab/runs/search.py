@@ -24,7 +24,7 @@ from loralab.errors import LoralabError
 from loralab.evaluation.evaluate import evaluate_classifier
 from loralab.runs.execute import CHECKPOINTS, execute
 from loralab.runs.folder import write_json
-from loralab.runs.sweep import AXIS_FIELDS, coerce
+from loralab.runs.sweep import AXIS_FIELDS, coerce, distinct
 from loralab.runs.train import load_run
 
 INTERRUPTED = "interrupted"  # a trial's user attribute: stopped by the user, redone later
@@ -44,6 +44,11 @@ def parse_space(specs: list[str]) -> dict[str, dict]:
                 f"({', '.join(sorted(AXIS_FIELDS))})."
             )
         match = RANGE.match(text.strip())
+        if not match and text.strip().lower().startswith(("int:", "float:")):
+            raise LoralabError(
+                f"search dimension {name}: range '{text.strip()}' is malformed; use int:LOW:HIGH[:log], "
+                "float:LOW:HIGH[:log] or choices A,B,C."
+            )
         if match:
             kind, low, high, log = match.groups()
             cast = int if kind == "int" else float
@@ -57,7 +62,8 @@ def parse_space(specs: list[str]) -> dict[str, dict]:
                 )
             space[name] = {"kind": kind, "low": low, "high": high, "log": bool(log)}
         else:
-            space[name] = {"kind": "choice", "values": [coerce(name, v.strip()) for v in text.split(",")]}
+            values = [coerce(name, v.strip()) for v in text.split(",")]
+            space[name] = {"kind": "choice", "values": distinct(name, values)}
     if not space:
         raise LoralabError("give at least one --space dimension, e.g. --space lr=float:1e-4:1e-2:log.")
     return space
