@@ -141,3 +141,29 @@ def test_a_value_repeated_on_an_axis_is_one_point():
         axes = parse_axes(["lora_rank=4,8,4", "lr=1e-3,0.001"])
     assert axes == {"lora_rank": [4, 8], "lr": [1e-3]}
     assert len(grid_points(axes)) == 2
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (
+            ["--grid", "lora_rank=2,4", "--space", "lr=float:1e-4:1e-2"],
+            "--space: only used with --search optuna",
+        ),
+        (
+            ["--grid", "lora_rank=2", "--storage", "sqlite:///x.db", "--study", "s"],
+            "--storage, --study: only",
+        ),
+        (
+            ["--search", "optuna", "--space", "lora_rank=int:2:4", "--jobs", "2"],
+            "--jobs: only used by a --grid",
+        ),
+    ],
+)
+def test_options_of_the_other_kind_of_sweep_are_refused(tiny_bert, synthetic_dir, tmp_path, options, message):
+    folder = tmp_path / "s"
+    cheap = ["--model", str(tiny_bert), "--epochs", "1", "--set", "threads=1", "--trials", "1"]
+    result = CliRunner().invoke(app, ["sweep", str(synthetic_dir), *options, *cheap, "-o", str(folder)])
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+    assert not folder.exists()

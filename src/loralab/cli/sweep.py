@@ -85,7 +85,21 @@ def register(app: typer.Typer) -> None:
         text_col, label_col, subset = job.text_col, job.label_col, job.subset
         default_folder = runs_dir() / f"sweep-{datetime.now():%Y%m%d-%H%M%S}"
         folder = Path(job.output_dir) if job.output_dir else default_folder
-        if search is not None:
+        if search is None:
+            search_options = {"--space": space, "--storage": storage, "--study": study}
+            search_only = [flag for flag, value in search_options.items() if value]
+            if search_only:
+                raise LoralabError(
+                    f"{', '.join(search_only)}: only used with --search optuna; a grid sweep "
+                    "takes its points from --grid."
+                )
+        else:
+            grid_only = [flag for flag, given in (("--jobs", jobs != 1), ("--heatmap", heatmap)) if given]
+            if grid_only:
+                raise LoralabError(
+                    f"{', '.join(grid_only)}: only used by a --grid sweep; to search in more "
+                    "processes, start the same command again in each."
+                )
             if search != "optuna":
                 raise LoralabError(f"--search supports optuna, not '{search}'.")
             if grid or more_axes:
