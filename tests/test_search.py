@@ -37,6 +37,7 @@ def test_an_unreachable_storage_is_one_sentence(synthetic_dir, tmp_path):
     with pytest.raises(LoralabError, match="Optuna storage sqlite:////no/such/dir/x.db cannot be opened"):
         run_search(str(synthetic_dir), parse_space(["lora_rank=2,4"]), {}, tmp_path / "s", trials=1,
                    storage="sqlite:////no/such/dir/x.db")  # fmt: skip
+    assert not (tmp_path / "s").exists()
 
 
 def test_two_workers_share_one_study_without_duplicates(tiny_bert, synthetic_dir, tmp_path):

@@ -126,12 +126,18 @@ def run_search(
     if trials < 1:
         raise LoralabError(f"--trials must be ≥ 1, got {trials}.")
     TrainConfig.from_dict(base)
+    seed = base.get("seed", TrainConfig().seed)
+    splits = load_data(data, text_col, label_col, seed=seed, subset=subset)  # before any folder is made
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(folder / 'optuna.db').resolve()}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # before "A new study created" is said
-    study = open_study(storage, study_name or folder.name)
-    seed = base.get("seed", TrainConfig().seed)
-    splits = load_data(data, text_col, label_col, seed=seed, subset=subset)
+    try:
+        study = open_study(storage, study_name or folder.name)
+    except LoralabError:
+        if created:  # a storage that cannot be opened leaves no empty search folder behind
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
 
     def objective(trial) -> float:
         point = {name: _suggest(trial, name, dim) for name, dim in space.items()}
