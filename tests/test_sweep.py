@@ -127,8 +127,11 @@ def test_a_point_that_fails_is_recorded_and_the_others_still_train(tiny_bert, sy
     # One job trains in this process; a failing point must not stop the sweep.
     axes = parse_axes(["target_modules=query,no_such_layer"])
     folder = tmp_path / "s"
-    summary = run_sweep(str(synthetic_dir), axes, _base(tiny_bert), folder)
+    codes = {}
+    summary = run_sweep(str(synthetic_dir), axes, _base(tiny_bert), folder, on_point=codes.__setitem__)
     assert summary["failed"] == ["target_modules-no_such_layer"]
+    # A user's mistake, reported with the exit code `loralab train` gives it
+    assert codes == {"target_modules-query": 0, "target_modules-no_such_layer": 2}
     assert summary["trained"] == 2
     statuses = {r["point"]: r["status"] for r in summary["rows"]}
     assert statuses == {"target_modules-query": "completed", "target_modules-no_such_layer": "missing"}

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from loralab.config import TrainConfig
-from loralab.errors import LoralabError, Terminated, closest
+from loralab.errors import LoralabError, Terminated, closest, known_failure
 from loralab.runs.execute import execute
 from loralab.runs.folder import RunFolder, write_json
 
@@ -239,7 +239,9 @@ def run_sweep(
             code = 0
         except Exception as err:  # a failed point is recorded, as a failed process is; the sweep goes on
             log.write_text(f"{type(err).__name__}: {err}\n")
-            code = 1
+            # The exit code `loralab train` would give: 2 for a user's mistake or a known
+            # failure, 1 for a bug.
+            code = LoralabError.exit_code if known_failure(err) is not None else 1
         if on_point:
             on_point(name, code)
         return point, code
