@@ -51,8 +51,13 @@ def test_lowrank_cli_writes_table_json_and_plot(tiny_bert, synthetic_dir, tmp_pa
 
     config = TrainConfig(method="full", model=str(tiny_bert), epochs=2, lr=3e-3, batch_size=16)
     run = train_run(synthetic_dir, config, tmp_path / "full", progress=False)
-    result = CliRunner().invoke(app, ["lowrank", str(run.folder), str(synthetic_dir)])
-    assert result.exit_code == 0, result.output
+    threads = torch.get_num_threads()
+    try:
+        result = CliRunner().invoke(app, ["lowrank", str(run.folder), str(synthetic_dir), "--threads", "1"])
+        assert result.exit_code == 0, result.output
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
     assert "version 2" in result.output and (run.folder / "lowrank.png").exists()
     assert (run.folder / "lowrank.json").exists() and (run.folder / "delta_query.png").exists()
     assert "ΔW by layer type" in result.output
@@ -61,6 +66,8 @@ def test_lowrank_cli_writes_table_json_and_plot(tiny_bert, synthetic_dir, tmp_pa
     html, md = write_report(run.folder)
     assert "## Low-rank study" in md.read_text() and "## ΔW diagnostics" in md.read_text()
     assert "delta_value.png" in md.read_text() and (run.folder / "delta_value.png").exists()
+    result = CliRunner().invoke(app, ["lowrank", str(run.folder), str(synthetic_dir), "--threads", "0"])
+    assert result.exit_code == 2 and "--threads must be ≥ 1, got 0." in result.output
 
 
 def test_effective_rank_and_energy_of_known_spectra():

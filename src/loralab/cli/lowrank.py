@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from loralab.analysis.tables import diagnostics_table, rank_table
-from loralab.cli.common import console, handle_errors, table
+from loralab.cli.common import THREADS_HELP, console, handle_errors, table, use_threads
 from loralab.cli.options import DATA_OPTIONS, data_options, with_options
 from loralab.config_files import JobConfig
 
@@ -36,6 +36,7 @@ def register(app: typer.Typer) -> None:
         head_run: Path | None = typer.Option(
             None, "--head-run", help="A head-tuned run, drawn as a reference line."
         ),
+        threads: int | None = typer.Option(None, "--threads", help=THREADS_HELP),
         *,
         text_col: str,
         label_col: str,
@@ -49,6 +50,7 @@ def register(app: typer.Typer) -> None:
         from loralab.runs.folder import write_json
 
         JobConfig(text_col=text_col, label_col=label_col, subset=subset)  # checks the data options
+        use_threads(threads)
         targets = [t.strip() for t in target_modules.split(",")] if target_modules else None
         if head_run is not None:
             check_same_base(run, head_run)
