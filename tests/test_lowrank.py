@@ -157,3 +157,26 @@ def test_runs_of_different_base_models_are_refused(tiny_models, synthetic_dir, t
     ]
     with pytest.raises(LoralabError, match="adapt different base models"):
         lowrank_study(runs[0].folder, str(synthetic_dir), against=runs[1].folder)
+
+
+def test_options_that_do_not_fit_the_runs_are_refused(tiny_bert, synthetic_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from loralab.cli import app
+
+    common = dict(model=str(tiny_bert), epochs=1, lora_rank=2, target_modules=["query", "value"])
+    lora = train_run(synthetic_dir, TrainConfig(method="lora", **common), tmp_path / "lora", progress=False)
+    with pytest.raises(
+        LoralabError, match=r"this lora run changed only the layers its adapters target \(query, value\)"
+    ):
+        lowrank_study(lora.folder, str(synthetic_dir), targets=["key"])
+    study = lowrank_study(lora.folder, str(synthetic_dir), split="validation", targets=["query", "value"])
+    assert len(study["layers"]) == 4  # naming the adapted modules themselves is fine
+
+    result = CliRunner().invoke(
+        app, ["lowrank", str(lora.folder), str(synthetic_dir), "--head-run", str(lora.folder)]
+    )
+    assert result.exit_code == 2
+    message = " ".join(result.output.split())
+    assert f"--head-run {lora.folder}: is a 'lora' run; the reference line is a head-tuned run" in message
+    assert not (lora.folder / "lowrank.json").exists()

@@ -82,8 +82,22 @@ def check_same_base(run_dir: str | Path, other_dir: str | Path) -> None:
         )
 
 
-def _updates(run_dir, targets: list[str] | None):
-    """The run's classifier (adapters merged), its targeted layers, and ΔW for each."""
+def check_head_run(run_dir: str | Path, head_dir: str | Path) -> None:
+    """Refuse a ``--head-run`` that is not a head-tuned run of the same base model."""
+    method, _ = run_base_model(head_dir)
+    if method != "head":
+        raise LoralabError(
+            f"--head-run {head_dir}: is a '{method}' run; the reference line is a head-tuned run "
+            "(trained with --method head)."
+        )
+    check_same_base(run_dir, head_dir)
+
+
+def _updates(run_dir, targets: list[str] | None, *, targets_from_user: bool = True):
+    """The run's classifier (adapters merged), its targeted layers, and ΔW for each.
+
+    An adapter run's update lies in the layers its adapters target, so those are studied;
+    ``targets`` given by the user (``--target-modules``) must name them or be left out."""
     classifier = load_run(run_dir)
     if not get_method(classifier.method).has_weight_update:
         raise LoralabError(
@@ -92,6 +106,13 @@ def _updates(run_dir, targets: list[str] | None):
         )
     assert isinstance(classifier, TransformerClassifier)  # every study method adapts an encoder
     classifier.model, adapted = merge_adapters(classifier.model)
+    modules = sorted({name.rpartition(".")[2] for name in adapted})
+    if adapted and targets and targets_from_user and set(targets) not in (set(adapted), set(modules)):
+        raise LoralabError(
+            f"{run_dir}: --target-modules chooses the layers of a full run; this {classifier.method} "
+            f"run changed only the layers its adapters target ({', '.join(modules)}), which the study "
+            "uses — leave --target-modules out."
+        )
     names = adapted or targets or classifier.config.target_modules
     tuned = extract(classifier.model, names)
     pretrained = load_classifier(classifier.config.model, classifier.labels).model
@@ -138,7 +159,7 @@ def lowrank_study(
     reference = None
     study: dict = {"run": str(run_dir), "method": classifier.method, "data": where}
     if against is not None:
-        other, _, _, reference = _updates(against, list(tuned_layers))
+        other, _, _, reference = _updates(against, list(tuned_layers), targets_from_user=False)
         study["against"] = {"run": str(against), "method": other.method, "accuracy": accuracy(other)}
         del other
     originals = {name: layer.weight.detach().clone() for name, layer in tuned_layers.items()}

@@ -25,7 +25,9 @@ def register(app: typer.Typer) -> None:
             help="The split of DATA (train, validation or test) the low-rank models are evaluated on.",
         ),
         target_modules: str | None = typer.Option(
-            None, "--target-modules", help="Layers to study in a full run (default: preset)."
+            None,
+            "--target-modules",
+            help="Layers to study in a full run (default: preset); a LoRA run's are the layers it adapted.",
         ),
         against: Path | None = typer.Option(
             None,
@@ -45,7 +47,7 @@ def register(app: typer.Typer) -> None:
         """Truncated-SVD approximations of the targeted layers at ranks halving from full to 1,
         the replace test, and the singular spectrum of each layer's update ΔW."""
         # deferred: loralab.analysis.lowrank imports torch, transformers and the runs (~3.5 s)
-        from loralab.analysis.lowrank import check_same_base, lowest_rank_above, lowrank_study
+        from loralab.analysis.lowrank import check_head_run, lowest_rank_above, lowrank_study
         from loralab.reports.plots import delta_spectra, lowrank_curve
         from loralab.runs.folder import write_json
 
@@ -53,7 +55,7 @@ def register(app: typer.Typer) -> None:
         use_threads(threads)
         targets = [t.strip() for t in target_modules.split(",")] if target_modules else None
         if head_run is not None:
-            check_same_base(run, head_run)
+            check_head_run(run, head_run)
         study = lowrank_study(
             run,
             data,
