@@ -174,12 +174,18 @@ class TextInput:
         """Whether long texts are cut the plain way (their first ``max_length`` tokens)."""
         return self.truncation == "head" and not self.chunks
 
+    @property
+    def tokenizer_reproduces(self) -> bool:
+        """Whether a tokenizer alone, truncating at ``max_length`` on the kept side, reads texts
+        as this does (head or tail; not head+tail, not windows)."""
+        return self.truncation in ("head", "tail") and not self.chunks
+
     def plain_transformers_note(self) -> dict[str, Any]:
         """What a model exported with this input expects, for its ``config.json`` and model
         card: a plain transformers model or pipeline cuts texts by its tokenizer alone, which
         keeps the head or (saved with ``truncation_side="left"``) the tail, and cannot pool
         windows."""
-        plain = self.truncation in ("head", "tail") and not self.chunks
+        plain = self.tokenizer_reproduces
         if plain:
             note = f"The tokenizer keeps {self.describe()}, as the run did."
         else:

@@ -154,7 +154,7 @@ def _settings(config: dict, manifest: dict, uses_encoder: bool) -> list[tuple[st
 
 def _plain_reading(text_input: TextInput) -> str:
     """How to give the run's model alone (without loralab) the input the run reads."""
-    if not text_input.plain_transformers_note()["plain_transformers"]:
+    if not text_input.tokenizer_reproduces:
         return (
             f"The run reads {text_input.describe()}, which the model alone does not do by itself: "
             "predict with loralab to get the run's answers, or cut the token ids the same way "

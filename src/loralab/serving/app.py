@@ -130,7 +130,7 @@ def _validation_message(error: RequestValidationError) -> str:
 
 def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> FastAPI:
     settings = settings or ServeSettings()
-    batcher = MicroBatcher(predictor.classify, settings.max_batch_wait_ms, settings.max_batch_texts)
+    batcher = MicroBatcher(predictor.classify_checked, settings.max_batch_wait_ms, settings.max_batch_texts)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

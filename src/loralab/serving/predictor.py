@@ -203,8 +203,13 @@ class Predictor:
 
     def classify(self, name: str, texts: list[str]) -> list[dict]:
         """Label and per-label probabilities for each text."""
-        served = self.get(name)
         _check(texts)
+        return self.classify_checked(name, texts)
+
+    def classify_checked(self, name: str, texts: list[str]) -> list[dict]:
+        """:meth:`classify` for texts the caller has checked already (the server checks each
+        request before its texts join a batch, so a batch is not checked twice)."""
+        served = self.get(name)
         labels = served.classifier.labels
         with self._lock:
             probs = served.classifier.predict_proba(texts, self.batch_size)
