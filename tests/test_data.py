@@ -195,11 +195,12 @@ def test_empty_and_nan_texts_are_dropped_and_reported(tmp_path):
     frame = synthetic_frame(40)
     frame.loc[3, "text"] = None
     frame.loc[7, "text"] = "   "
+    frame.loc[9, "text"] = "\u200b\u200d\ufeff"  # zero-width characters only: nothing to read
     frame.to_csv(path, index=False)
     splits = load_data(path)
-    assert sum(map(len, (splits.train, splits.validation, splits.test))) == 38
+    assert sum(map(len, (splits.train, splits.validation, splits.test))) == 37
     note = next(n for n in splits.notes if "dropped" in n)
-    assert "2 row(s)" in note and "data rows 4, 8" in note
+    assert "3 row(s)" in note and "data rows 4, 8, 10" in note
 
 
 def test_single_class_is_refused(tmp_path):

@@ -85,6 +85,8 @@ def test_a_command_line_text_that_is_not_unicode_is_refused(lora_run):
 def test_an_empty_command_line_text_is_refused_not_labelled(tfidf_run):
     message = one_sentence(invoke("predict", tfidf_run, "good", "  "))
     assert "the command line: text 2 is empty; send a text to classify." in message
+    invisible = one_sentence(invoke("predict", tfidf_run, "good", "\u200b \u2060"))
+    assert "text 2 is blank (only control or zero-width characters); send a text" in invisible
 
 
 def test_texts_from_standard_input_one_a_line(tfidf_run):
@@ -105,7 +107,7 @@ def test_texts_from_standard_input_one_a_line(tfidf_run):
     assert result.exit_code == 0, result.output
     assert len(re.findall(r"\b(positive|negative)\b", result.output)) == 2
     assert "blank line" not in result.output
-    skipped = runner.invoke(app, ["predict", str(tfidf_run), "-"], input="good\n\n   \nbad\n")
+    skipped = runner.invoke(app, ["predict", str(tfidf_run), "-"], input="good\n\n \x00\u200b\nbad\n")
     assert "2 blank line(s) of standard input skipped (line 2, 3)" in " ".join(skipped.output.split())
 
 
@@ -304,14 +306,14 @@ def test_evaluate_does_not_overwrite_an_existing_output(tfidf_run, hostile_data,
 
 
 def test_every_input_row_gets_an_output_row(tfidf_run, tmp_path):
-    (tmp_path / "in.csv").write_text("text\nhello\n   \nworld\n\n")
+    (tmp_path / "in.csv").write_text("text\nhello\n   \nworld\n\n\u200b\n")
     result = invoke("predict", tfidf_run, "-i", tmp_path / "in.csv", "-o", tmp_path / "o.csv")
     assert result.exit_code == 0, result.output
     out = pd.read_csv(tmp_path / "o.csv", skip_blank_lines=False)
-    assert len(out) == 4
-    assert out["predicted"].isna().tolist() == [False, True, False, True]
+    assert len(out) == 5
+    assert out["predicted"].isna().tolist() == [False, True, False, True, True]
     said = " ".join(result.output.split())
-    assert "Scored 4 rows" in said and "2 row(s) have no text in column 'text' (rows 2, 4)" in said
+    assert "Scored 5 rows" in said and "3 row(s) have no text in column 'text' (rows 2, 4, 5)" in said
 
 
 def test_jsonl_rows_with_null_or_missing_text_are_reported(tfidf_run, tmp_path):

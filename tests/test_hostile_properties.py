@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from loralab.data.dataset import load_data
-from loralab.data.readers import iter_table_chunks, read_table
+from loralab.data.readers import INVISIBLE, is_blank, iter_table_chunks, read_table
 from loralab.errors import DataError
 from loralab.serving import Predictor
 from loralab.serving.app import ServeSettings, create_app
@@ -26,6 +26,25 @@ SETTINGS = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 SUFFIXES = ["csv", "tsv", "jsonl", "json", "csv.gz", "jsonl.bz2"]
+
+
+def test_blank_means_white_space_control_and_format_characters():
+    """The written-out class of characters that show nothing is exactly this Python's
+    white space and categories Cc and Cf (unassigned code points aside)."""
+    import re
+    import sys
+    import unicodedata
+
+    one = re.compile(INVISIBLE.removesuffix("*"))
+    for point in range(sys.maxunicode + 1):
+        char = chr(point)
+        category = unicodedata.category(char)
+        if category == "Cn":
+            continue
+        expected = char.isspace() or category in ("Cc", "Cf")
+        assert bool(one.fullmatch(char)) == expected, f"U+{point:04X} ({category})"
+    assert is_blank("") and is_blank(" \x00\t\u200b\u200d\ufeff\u2060")
+    assert not is_blank("\u200ba") and not is_blank("\U0001f600") and not is_blank("\u0301")
 
 
 def _read_everything(path):

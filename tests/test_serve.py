@@ -206,6 +206,7 @@ def test_concurrent_requests_are_answered_correctly(server):
         ({"model": "tone", "texts": ["a", 3]}, None, 422, "texts.1: Input should be a valid string"),
         ({"model": "tone", "texts": []}, None, 422, "texts is empty"),
         ({"model": "tone", "texts": ["fine", " "]}, None, 422, "texts: text 1 is empty; send a text"),
+        ({"model": "tone", "texts": ["fine", "\x00\u200b"]}, None, 422, "text 1 is blank (only control"),
         ({"model": "tone"}, None, 422, "texts: Field required"),
         (
             {"model": "nope", "texts": ["a"]},

@@ -236,7 +236,7 @@ def register(app: typer.Typer) -> None:
         import time
 
         # deferred: loralab.runs.predict imports pandas and scikit-learn (~1 s)
-        from loralab.data.readers import check_texts
+        from loralab.data.readers import check_texts, is_blank
         from loralab.runs.predict import load_for_prediction, predict_file
 
         if output_file and not input_file:
@@ -255,12 +255,12 @@ def register(app: typer.Typer) -> None:
             # Lines end at \n (or \r\n) only: str.splitlines would also cut a text at a lone \r,
             # a form feed or U+2028, making two texts of one.
             lines = [line.removesuffix("\r") for line in read.removesuffix("\n").split("\n")]
-            blank = [number for number, line in enumerate(lines, 1) if not line.strip()]
-            texts = [line for line in lines if line.strip()]
+            blank = [number for number, line in enumerate(lines, 1) if is_blank(line)]
+            texts = [line for line in lines if not is_blank(line)]
             if not texts:
                 raise LoralabError("Standard input held no text to classify.")
             for number, line in enumerate(lines, 1):  # named by their line, blank ones counted
-                if line.strip():
+                if not is_blank(line):
                     check_texts([line], "standard input", "line", first=number)
             if blank:
                 shown = ", ".join(map(str, blank[:10])) + (", …" if len(blank) > 10 else "")

@@ -18,7 +18,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from loralab.data.demo import DEMO_DESCRIPTION, read_demo
-from loralab.data.readers import FORMATS, read_table
+from loralab.data.readers import FORMATS, blank_cells, read_table
 from loralab.errors import DataError
 
 SPLIT_NAMES = ("train", "validation", "test")
@@ -185,7 +185,7 @@ def _to_labelled(
                 f"(choose one with {flag})."
             )
     texts = frame[text_col]
-    bad = texts.isna() | texts.astype(str).str.strip().eq("")
+    bad = blank_cells(texts)
     if label_col is not None:
         bad |= frame[label_col].isna()
     if bad.all():

@@ -86,6 +86,31 @@ def first_invalid_character(text: str) -> int | None:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+# Characters that show nothing: white space, control characters (Unicode category Cc, NUL
+# among them) and format characters (Cf: zero-width spaces and joiners, the byte-order mark,
+# direction marks, tag characters). A text made of these alone has no word to classify, so it
+# is blank like an empty one. Written out rather than built from unicodedata at import (0.3 s
+# per process); tests/test_hostile_properties.py checks it against this Python's Unicode database.
+INVISIBLE = (
+    r"[\s\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e"
+    r"\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd"
+    r"\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
+    r"\U000e0020-\U000e007f]*"
+)
+_BLANK = re.compile(INVISIBLE)
+
+
+def is_blank(text: str) -> bool:
+    """Whether ``text`` has no visible character: empty, white space, or only control and
+    format characters such as NUL or zero-width spaces."""
+    return _BLANK.fullmatch(text) is not None
+
+
+def blank_cells(column: pd.Series) -> pd.Series:
+    """Which cells of ``column`` are missing or hold a blank text (see :func:`is_blank`)."""
+    return column.isna() | column.astype(str).str.fullmatch(INVISIBLE)
+
+
 def is_missing(value: Any) -> bool:
     """Whether ``value`` is a missing value (None, NaN, ``pd.NA``, NaT) rather than a value."""
     return pd.api.types.is_scalar(value) and bool(pd.isna(value))
@@ -108,8 +133,9 @@ def check_texts(
         if is_missing(text):
             raise DataError(f"{where}: {what} {number} is missing ({text!r}); {fix}.")
         if isinstance(text, str):
-            if not text.strip():  # a file's empty rows are left unscored; a sent text is asked for
-                raise DataError(f"{where}: {what} {number} is empty; {fix}.")
+            if is_blank(text):  # a file's empty rows are left unscored; a sent text is asked for
+                what_is = "empty" if not text.strip() else "blank (only control or zero-width characters)"
+                raise DataError(f"{where}: {what} {number} is {what_is}; {fix}.")
             position = first_invalid_character(text)
             if position is not None:
                 raise DataError(

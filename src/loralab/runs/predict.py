@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from loralab.data.readers import iter_table_chunks, table_format
+from loralab.data.readers import blank_cells, iter_table_chunks, table_format
 from loralab.errors import DataError, LoralabError
 from loralab.evaluation.evaluate import predictions_frame
 from loralab.methods import Classifier
@@ -235,7 +235,7 @@ def _score_chunks(classifier, input_path, parts_dir, suffix, out_fmt, text_col, 
             )
         chunk = chunk.reset_index(drop=True)
         column = chunk[text_col]
-        has_text = column.notna() & column.astype(str).str.strip().ne("")
+        has_text = ~blank_cells(column)
         empty = [summary.rows + i + 1 for i in chunk.index[~has_text.to_numpy()]]
         summary.without_text += len(empty)
         summary.without_text_rows += empty[: max(0, 20 - len(summary.without_text_rows))]

@@ -18,6 +18,7 @@ from pathlib import Path
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse
 
+from loralab.data.readers import is_blank
 from loralab.errors import DataError, LoralabError, RunError
 from loralab.methods import Classifier, get_method
 from loralab.methods import method_names as registry_names
@@ -93,7 +94,7 @@ def add_routes(app: FastAPI, root: Path, page: Callable, error: Callable) -> Non
 
     @app.post("/try/classify", response_class=HTMLResponse)
     def classify(request: Request, run: str = Form(""), texts: str = Form("")) -> HTMLResponse:
-        lines = [line.strip() for line in texts.splitlines() if line.strip()]
+        lines = [line.strip() for line in texts.splitlines() if not is_blank(line)]
         try:
             if not lines:
                 raise DataError("Type at least one text, one per line.")
