@@ -113,10 +113,18 @@ class Client:
     def __init__(self, port: int, token: str | None = TOKEN) -> None:
         self.base, self.token = f"http://127.0.0.1:{port}", token
 
-    def call(self, method: str, path: str, body=None, raw: bytes | None = None, token: str | None = ""):
+    def call(
+        self,
+        method: str,
+        path: str,
+        body=None,
+        raw: bytes | None = None,
+        token: str | None = "",
+        content_type: str = "application/json",
+    ):
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         request = urllib.request.Request(self.base + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
+        request.add_header("Content-Type", content_type)
         token = self.token if token == "" else token
         if token:
             request.add_header("Authorization", f"Bearer {token}")
@@ -201,6 +209,7 @@ def test_concurrent_requests_are_answered_correctly(server):
     "body, raw, status, message",
     [
         (None, b'{"model": "tone", "texts": [', 422, "not valid JSON"),
+        (None, b'["a good film"]', 422, "the request body must be a JSON object of named fields, not a list"),
         ({"model": 1, "texts": ["a"]}, None, 422, "model: Input should be a valid string"),
         ({"model": "tone", "texts": "a"}, None, 422, "texts: Input should be a valid list"),
         ({"model": "tone", "texts": ["a", 3]}, None, 422, "texts.1: Input should be a valid string"),
@@ -227,6 +236,18 @@ def test_concurrent_requests_are_answered_correctly(server):
 def test_bad_requests_get_one_clear_sentence(server, body, raw, status, message):
     got, answer = server.call("POST", "/v1/classify", body, raw=raw)
     assert got == status and message in answer["error"]
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_a_json_body_sent_as_another_type_is_told_which_type_to_send(server, content_type):
+    # `curl -d '{...}'` without -H sends application/x-www-form-urlencoded.
+    body = json.dumps({"model": "tone", "texts": ["fine"]}).encode()
+    got, answer = server.call("POST", "/v1/classify", raw=body, content_type=content_type)
+    assert got == 422
+    assert answer["error"] == (
+        "send the body as JSON with Content-Type: application/json "
+        f"(it came with Content-Type {content_type})."
+    )
 
 
 def test_the_token_guards_the_api_and_models_can_be_added_and_removed(server, runs):

@@ -120,10 +120,21 @@ class BodyLimit:
         return await self.app(scope, replay, send)
 
 
-def _validation_message(error: RequestValidationError) -> str:
+def _validation_message(error: RequestValidationError, content_type: str | None) -> str:
     first = error.errors()[0]
     if first.get("type") == "json_invalid":
         return "the request body is not valid JSON."
+    media = (content_type or "").split(";")[0].strip().lower()
+    if tuple(first.get("loc", ())) == ("body",) and media != "application/json":
+        # FastAPI reads a body as JSON only when it says so; `curl -d` alone sends
+        # application/x-www-form-urlencoded, and pydantic would say "a valid dictionary".
+        sent = f"Content-Type {media}" if media else "no Content-Type"
+        return f"send the body as JSON with Content-Type: application/json (it came with {sent})."
+    if tuple(first.get("loc", ())) == ("body",):
+        kind = {list: "a list", str: "a string", bool: "true or false", type(None): "null"}.get(
+            type(first.get("input")), "a number"
+        )
+        return f"the request body must be a JSON object of named fields, not {kind}."
     where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
     return f"{where}: {first.get('msg', 'invalid value')}."
 
@@ -165,7 +176,7 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError):
-        return _error(422, _validation_message(error))
+        return _error(422, _validation_message(error, request.headers.get("content-type")))
 
     @app.exception_handler(Exception)
     async def failed(request: Request, error: Exception):
