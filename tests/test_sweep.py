@@ -158,14 +158,15 @@ def test_a_value_repeated_on_an_axis_is_one_point():
             "--storage, --study: only",
         ),
         (
-            ["--search", "optuna", "--space", "lora_rank=int:2:4", "--jobs", "2"],
+            ["--search", "optuna", "--space", "lora_rank=int:2:4", "--trials", "1", "--jobs", "2"],
             "--jobs: only used by a --grid",
         ),
+        (["--grid", "lora_rank=2", "--trials", "5"], "--trials: only used with --search optuna"),
     ],
 )
 def test_options_of_the_other_kind_of_sweep_are_refused(tiny_bert, synthetic_dir, tmp_path, options, message):
     folder = tmp_path / "s"
-    cheap = ["--model", str(tiny_bert), "--epochs", "1", "--set", "threads=1", "--trials", "1"]
+    cheap = ["--model", str(tiny_bert), "--epochs", "1", "--set", "threads=1"]
     result = CliRunner().invoke(app, ["sweep", str(synthetic_dir), *options, *cheap, "-o", str(folder)])
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.output.split())

@@ -52,7 +52,12 @@ def register(app: typer.Typer) -> None:
             help="Search dimension: setting=int:LOW:HIGH[:log], setting=float:LOW:HIGH[:log] "
             "or setting=A,B,C.",
         ),
-        trials: int = typer.Option(20, "--trials", help="Trials in the whole study (all workers together)."),
+        trials: int | None = typer.Option(
+            None,
+            "--trials",
+            help="Trials in the whole study (all workers together; default 20).",
+            show_default=False,
+        ),
         storage: str | None = typer.Option(
             None,
             "--storage",
@@ -86,8 +91,8 @@ def register(app: typer.Typer) -> None:
         default_folder = runs_dir() / f"sweep-{datetime.now():%Y%m%d-%H%M%S}"
         folder = Path(job.output_dir) if job.output_dir else default_folder
         if search is None:
-            search_options = {"--space": space, "--storage": storage, "--study": study}
-            search_only = [flag for flag, value in search_options.items() if value]
+            search_options = {"--space": space, "--trials": trials, "--storage": storage, "--study": study}
+            search_only = [flag for flag, value in search_options.items() if value not in (None, [])]
             if search_only:
                 raise LoralabError(
                     f"{', '.join(search_only)}: only used with --search optuna; a grid sweep "
@@ -105,8 +110,9 @@ def register(app: typer.Typer) -> None:
             if grid or more_axes:
                 raise LoralabError("give either --grid axes or --search optuna with --space, not both.")
             return _search(
-                data, space or [], base, folder, trials, storage, study, subset, text_col, label_col
-            )
+                data, space or [], base, folder, 20 if trials is None else trials, storage, study,
+                subset, text_col, label_col,
+            )  # fmt: skip
         axes = parse_axes(list(grid or []) + [a for a in more_axes or []])
         clash = sorted(set(base) & set(axes))
         if clash:
