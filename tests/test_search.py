@@ -109,3 +109,43 @@ def test_an_interrupted_trial_is_redone_and_leaves_nothing_behind(
     assert sum(state in ("complete", "pruned") for state in states.values()) == 2
     assert calls[1][1:] == calls[0][1:]  # the interrupted settings were trained again
     assert sorted(p.name for p in folder.glob("trial-*")) == ["trial-0001", "trial-0002"]
+
+
+def test_a_trial_whose_worker_was_killed_is_redone(tiny_bert, synthetic_dir, tmp_path):
+    """SIGKILL (the out-of-memory killer, say) runs no handler: the trial stays RUNNING in the
+    study. The next worker on the host fails it, removes its folder and trains it again."""
+    import socket
+
+    import optuna
+    import psutil
+
+    from loralab.runs.search import WORKER, open_study
+
+    space = parse_space(["lora_rank=int:1:4"])
+    base = {"model": str(tiny_bert), "epochs": 1, "threads": 1}
+    folder = tmp_path / "search"
+    folder.mkdir()
+    study = open_study(f"sqlite:///{folder / 'optuna.db'}", folder.name)
+    killed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    started = psutil.Process(killed.pid).create_time()
+    killed.kill()
+    killed.wait()
+    lost = study.ask({"lora_rank": optuna.distributions.IntDistribution(1, 4)})
+    lost.set_user_attr(WORKER, {"host": socket.gethostname(), "pid": killed.pid, "started": started})
+    lost.set_user_attr("run", str(folder / "trial-0000"))
+    (folder / "trial-0000").mkdir()  # half-trained
+    rank = lost.params["lora_rank"]
+
+    with pytest.warns(UserWarning, match=r"trial 0: its worker \(process \d+\) ended without finishing it"):
+        summary = run_search(str(synthetic_dir), space, base, folder, trials=1)
+    states = {t["number"]: t["state"] for t in summary["trials"]}
+    assert states == {0: "interrupted", 1: "complete"}
+    redo = next(t for t in summary["trials"] if t["number"] == 1)
+    assert redo["params"] == {"lora_rank": rank}
+    assert sorted(p.name for p in folder.glob("trial-*")) == ["trial-0001"]
+    # A running trial of a live worker is left alone.
+    alive = open_study(f"sqlite:///{folder / 'optuna.db'}", folder.name).ask()
+    alive.set_user_attr(WORKER, {"host": socket.gethostname(), "pid": psutil.Process().pid,
+                                 "started": psutil.Process().create_time()})  # fmt: skip
+    summary = run_search(str(synthetic_dir), space, base, folder, trials=2)
+    assert {t["number"]: t["state"] for t in summary["trials"]}[2] == "running"

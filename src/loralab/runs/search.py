@@ -11,12 +11,16 @@ only; the test split is evaluated once, for the best trial, at the end.
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import shutil
+import socket
 import time
 import warnings
 from pathlib import Path
+
+import psutil
 
 from loralab.config import TrainConfig
 from loralab.data import load_data
@@ -28,6 +32,7 @@ from loralab.runs.sweep import AXIS_FIELDS, coerce, distinct
 from loralab.runs.train import load_run
 
 INTERRUPTED = "interrupted"  # a trial's user attribute: stopped by the user, redone later
+WORKER = "worker"  # a trial's user attribute: the host, process id and start time training it
 RANGE = re.compile(r"^(int|float):([^:]+):([^:]+)(:log)?$")
 
 
@@ -140,6 +145,7 @@ def run_search(
         raise
 
     def objective(trial) -> float:
+        trial.set_user_attr(WORKER, _this_worker())
         point = {name: _suggest(trial, name, dim) for name, dim in space.items()}
         config = TrainConfig.from_dict({**base, **point})
         run_dir = folder / f"trial-{trial.number:04d}"
@@ -164,15 +170,68 @@ def run_search(
     # Trials are asked for and told here rather than through study.optimize, which logs a
     # traceback for every failed trial (a Ctrl-C included) and counts an interrupted trial
     # towards the study's total.
+    redo_lost_trials(study)
     while _counted(study) < trials:
         _run_trial(study, objective)
     return summarise_study(study, splits, folder)
 
 
 def _counted(study) -> int:
-    """Trials that count towards ``--trials``: finished, failed, running in any worker or
-    waiting to run — all but those a user interrupted, which are redone."""
-    return sum(1 for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(INTERRUPTED))
+    """Trials that count towards ``--trials``: finished, failed or running in any worker —
+    not those a user interrupted or whose worker was lost, and not their redos waiting in
+    the queue, which the next ``ask`` takes before anything new."""
+    import optuna  # the 'search' extra
+
+    trials = study.get_trials(deepcopy=False)
+    redone = {t.user_attrs.get("redoes") for t in trials}
+    return sum(
+        1
+        for t in trials
+        if t.state != optuna.trial.TrialState.WAITING
+        and not t.user_attrs.get(INTERRUPTED)
+        and t.number not in redone
+    )
+
+
+def _this_worker() -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "started": psutil.Process().create_time()}
+
+
+def _is_gone(worker: dict) -> bool:
+    """Whether the process that trained a trial on this host has ended (killed, say, by the
+    out-of-memory killer, where no handler runs); one on another host is taken as alive."""
+    if worker.get("host") != socket.gethostname():
+        return False
+    try:  # a process id used again by a later process has another start time
+        return bool(psutil.Process(worker["pid"]).create_time() != worker["started"])
+    except (psutil.NoSuchProcess, KeyError):
+        return True
+
+
+def redo_lost_trials(study) -> None:
+    """Fail the running trials whose worker on this host has died (SIGKILL leaves them
+    running for ever, counted and never finished), remove their half-trained folders and
+    queue their settings again, as for a trial stopped with Ctrl-C. Optuna's own heartbeat
+    is for ``study.optimize``, which this module does not use (see :func:`run_search`)."""
+    import optuna  # the 'search' extra
+
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        worker = trial.user_attrs.get(WORKER)
+        if not worker or not _is_gone(worker):
+            continue
+        try:
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+        except (ValueError, RuntimeError):  # another worker told it first
+            continue
+        study.enqueue_trial(trial.params, user_attrs={"redoes": trial.number})
+        run = trial.user_attrs.get("run")
+        if run:
+            shutil.rmtree(run, ignore_errors=True)
+        warnings.warn(
+            f"trial {trial.number}: its worker (process {worker['pid']}) ended without finishing "
+            "it; its settings are trained again.",
+            stacklevel=2,
+        )
 
 
 def _run_trial(study, objective) -> None:
@@ -208,13 +267,15 @@ def summarise_study(study, splits, folder: Path) -> dict:
     """Trials best-first; the best trial's run is evaluated on the test split once."""
     import optuna  # the 'search' extra
 
+    redone = {t.user_attrs.get("redoes") for t in study.trials}
+    stopped = {t.number for t in study.trials if t.user_attrs.get(INTERRUPTED) or t.number in redone}
     rows = [
         {
             "number": t.number,
-            "state": INTERRUPTED if t.user_attrs.get(INTERRUPTED) else t.state.name.lower(),
+            "state": INTERRUPTED if t.number in stopped else t.state.name.lower(),
             "value": t.value,
             "params": t.params,
-            "run": None if t.user_attrs.get(INTERRUPTED) else t.user_attrs.get("run"),
+            "run": None if t.number in stopped else t.user_attrs.get("run"),
             **({"error": t.user_attrs["error"]} if "error" in t.user_attrs else {}),
         }
         for t in study.trials
