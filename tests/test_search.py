@@ -149,3 +149,18 @@ def test_a_trial_whose_worker_was_killed_is_redone(tiny_bert, synthetic_dir, tmp
                                  "started": psutil.Process().create_time()})  # fmt: skip
     summary = run_search(str(synthetic_dir), space, base, folder, trials=2)
     assert {t["number"]: t["state"] for t in summary["trials"]}[2] == "running"
+
+
+def test_a_warning_every_trial_raises_is_said_once(tiny_bert, synthetic_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from loralab.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        ["sweep", str(synthetic_dir), "--search", "optuna", "--space", "lora_rank=2,4", "--trials", "2",
+         "--model", str(tiny_bert), "--epochs", "1", "--set", "threads=1", "-o", str(tmp_path / "s")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert said.count("--max-length 128 is more than model") == 1, result.output

@@ -43,9 +43,18 @@ def _raise_terminated(signum: int, frame: Any) -> None:
     raise Terminated()
 
 
+_shown: set[str] = set()
+
+
 def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-    # One line a user can read, not Python's "file:line: UserWarning:" and the source line.
-    err_console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+    # One line a user can read, not Python's "file:line: UserWarning:" and the source line;
+    # and once per command: every warnings.catch_warnings() (transformers and PEFT use them)
+    # resets Python's record of what was shown, so a sweep repeated the same line per point.
+    text = str(message)
+    if text in _shown:
+        return
+    _shown.add(text)
+    err_console.print(f"[yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
 def _say_error(message: str) -> None:
@@ -64,6 +73,7 @@ def handle_errors(func: F) -> F:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, _raise_terminated)
         warnings.showwarning = _show_warning
+        _shown.clear()
         try:
             return func(*args, **kwargs)
         except (typer.Exit, click.exceptions.ClickException, click.exceptions.Abort):
