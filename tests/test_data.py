@@ -1,4 +1,5 @@
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -239,3 +240,38 @@ def test_json_with_integer_labels(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text("\n".join(json.dumps({"text": f"t {i}", "label": i % 2}) for i in range(30)))
     assert load_data(path).labels == ["0", "1"]
+
+
+def _rows_with_a_stray_quote(tmp_path, sep: str, suffix: str, closed_later: bool):
+    rows = [f"tweet number {i} about things{sep}{'positive' if i % 2 else 'negative'}" for i in range(60)]
+    rows[10] = f'"a tweet that starts with a quote mark{sep}positive'
+    if closed_later:
+        rows[45] = f'he said "wow" loudly{sep}positive'
+    path = tmp_path / f"stray{suffix}"
+    path.write_text(f"text{sep}label\n" + "\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("sep, suffix", [(",", ".csv"), ("\t", ".tsv")])
+@pytest.mark.parametrize("closed_later", [True, False])
+def test_a_stray_quote_mark_never_merges_rows_silently(tmp_path, sep, suffix, closed_later):
+    from loralab.data.readers import iter_table_chunks, read_table
+
+    path = _rows_with_a_stray_quote(tmp_path, sep, suffix, closed_later)
+    said = (
+        "row 11, column 'text' runs over 36 lines, 34 of which look like rows of their own"
+        if closed_later
+        else "row 11 starts a field with a quote mark that is never closed"
+    )
+    for read in (read_table, lambda p: list(iter_table_chunks(p, 7))):
+        with pytest.raises(DataError, match=re.escape(f"{path}: {said}")):
+            read(path)
+
+
+def test_a_quoted_text_with_line_breaks_and_commas_is_one_text(tmp_path):
+    from loralab.data.readers import read_table
+
+    path = tmp_path / "ok.csv"
+    text = "Great film,\nI loved it, really.\nAnd the actors, wow"
+    path.write_text(f'text,label\n"{text}",positive\nbad,negative\n')
+    assert read_table(path)["text"].tolist()[0] == text

@@ -167,13 +167,62 @@ def _check_columns(path: Path, sep: str | None, frame: pd.DataFrame) -> None:
         )
 
 
-def _check_cells(path: Path, frame: pd.DataFrame, first_row: int = 1) -> None:
+def _check_cells(path: Path, frame: pd.DataFrame, first_row: int = 1, sep: str | None = None) -> None:
     for column in frame.columns:
         for offset, value in enumerate(frame[column].tolist()):
             if isinstance(value, str) and first_invalid_character(value) is not None:
                 raise DataError(
                     f"{path}: row {first_row + offset}, column '{column}' is not valid Unicode "
                     "(a lone surrogate); re-save the file as UTF-8."
+                )
+    if sep is not None:
+        _check_run_on(path, frame, first_row, sep)
+
+
+def _unclosed_quote(path: Path, parser_message: str) -> DataError | None:
+    """pandas' "EOF inside string starting at row N" said as what it means for a user."""
+    match = re.search(r"EOF inside string starting at row (\d+)", parser_message)
+    if match is None:
+        return None
+    return DataError(
+        f"{path}: row {match[1]} starts a field with a quote mark that is never closed, so the "
+        'rest of the file would be one text; write a quote mark that is part of a text twice ("") '
+        "or remove it."
+    )
+
+
+def _check_run_on(path: Path, frame: pd.DataFrame, first_row: int, sep: str) -> None:
+    """Refuse a cell that swallowed rows: in CSV and TSV a quote mark at the start of a field
+    opens a quoted field that runs to the next quote mark, over line ends and separators, so
+    a tweet that starts with '"' can silently merge the rows after it into one text. A quoted
+    text may hold line breaks and separators of its own, so a cell is refused only when two
+    or more of its lines end (or start) like a row: the separator, then a value of the file's
+    last (or first) column."""
+    if len(frame.columns) < 2:
+        return
+    first, last = frame.columns[0], frame.columns[-1]
+    endings = {v for v in frame[last].dropna().astype(str) if v and "\n" not in v}
+    openings = {v for v in frame[first].dropna().astype(str) if v and "\n" not in v}
+    for column in frame.columns:
+        for offset, value in enumerate(frame[column].tolist()):
+            if not isinstance(value, str) or value.count("\n") < 2:
+                continue
+            inner = value.split("\n")[1:]
+            like_rows = sum(
+                1
+                for line in inner
+                if sep in line
+                and (
+                    (column != last and line.rsplit(sep, 1)[1].strip('" ') in endings)
+                    or (column != first and line.split(sep, 1)[0].strip('" ') in openings)
+                )
+            )
+            if like_rows >= 2:
+                raise DataError(
+                    f"{path}: row {first_row + offset}, column '{column}' runs over "
+                    f"{value.count(chr(10)) + 1} lines, {like_rows} of which look like rows of their "
+                    "own: a quote mark at the start of a field opens a quoted field up to the next "
+                    'quote mark; write a quote mark that is part of a text twice ("") or remove it.'
                 )
 
 
@@ -206,7 +255,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise _surrogate_escape(path, err) from err
     except (ValueError, pd.errors.ParserError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DataError(f"{path}: cannot be read as {fmt} ({first}).") from err
+        unreadable = DataError(f"{path}: cannot be read as {fmt} ({first}).")
+        raise _unclosed_quote(path, first) or unreadable from err
     except _DAMAGED as err:
         raise _damaged(path, err) from err
     if frame.shape[0] == 0:
@@ -215,7 +265,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         _check_columns(path, sep, frame)
     except _DAMAGED as err:
         raise _damaged(path, err) from err
-    _check_cells(path, frame)
+    _check_cells(path, frame, sep=sep)
     return frame
 
 
@@ -273,7 +323,7 @@ def iter_table_chunks(path: str | Path, chunk_size: int) -> Iterator[pd.DataFram
             frame = read_table(path)
             chunks = (frame.iloc[start : start + chunk_size] for start in range(0, len(frame), chunk_size))
         for chunk in chunks:
-            _check_cells(path, chunk, first_row)
+            _check_cells(path, chunk, first_row, sep)
             first_row += len(chunk)
             yield chunk
         if first_row == 1:
@@ -286,6 +336,8 @@ def iter_table_chunks(path: str | Path, chunk_size: int) -> Iterator[pd.DataFram
         raise _surrogate_escape(path, err) from err
     except (ValueError, pd.errors.ParserError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DataError(f"{path}: cannot be read as {fmt} near row {first_row} ({first}).") from err
+        raise _unclosed_quote(path, first) or DataError(
+            f"{path}: cannot be read as {fmt} near row {first_row} ({first})."
+        ) from err
     except _DAMAGED as err:
         raise _damaged(path, err) from err
