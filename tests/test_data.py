@@ -275,3 +275,26 @@ def test_a_quoted_text_with_line_breaks_and_commas_is_one_text(tmp_path):
     text = "Great film,\nI loved it, really.\nAnd the actors, wow"
     path.write_text(f'text,label\n"{text}",positive\nbad,negative\n')
     assert read_table(path)["text"].tolist()[0] == text
+
+
+def test_texts_shared_with_train_and_conflicting_labels_are_noted(tmp_path):
+    frame = synthetic_frame(40)
+    (tmp_path / "train.csv").write_text(frame.to_csv(index=False))
+    test = synthetic_frame(10)
+    test["text"] = [f"unseen test text {i}" for i in range(10)]
+    test.loc[0, "text"] = "  " + frame.loc[3, "text"].upper() + " "  # a copy, in other case and spaces
+    test.loc[1, "text"] = frame.loc[5, "text"]
+    test.to_csv(tmp_path / "test.csv", index=False)
+    validation = synthetic_frame(10)
+    validation["text"] = [f"unseen validation text {i}" for i in range(10)]
+    validation.to_csv(tmp_path / "validation.csv", index=False)
+    splits = load_data(tmp_path)
+    shared = [n for n in splits.notes if "also occur in the training data" in n]
+    assert len(shared) == 1 and f"{tmp_path / 'test.csv'}: 2 of its 10 texts (20.0%)" in shared[0]
+
+    conflicting = frame.copy()
+    conflicting.loc[1, "text"] = conflicting.loc[0, "text"]
+    conflicting.loc[1, "label"] = "negative" if conflicting.loc[0, "label"] == "positive" else "positive"
+    conflicting.to_csv(tmp_path / "train.csv", index=False)
+    notes = load_data(tmp_path).notes
+    assert any("1 training text(s) occur more than once with different labels" in n for n in notes)

@@ -202,6 +202,38 @@ def _to_labelled(
     return LabelledTexts(texts=[str(t) for t in frame[text_col].tolist()], labels=labels)
 
 
+def _same_text(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def overlap_notes(parts: dict[str, LabelledTexts], where: dict[str, str]) -> list[str]:
+    """What a careful user wants to know before trusting a score: texts of validation or test
+    that also occur in train (retweets, copies; the same after case and spaces), whose scores
+    measure memory rather than generalisation, and training texts given different labels."""
+    labels_of: dict[str, set[str]] = {}
+    for text, label in zip(parts["train"].texts, parts["train"].labels, strict=True):
+        labels_of.setdefault(_same_text(text), set()).add(label)
+    notes = []
+    conflicting = sum(1 for found in labels_of.values() if len(found) > 1)
+    if conflicting:
+        notes.append(
+            f"{where['train']}: {conflicting:,} training text(s) occur more than once with different "
+            "labels; no model can be right on all of them, so check how they were labelled."
+        )
+    for split in ("validation", "test"):
+        texts = parts[split].texts
+        shared = sum(1 for text in texts if _same_text(text) in labels_of)
+        if shared:
+            name = where.get(split, f"the {split} split carved from train")
+            notes.append(
+                f"{name}: {shared:,} of its {len(texts):,} texts ({shared / len(texts):.1%}) also occur "
+                "in the training data (the same after case and spaces); a score on them measures "
+                "memory, not how well new texts are classified, so remove such duplicates "
+                "(retweets, copies) from one side."
+            )
+    return notes
+
+
 def _label_name(value: object) -> str:
     # Integer-valued labels read from JSON/Parquet become "0", "1", not "0.0".
     if isinstance(value, float) and value.is_integer():
@@ -332,6 +364,7 @@ def load_data(
         missing = sorted(set(labels) - set(parts["train"].labels))
         if missing:
             raise DataError(f"--subset {subset} leaves no training rows for {', '.join(missing)}.")
+    notes.extend(overlap_notes(parts, where))
     return DataSplits(
         train=parts["train"],
         validation=parts["validation"],
