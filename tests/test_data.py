@@ -99,13 +99,31 @@ def test_a_label_column_of_texts_is_refused_naming_the_columns(tmp_path):
     assert len(load_data(folder).labels) == 30
 
 
-def test_labels_differing_only_in_case_or_spaces_get_a_note(tmp_path):
+def test_labels_differing_only_in_case_get_a_note_and_spaces_around_them_go(tmp_path):
     frame = synthetic_frame(60, 7)
-    frame.loc[:9, "label"] = ["Positive", "positive "] * 5
+    frame.loc[:9, "label"] = ["Positive", " positive "] * 5
+    frame.loc[10, "label"] = "  "  # a label of spaces is no label: the row is dropped
     frame.to_csv(tmp_path / "cased.csv", index=False)
     splits = load_data(tmp_path / "cased.csv")
     (note,) = [n for n in splits.notes if "differ only in case or spaces" in n]
-    assert "'Positive', 'positive', 'positive '" in note and len(splits.labels) == 4
+    assert "'Positive' (5), 'positive' (30)" in note and "--label-map 'Positive=positive'" in note
+    assert splits.labels == ["Positive", "negative", "positive"]
+    assert any("dropped 1 row(s) with an empty text or label (data rows 11)" in n for n in splits.notes)
+
+
+def test_a_split_whose_labels_differ_in_case_or_are_written_as_floats(tmp_path):
+    frame = synthetic_frame(40)
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    cased = synthetic_frame(10, 1)
+    cased["label"] = cased["label"].str.capitalize()
+    cased.to_csv(tmp_path / "test.csv", index=False)
+    with pytest.raises(DataError, match="written in another case: 'Negative' as 'negative', 'Positive' as"):
+        load_data(tmp_path)
+    numbers = {"negative": "0", "positive": "1"}
+    frame.assign(label=frame["label"].map(numbers)).to_csv(tmp_path / "train.csv", index=False)
+    floats = {"negative": "0.0", "positive": "1.0"}  # as a spreadsheet saved one split
+    cased.assign(label=cased["label"].str.lower().map(floats)).to_csv(tmp_path / "test.csv", index=False)
+    assert load_data(tmp_path).labels == ["0", "1"]
 
 
 def test_label_map_is_sorted_training_labels_and_numeric_labels_sort_as_numbers(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,7 +188,7 @@ def _to_labelled(
     texts = frame[text_col]
     bad = blank_cells(texts)
     if label_col is not None:
-        bad |= frame[label_col].isna()
+        bad |= blank_cells(frame[label_col])
     if bad.all():
         raise DataError(f"{where}: every row has an empty text or label in column '{text_col}'.")
     if bad.any():
@@ -235,10 +236,17 @@ def overlap_notes(parts: dict[str, LabelledTexts], where: dict[str, str]) -> lis
 
 
 def _label_name(value: object) -> str:
-    # Integer-valued labels read from JSON/Parquet become "0", "1", not "0.0".
+    # Integer-valued labels become "0", "1", not "0.0": read from JSON/Parquet as floats, or
+    # written as "1.0" by a spreadsheet or pandas into one split's file and not the others.
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value)
+    # Spaces around a class name are an accident of typing or export ("positive "), never a
+    # class of their own.
+    name = str(value).strip()
+    return name.split(".")[0] if _WHOLE_NUMBER.fullmatch(name) else name
+
+
+_WHOLE_NUMBER = re.compile(r"[-+]?\d+\.0+")
 
 
 def stratified_split(
@@ -319,11 +327,15 @@ def load_data(
     by_form: dict[str, list[str]] = {}
     for label in labels:
         by_form.setdefault(" ".join(label.split()).casefold(), []).append(label)
+    counts = Counter(train.labels)
     for alike in (group for group in by_form.values() if len(group) > 1):
-        names = ", ".join(repr(label) for label in alike)
+        names = ", ".join(f"{label!r} ({counts[label]:,})" for label in alike)
+        usual = max(alike, key=lambda label: counts[label])
+        merge = ",".join(f"{label}={usual}" for label in alike if label != usual)
         notes.append(
             f"{where['train']}: the labels {names} differ only in case or spaces and are kept as "
-            "different classes; if they are one class, write them the same way in the file."
+            "different classes; if they are one class, write them the same way in the file "
+            f"(or merge them with --label-map '{merge}' in compare and evaluate)."
         )
     # Mostly different values of several words each: texts (the two columns swapped, say), not
     # class names. Short names stay allowed however many, as in one-shot intent data.
@@ -350,9 +362,16 @@ def load_data(
     for split in ("validation", "test"):
         unseen = sorted(set(parts[split].labels) - set(labels))
         if unseen:
+            forms = {" ".join(label.split()).casefold(): label for label in labels}
+            alike = [
+                f"{label!r} as {forms[key]!r}"
+                for label in unseen
+                if (key := " ".join(label.split()).casefold()) in forms
+            ]
+            hint = f" (written in another case: {', '.join(alike)})" if alike else ""
             raise DataError(
                 f"{where.get(split, split)}: label(s) {', '.join(map(repr, unseen))} do not occur "
-                f"in the training data, which has {', '.join(map(repr, labels))}."
+                f"in the training data, which has {', '.join(map(repr, labels))}{hint}."
             )
     if subset is not None:
         if subset < len(labels):
