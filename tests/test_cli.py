@@ -201,6 +201,17 @@ def test_unseen_labels_in_evaluation_data(trained_run, tmp_path):
     synthetic_frame(30, classes=3).to_csv(path, index=False)
     message = _error(invoke("evaluate", out, path))
     assert "'neutral' were never seen by this model" in message
+    # Which name means which cannot be guessed: the example leaves it to the user.
+    assert "--label-map 'neutral=NAME', each NAME one of the model's labels" in message
+
+
+def test_labels_in_another_case_are_paired_in_the_label_map_example():
+    from loralab.data.dataset import LabelledTexts
+    from loralab.errors import DataError
+    from loralab.runs.evaluate import check_labels
+
+    with pytest.raises(DataError, match="--label-map 'Negative=negative,Positive=positive'\\.$"):
+        check_labels(LabelledTexts(["a", "b"], ["Positive", "Negative"]), ["negative", "positive"], "f.csv")
 
 
 def test_predict_on_a_folder_that_is_not_a_run(tmp_path):

@@ -32,10 +32,16 @@ def untrained_classifier(trained: Classifier) -> Classifier:
 def check_labels(part: LabelledTexts, known: list[str], where: str) -> None:
     unseen = sorted(set(part.labels) - set(known))
     if unseen:
-        example = ",".join(f"{old}={new}" for old, new in zip(unseen, known, strict=False))
+        # Which old name means which new one cannot be guessed (positive=rotten would score a
+        # good model as a bad one); only a name that differs in case alone is paired.
+        forms = {name.casefold(): name for name in known}
+        pairs = [f"{old}={forms.get(old.casefold(), 'NAME')}" for old in unseen]
+        guessed = all(old.casefold() in forms for old in unseen)
+        choose = "" if guessed else ", each NAME one of the model's labels"
         raise DataError(
             f"{where}: label(s) {', '.join(map(repr, unseen))} were never seen by this model, "
-            f"which knows {', '.join(map(repr, known))}; map them with --label-map (e.g. {example})."
+            f"which knows {', '.join(map(repr, known))}; map them with --label-map "
+            f"'{','.join(pairs)}'{choose}."
         )
 
 
