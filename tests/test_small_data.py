@@ -106,3 +106,34 @@ def test_cli_says_when_the_floor_raised_the_epochs(tiny_bert, synthetic_dir, tmp
     assert "Small training set: 30 epochs instead of 10" in " ".join(result.output.split())
     bad = CliRunner().invoke(app, [*args[:-1], str(tmp_path / "x"), "--min-train-steps", "-1"])
     assert bad.exit_code == 2 and "--min-train-steps must be ≥ 0, got -1." in bad.output
+
+
+def test_of_epochs_level_on_validation_accuracy_the_lower_loss_is_kept():
+    from loralab.training.loop import TrainResult, is_better
+
+    result = TrainResult(precision="fp32")
+    first = {"epoch": 1, "val_accuracy": 1.0, "val_loss": 0.68}
+    assert is_better(first, result)
+    result.best_validation_accuracy, result.best_epoch, result.history = 1.0, 1, [first]
+    assert is_better({"epoch": 2, "val_accuracy": 1.0, "val_loss": 0.43}, result)
+    assert not is_better({"epoch": 2, "val_accuracy": 1.0, "val_loss": 0.70}, result)
+    assert not is_better({"epoch": 2, "val_accuracy": 0.9, "val_loss": 0.01}, result)
+
+
+def test_a_run_whose_validation_accuracy_is_level_keeps_its_later_more_confident_epoch(tiny_bert, tmp_path):
+    from loralab.config import TrainConfig
+    from loralab.data.dataset import DataSplits, LabelledTexts
+    from loralab.evaluation.metrics import validation_scores
+    from loralab.methods import get_method
+    from loralab.training.fit import fit_method
+
+    train = LabelledTexts(["good great fine"] * 8 + ["bad awful poor"] * 8, ["pos"] * 8 + ["neg"] * 8)
+    validation = LabelledTexts(["good great", "bad awful"], ["pos", "neg"])
+    splits = DataSplits(train, validation, validation, ["neg", "pos"], source="hand-made")
+    config = TrainConfig(method="head", model=str(tiny_bert), epochs=6, lr=5e-2, seed=3, threads=1)
+    fitted = fit_method(get_method("head"), splits, config, validation_scores=validation_scores)
+    history, kept = fitted.history, fitted.best_epoch
+    best = max(row["val_accuracy"] for row in history)
+    level = [row for row in history if row["val_accuracy"] == best]
+    assert len(level) > 1, history  # the case this test is about
+    assert history[kept - 1]["val_loss"] == min(row["val_loss"] for row in level)

@@ -112,7 +112,8 @@ def classification_metrics(
 
 def validation_scores(logits: np.ndarray, targets: np.ndarray) -> dict[str, float]:
     """An epoch's ``val_loss`` (mean cross-entropy) and ``val_accuracy`` from logits ``(N, C)``
-    and class ids ``(N,)``; the training loop keeps the epoch with the best accuracy."""
+    and class ids ``(N,)``; the training loop keeps the epoch with the best accuracy (of equals,
+    the one with the lower loss)."""
     # SciPy's log-softmax rather than torch's cross-entropy: the same figure, and loading a
     # TF-IDF run for prediction (which imports this module) then never imports torch.
     log_probs = log_softmax(np.asarray(logits, dtype=np.float64), axis=-1)

@@ -107,6 +107,20 @@ def param_groups(
     ]
 
 
+def is_better(row: dict, result: TrainResult) -> bool:
+    """Whether this epoch's validation beats the best so far: higher accuracy, or the same
+    accuracy at a lower loss. On a few validation texts accuracy is often level (1.0 from the
+    first epoch), and keeping the first of equals kept an epoch-1 model whose probabilities
+    had barely left 0.5 while the loss went on falling."""
+    best = result.best_validation_accuracy
+    if best is None or row["val_accuracy"] > best:
+        return True
+    if row["val_accuracy"] < best or result.best_epoch is None:
+        return False
+    kept = result.history[result.best_epoch - 1]
+    return bool(row.get("val_loss", float("inf")) < kept.get("val_loss", float("inf")))
+
+
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
@@ -300,10 +314,7 @@ def _train_model(
             )
             row.update(validation_scores(logits, validation_labels))
             result.validation_correct.append((logits.argmax(axis=1) == validation_labels).tolist())
-            if (
-                result.best_validation_accuracy is None
-                or row["val_accuracy"] > result.best_validation_accuracy
-            ):
+            if is_better(row, result):
                 result.best_validation_accuracy = row["val_accuracy"]
                 result.best_epoch = epoch
                 best_state = trainable_state(accelerator.unwrap_model(model))
@@ -337,6 +348,8 @@ def _train_model(
         )
     unwrapped = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
     if best_state is not None and result.best_epoch != len(result.history):
+        if progress:
+            tqdm.write(f"kept epoch {result.best_epoch} of {len(result.history)}: the best on validation")
         with torch.no_grad():
             params = dict(unwrapped.named_parameters())
             for name, value in best_state.items():
