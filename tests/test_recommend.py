@@ -32,12 +32,19 @@ def test_a_tie_within_noise_goes_to_the_cheaper_method():
     assert chosen.noise == pytest.approx(binomial_standard_error(0.80, 1000))
     assert "embed-logreg is the cheapest method within one standard error" in chosen.reason
     assert "binomial standard error on 1,000 validation texts" in chosen.reason
+    assert chosen.summary == (
+        "embed-logreg is as good as the top scorer, lora, as far as the validation texts can tell, "
+        "and costs less to train."
+    )
 
 
 def test_a_clear_winner_is_kept():
     chosen = recommend([result("full", [0.95], 6), result("embed-logreg", [0.91], 2)])
     assert chosen.method == "full" and chosen.within_noise == ("full",)
     assert chosen.reason.startswith("full has the best validation accuracy (0.9500)")
+    assert chosen.summary == "full scored best on the validation texts, and no cheaper method came close."
+    cheapest = recommend([result("full", [0.91], 6), result("embed-logreg", [0.95], 2)])
+    assert cheapest.summary.endswith("and is also the cheapest to train.")
 
 
 def test_fewer_validation_texts_widen_the_noise():
@@ -147,8 +154,9 @@ def test_references_are_shown_but_never_recommended():
     assert chosen.method == "tfidf"
     assert chosen.reference_method == "majority" and chosen.reference_validation_accuracy == 0.90
     assert "does not beat majority (0.9000) beyond noise" in chosen.reason
+    assert chosen.summary.startswith("No method did better than always answering the most common class")
     beaten = recommend([result("majority", [0.50], 0, reference=True), result("tfidf", [0.89], 1)])
-    assert "does not beat" not in beaten.reason
+    assert "does not beat" not in beaten.reason and not beaten.summary.startswith("No method")
     assert recommend([result("majority", [0.5], 0, reference=True)]) is None
 
 
@@ -223,11 +231,11 @@ def test_compare_ends_with_the_recommendation(synthetic_dir, tmp_path):
     summary = {r["method"]: r for r in saved["summary"]}
     assert summary["majority"]["validation_accuracy"] == pytest.approx(0.5)
     text = " ".join(result.output.split())
-    assert f"Recommendation: {chosen['method']}. Why: {chosen['reason']}" in text
+    assert f"Recommendation: {chosen['method']}. {chosen['summary']} In detail: {chosen['reason']}" in text
     assert text.rindex("Recommendation:") > text.rindex("┘")  # after the table
     assert CliRunner().invoke(app, ["report", str(out)]).exit_code == 0
     markdown = (out / "report.md").read_text()
-    assert "## Recommendation" in markdown and f"Use {chosen['method']}." in markdown
+    assert "## Recommendation" in markdown and f"Use {chosen['method']}. {chosen['summary']}" in markdown
 
 
 def test_a_perfect_score_on_few_texts_still_has_noise():

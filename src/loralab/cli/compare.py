@@ -90,7 +90,8 @@ def recommendation_lines(results: dict) -> list[str]:
             if final is None or size != final["train_size"]:
                 lines.append(f"At {size}/class: {chosen['method']}. Why: {chosen['reason']}")
     if final is not None:
-        lines.append(f"Recommendation: {final['method']}. Why: {final['reason']}")
+        plain = f" {final['summary']}" if final.get("summary") else ""
+        lines.append(f"Recommendation: {final['method']}.{plain} In detail: {final['reason']}")
     return lines
 
 

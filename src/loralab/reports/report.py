@@ -149,7 +149,8 @@ def _recommendation_section(report: Report, results: dict) -> None:
     if final is None:
         return
     report.heading("Recommendation")
-    report.paragraph(f"Use {final['method']}. Why: {final['reason']}")
+    report.paragraph(f"Use {final['method']}. {final.get('summary') or ''}".rstrip())
+    report.paragraph(f"In detail: {final['reason']}")
     if len(by_size) > 1:
         report.table(
             ["texts per class", "use", "validation acc", "best on validation", "weighed against", "1 s.e."],

@@ -113,7 +113,8 @@ class Recommendation:
     # passed over: below another method beyond noise)
     reference_method: str | None
     reference_validation_accuracy: float | None
-    reason: str  # one sentence
+    reason: str  # one sentence, with the figures and the rule's terms
+    summary: str = ""  # the same verdict in plain words, for a reader who is not a statistician
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -334,11 +335,38 @@ def recommend(
             f"; {', '.join(crossfitted)} chose an epoch on validation and "
             f"{'is' if len(crossfitted) == 1 else 'are'} judged on the texts that did not choose it"
         )
-    if floor is not None and gap(chosen, floor).within:
+    learned_nothing = floor is not None and gap(chosen, floor).within
+    if learned_nothing:
+        assert floor is not None
         reason += (
             f"; but it does not beat {floor.method} ({floor.accuracy:.4f}) beyond noise, "
             "so no method learned something usable from this data"
         )
+    if learned_nothing:
+        summary = (
+            "No method did better than always answering the most common class by more than "
+            "chance allows on these validation texts, so none is worth using yet: more labelled "
+            "texts are needed, above all of the rarer classes."
+        )
+    elif few_shot and chosen is not best:
+        summary = (
+            f"With this few labelled texts, {chosen.method}, a method built for few examples, "
+            f"is as good as the top scorer, {best.method}, as far as the validation texts can tell."
+        )
+    elif chosen is not best:
+        summary = (
+            f"{chosen.method} is as good as the top scorer, {best.method}, as far as the validation "
+            "texts can tell, and costs less to train."
+        )
+    elif skipped:
+        summary = (
+            f"{chosen.method} scored best on the validation texts; the cheaper methods that came "
+            "close were still further behind than loralab accepts for a saving."
+        )
+    elif any(_cheapness(r) < _cheapness(chosen) for r in candidates):
+        summary = f"{chosen.method} scored best on the validation texts, and no cheaper method came close."
+    else:
+        summary = f"{chosen.method} scored best on the validation texts and is also the cheapest to train."
     return Recommendation(
         method=chosen.method,
         validation_accuracy=chosen.accuracy,
@@ -351,6 +379,7 @@ def recommend(
         reference_method=floor.method if floor else None,
         reference_validation_accuracy=floor.accuracy if floor else None,
         reason=reason + ".",
+        summary=summary,
     )
 
 
