@@ -268,3 +268,18 @@ def test_default_ladder_leaves_out_setfit_for_a_plain_encoder(
     )
     assert [r["method"] for r in results["runs"]] == ["majority", "tfidf-nb"]
     assert "is not one" in results["left_out"]["setfit"]
+
+
+@pytest.mark.parametrize("progress", [False, True])
+def test_training_prints_no_trainer_log(tiny_sentence_transformer, tmp_path, capsys, progress):
+    # the Trainer's closing dict of metrics ({'train_runtime': …}) landed in the middle of compare's table
+    pairs = [("pos", "good"), ("neg", "bad")] * 2
+    rows = [{"text": f"the film was {w}", "label": label} for label, w in pairs]
+    splits_dir = tmp_path / "split"
+    splits_dir.mkdir()
+    for split in ("train", "validation", "test"):
+        pd.DataFrame(rows).to_csv(splits_dir / f"{split}.csv", index=False)
+    config = TrainConfig(method="setfit", model=str(tiny_sentence_transformer), setfit_max_pairs=32)
+    train_run(splits_dir, config, tmp_path / "r", progress=progress)
+    captured = capsys.readouterr()
+    assert "train_runtime" not in captured.out + captured.err

@@ -62,6 +62,22 @@ def _setfit():
     return setfit
 
 
+def _quiet_trainer_logs(trainer, progress: bool) -> None:
+    """Stop the transformers Trainer inside ``trainer`` printing its closing metrics
+    (``{'train_runtime': …}``) to stdout, where they land in the middle of loralab's own output."""
+    # optional extra: setfit (transformers comes with it)
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    class QuietProgress(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            pass  # the bar stays; the metrics dict it would write under it goes
+
+    # Which of the two the Trainer installed depends on transformers' log level, not on --progress.
+    trainer.st_trainer.pop_callback(PrinterCallback)
+    if trainer.st_trainer.pop_callback(ProgressCallback) is not None and progress:
+        trainer.st_trainer.add_callback(QuietProgress)
+
+
 def _logistic_regression(seed: int):
     # setfit's own default head, given room to converge on few texts.
     return LogisticRegression(max_iter=3000, random_state=seed)
@@ -214,6 +230,7 @@ class SetFit(Method):
             )
             trainer = setfit.Trainer(model=model, args=args)
             trainer.st_trainer.args.disable_tqdm = not progress
+            _quiet_trainer_logs(trainer, progress)
             trainer.st_trainer.args.dataloader_pin_memory = torch.cuda.is_available()
             trainer.train_embeddings(
                 [splits.train.texts[i] for i in sample], [train_ids[i] for i in sample], args=args
