@@ -276,3 +276,22 @@ def test_lora_layers_beyond_the_depth_is_one_sentence(tiny_bert, synthetic_dir, 
     )
     assert "--lora-layers 5 is more than this model's depth: it has 2 encoder layers" in message
     assert not (tmp_path / "r").exists()
+
+
+def test_metrics_table_shows_macro_f1_once_for_three_classes():
+    from rich.console import Console
+
+    from loralab.cli.common import metrics_table
+    from loralab.evaluation.metrics import classification_metrics
+
+    def rendered(labels):
+        metrics = classification_metrics(labels, labels[::-1], sorted(set(labels))).to_dict()
+        console = Console(width=200, record=True)
+        console.print(metrics_table({"test": metrics}))
+        return console.export_text()
+
+    three = rendered(["a", "b", "c", "a"])
+    # with three classes the headline F1 is the macro average: one row, not two equal ones
+    assert three.count("F1") == 1 and "F1 (macro)" in three
+    two = rendered(["neg", "pos", "pos", "neg", "pos"])
+    assert "F1 (positive class 'pos')" in two and "macro-F1" in two  # two different numbers

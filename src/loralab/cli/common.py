@@ -157,7 +157,7 @@ def _numeric(text: str) -> bool:
 
 
 def metrics_table(metrics_by_name: dict[str, dict], title: str | None = None) -> Table:
-    """Rows: accuracy, precision, recall, F1, macro-F1; one column per split or model."""
+    """Rows: accuracy, precision, recall, F1, macro-F1 (for two classes); one column per split or model."""
     names = list(metrics_by_name)
     first = next(iter(metrics_by_name.values()))
     average = "positive class '" + first["positive_label"] + "'" if first.get("positive_label") else "macro"
@@ -166,9 +166,10 @@ def metrics_table(metrics_by_name: dict[str, dict], title: str | None = None) ->
         [f"precision ({average})"] + [m["precision"] for m in metrics_by_name.values()],
         [f"recall ({average})"] + [m["recall"] for m in metrics_by_name.values()],
         [f"F1 ({average})"] + [m["f1"] for m in metrics_by_name.values()],
-        ["macro-F1"] + [m["macro_f1"] for m in metrics_by_name.values()],
         ["texts"] + [m["n"] for m in metrics_by_name.values()],
     ]
+    if first.get("positive_label"):  # otherwise the F1 row above is already the macro average
+        rows.insert(4, ["macro-F1"] + [m["macro_f1"] for m in metrics_by_name.values()])
     return table(title, ["metric", *names], rows)
 
 
