@@ -100,3 +100,26 @@ def test_learning_curve_draws_all_at_its_real_size_and_ticks_do_not_collide():
     # 256 and 290.5 are 0.05 decades apart: only "all" keeps its label.
     assert _spaced([8.0, 64.0, 256.0, 290.5], keep=290.5) == [8.0, 64.0, 290.5]
     assert _spaced([8.0, 16.0, 32.0], keep=None) == [8.0, 16.0, 32.0]
+
+
+def test_results_note_explains_cached_only_when_a_cell_shows_it(compared, monkeypatch):
+    import loralab.reports.report as report_module
+
+    def results(markdown):
+        start = markdown.index("## Results")
+        return markdown[start : markdown.index("## ", start + 3)]
+
+    fresh = results("\n".join(report_module.compare_report(compared).md))
+    # no run read its features from the cache: nothing in the table says "cached", so neither does the note
+    assert "cached" not in fresh.lower()
+    summary_costs = report_module.summary_costs
+
+    def all_cached(folder, runs):
+        costs = summary_costs(folder, runs)
+        for cost in costs.values():
+            cost.cached = True
+        return costs
+
+    monkeypatch.setattr(report_module, "summary_costs", all_cached)
+    cached = results("\n".join(report_module.compare_report(compared).md))
+    assert "– (cached)" in cached and "(cached): features read from the feature cache" in cached

@@ -66,12 +66,15 @@ def compare_report(folder: Path) -> Report:
     costs = summary_costs(folder, results["runs"])
     several_sizes = len({x.get("train_size") for x in summary}) > 1
     rows = []
+    cached = False
     for r in summary:
 
         def pm(key: str, row: dict = r):
             return f"{row[key]:.4f} ± {row[key + '_std']:.4f}" if row["seeds"] > 1 else row[key]
 
-        cells = costs[(r["method"], str(r["train_size"]))].cells()
+        cost = costs[(r["method"], str(r["train_size"]))]
+        cached = cached or cost.cached  # its infer cell says "(cached)", whatever the seeds
+        cells = cost.cells()
         train = cells["train"]
         if r["seeds"] > 1:
             train = f"{r['train_seconds']:.1f} ± {r['train_seconds_std']:.1f}"
@@ -100,12 +103,16 @@ def compare_report(folder: Path) -> Report:
         ],
         rows,
     )
-    report.paragraph(
+    note = (
         "Trainable: the numbers fitted to the labels (for TF-IDF models, one coefficient per "
         "vocabulary term and class). Share: trainable / all parameters the model predicts with, "
-        "the frozen encoder included. Cached: features read from the feature cache; the first "
-        "run's encoding time is the real cost."
+        "the frozen encoder included."
     )
+    if cached:  # explained only when a cell shows it: there is no column of that name
+        note += (
+            " (cached): features read from the feature cache; the first run's encoding time is the real cost."
+        )
+    report.paragraph(note)
     if any(r.get("validation_crossfit") for r in summary):
         report.paragraph(CROSSFIT_NOTE)
     _recommendation_section(report, results)
