@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -116,3 +117,27 @@ def test_a_killed_predict_process_resumes(run, tmp_path):
     scored = pd.read_csv(target)
     assert len(scored) == 30_000 and scored["predicted"].notna().all()
     assert scored["text"].tolist() == pd.read_csv(source)["text"].tolist()
+
+
+class Constant:
+    """A classifier that needs no model: every text is 'positive' with probability 0.75."""
+
+    labels, method = ["negative", "positive"], "fake"
+
+    def predict_proba(self, texts, batch_size=None):
+        return np.tile([0.25, 0.75], (len(texts), 1))
+
+
+@pytest.mark.parametrize("suffix", ["csv", "tsv"])
+def test_an_unnamed_index_column_keeps_its_empty_header(tmp_path, suffix):
+    # a frame saved with pandas' default index=True: the first header cell is empty
+    source = tmp_path / f"in.{suffix}"
+    pd.DataFrame({"text": ["good", "bad"], "label": ["positive", "negative"]}, index=[7, 9]).to_csv(
+        source, sep="," if suffix == "csv" else "\t"
+    )
+    target = tmp_path / f"out.{suffix}"
+    assert predict_file(Constant(), source, target, chunk_size=1).rows == 2
+    header, first = target.read_text().splitlines()[:2]
+    sep = "," if suffix == "csv" else "\t"
+    assert header.split(sep)[:3] == ["", "text", "label"] and "Unnamed" not in header
+    assert first.split(sep)[:3] == ["7", "good", "positive"]

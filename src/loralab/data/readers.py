@@ -150,6 +150,14 @@ def _header_names(path: Path, sep: str) -> list[str]:
     return [str(v) for v in head.iloc[0].tolist()] if len(head) else []
 
 
+def written_header(path: str | Path) -> list[str] | None:
+    """The header of a CSV/TSV file as written (``None`` for other formats): pandas reads an
+    empty header cell, a saved index's, as ``Unnamed: 0``, which is not the file's name for it."""
+    path = Path(path)
+    sep = _separator(path, table_format(path))
+    return _header_names(path, sep) if sep is not None else None
+
+
 def _separator(path: Path, fmt: str) -> str | None:
     """The field separator of a CSV/TSV file (``None`` for other formats)."""
     return _csv_separator(path) if fmt == "csv" else "\t" if fmt == "tsv" else None

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from loralab.data.readers import blank_cells, iter_table_chunks, table_format
+from loralab.data.readers import blank_cells, iter_table_chunks, table_format, written_header
 from loralab.errors import DataError, LoralabError
 from loralab.evaluation.evaluate import predictions_frame
 from loralab.methods import Classifier
@@ -225,7 +225,12 @@ def _score_chunks(classifier, input_path, parts_dir, suffix, out_fmt, text_col, 
     parts: list[Path] = []
     summary = BatchScoring(rows=0)
     bar = tqdm(unit="rows", desc="scoring", disable=None)
+    header = None
     for index, chunk in enumerate(iter_table_chunks(input_path, chunk_size)):
+        if index == 0:  # read once the file is known to be readable
+            header = written_header(input_path)
+        if header is not None and len(header) == len(chunk.columns):
+            chunk.columns = header  # the output keeps the input's column names, an empty one too
         part = parts_dir / f"{index:06d}{suffix}"
         parts.append(part)
         if text_col not in chunk.columns:
