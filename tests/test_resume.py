@@ -159,3 +159,34 @@ def test_a_resumed_run_that_stops_again_keeps_its_folder(synthetic_dir, tiny_ber
     assert resumed.manifest["status"] == "completed" and not (tmp_path / ".run.replaced").exists()
     assert [row["epoch"] for row in epochs_trained] == [1, 2, 3]  # replayed from the checkpoint
     assert len(pd.read_csv(run / "history.csv")) == 3
+
+
+@pytest.mark.parametrize("method", ["lora", "tfidf-logreg"])
+def test_ctrl_c_during_train_says_how_to_continue_when_a_checkpoint_allows_it(
+    synthetic_dir, tiny_bert, tmp_path, monkeypatch, method
+):
+    from typer.testing import CliRunner
+
+    import loralab.runs.execute
+    from loralab.cli import app
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    # lora: after its first epoch's checkpoint, as the history is written; tfidf: while it evaluates
+    monkeypatch.setattr(loralab.runs.execute, "write_csv", ctrl_c)
+    monkeypatch.setattr(loralab.runs.execute, "evaluate_classifier", ctrl_c)
+    out = tmp_path / "my run"
+    args = ["train", str(synthetic_dir), "--method", method, "--model", str(tiny_bert), "--epochs", "2"]
+    args += ["--threads", "1", "-o", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 130, result.output
+    last = [line for line in result.output.splitlines() if line.startswith("interrupted")][-1]
+    if method == "tfidf-logreg":  # nothing to resume from: starting again is all there is
+        assert last == "interrupted"
+        return
+    assert last == f"interrupted: continue with the same loralab train command and --resume -o '{out}'"
+    monkeypatch.undo()
+    result = CliRunner().invoke(app, [*args, "--resume", "-o", str(out)])  # what the hint says
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "manifest.json").read_text())["resumed"] is True

@@ -39,6 +39,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 RUNS_DIR_ENV = "LORALAB_RUNS_DIR"
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with the one line that tells how to go on from where the command stopped."""
+
+    def __init__(self, hint: str) -> None:
+        super().__init__(hint)
+        self.hint = hint
+
+
 def _raise_terminated(signum: int, frame: Any) -> None:
     raise Terminated()
 
@@ -81,8 +89,9 @@ def handle_errors(func: F) -> F:
         except Terminated:
             err_console.print("[bold yellow]terminated[/]", highlight=False)
             raise typer.Exit(Terminated.exit_code) from None
-        except KeyboardInterrupt:
-            err_console.print("[bold yellow]interrupted[/]", highlight=False)
+        except KeyboardInterrupt as err:
+            hint = f": {escape(err.hint)}" if isinstance(err, Interrupted) else ""
+            err_console.print(f"[bold yellow]interrupted[/]{hint}", highlight=False, soft_wrap=True)
             raise typer.Exit(130) from None
         except Exception as err:
             if isinstance(err, BrokenPipeError) and _stdout_reader_gone():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from rich.markup import escape
 
 from loralab.cli.common import (
     THREADS_HELP,
+    Interrupted,
     confusion_table,
     console,
     default_run_dir,
@@ -106,6 +108,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train a classifier and save it as a run folder."""
         # deferred: loralab.runs.train imports torch, transformers and the training loop (~3.5 s)
+        from loralab.runs.execute import resumable
         from loralab.runs.train import train_run
 
         job: JobConfig
@@ -115,16 +118,23 @@ def register(app: typer.Typer) -> None:
         if resume and job.output_dir is None:
             raise LoralabError("--resume needs the --output-dir of the run to continue.")
         out = Path(job.output_dir) if job.output_dir else default_run_dir(source, config.method)
-        result = train_run(
-            source,
-            config,
-            out,
-            text_col=job.text_col,
-            label_col=job.label_col,
-            subset=job.subset,
-            overwrite=overwrite,
-            resume=resume,
-        )
+        try:
+            result = train_run(
+                source,
+                config,
+                out,
+                text_col=job.text_col,
+                label_col=job.label_col,
+                subset=job.subset,
+                overwrite=overwrite,
+                resume=resume,
+            )
+        except KeyboardInterrupt:
+            if not resumable(out):  # nothing trained to go on from: running it again is all there is
+                raise
+            # -o as well: without one, the run's folder was named after the time it started.
+            hint = f"continue with the same loralab train command and --resume -o {shlex.quote(str(out))}"
+            raise Interrupted(hint) from None
         if not result.metrics:  # another process of a distributed run: the main one reports
             return
         for note in result.splits.notes:

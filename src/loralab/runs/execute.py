@@ -104,6 +104,15 @@ def continues(folder: RunFolder, config: TrainConfig, splits: DataSplits) -> boo
     return True
 
 
+def resumable(output_dir: str | Path) -> bool:
+    """Whether the run in ``output_dir`` stopped with a checkpoint that ``resume`` goes on from."""
+    folder = RunFolder(output_dir)
+    try:
+        return not folder.is_completed() and latest_checkpoint(folder.path / CHECKPOINTS) is not None
+    except LoralabError:  # no manifest (stopped before it was written) or an unreadable one
+        return False
+
+
 def _stopped(folder: RunFolder, status: str, **fields: Any) -> None:
     """Record why a run stopped, unless it had already been recorded as completed (a stop that
     lands while the completed manifest is being written leaves the run completed)."""
