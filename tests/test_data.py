@@ -42,6 +42,17 @@ def test_a_semicolon_separated_csv_reads_like_a_comma_separated_one(tmp_path, na
         load_data(tmp_path / "twice.csv")
 
 
+def test_a_semicolon_header_with_a_comma_in_a_column_name_reads_with_semicolons(tmp_path):
+    frame = synthetic_frame(40, 6).assign(**{"Bewertung (0,1)": "0,5"})
+    frame.to_csv(tmp_path / "euro.csv", sep=";", index=False)
+    assert (tmp_path / "euro.csv").read_text().startswith("text;label;Bewertung (0,1)\n")
+    splits = load_data(tmp_path / "euro.csv")
+    assert splits.labels == ["negative", "positive"]
+    # A comma file whose column name holds a semicolon still reads with commas.
+    frame.rename(columns={"Bewertung (0,1)": "note;x"}).to_csv(tmp_path / "comma.csv", index=False)
+    assert load_data(tmp_path / "comma.csv").labels == ["negative", "positive"]
+
+
 def test_folder_of_splits_keeps_the_files(synthetic_dir):
     splits = load_data(synthetic_dir)
     assert (len(splits.train), len(splits.validation), len(splits.test)) == (160, 40, 40)

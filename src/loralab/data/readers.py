@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import bz2
+import csv
 import gzip
+import io
 import lzma
 import re
 import zlib
@@ -41,19 +43,40 @@ def table_format(path: Path) -> str:
 
 
 def _csv_separator(path: Path) -> str:
-    """``,`` — or ``;`` when the header holds semicolons and no comma: what spreadsheets export
-    as "CSV" where the decimal mark is a comma. pandas does not guess a separator unless it
-    reads with its slow Python engine (``sep=None``), so the header line decides here."""
+    """``,`` or ``;``, what spreadsheets export as "CSV" where the decimal mark is a comma.
+    pandas does not guess a separator unless it reads with its slow Python engine
+    (``sep=None``), so the opening lines decide here: the separator that splits every one of
+    them into as many fields as the header, else the one that splits the header into more."""
+    opening, whole = _opening(path)
+    scores = {}
+    for sep in (",", ";"):
+        records = [r for r in csv.reader(io.StringIO(opening), delimiter=sep) if r]
+        if not whole and len(records) > 2:
+            records.pop()  # the last may be cut inside a quoted line break
+        width = len(records[0]) if records else 0
+        scores[sep] = (all(len(r) == width for r in records[1:]), width)
+    # A header such as "text;label;score (0,1)" holds a comma too: the field counts tell.
+    return ";" if scores[";"][1] > 1 and scores[";"] > scores[","] else ","
+
+
+_OPENING_CHARS = 1 << 16
+
+
+def _opening(path: Path) -> tuple[str, bool]:
+    """The first 64 KiB of a text file up to its last line break in them, and whether that is
+    the whole file; ``""`` where it is not read here (pandas reads it and reports what is wrong)."""
     openers: dict[str, Callable[..., IO[str]]] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
     suffix = path.suffix.lower()
     if suffix in _COMPRESSION and suffix not in openers:
-        return ","  # .zip and .zst: read by pandas alone, with commas
+        return "", True  # .zip and .zst: read by pandas alone, with commas
     try:
         with openers.get(suffix, open)(path, "rt", encoding="utf-8", errors="replace") as handle:
-            header = handle.readline()
+            text = handle.read(_OPENING_CHARS)
     except (*_DAMAGED, ValueError):
-        return ","  # reading the file itself reports what is wrong with it
-    return ";" if ";" in header and "," not in header else ","
+        return "", True
+    if len(text) < _OPENING_CHARS:
+        return text, True
+    return (text[: text.rindex("\n") + 1] if "\n" in text else text), False
 
 
 # What a damaged compressed file raises: gzip's EOFError and BadGzipFile, zlib.error, lzma's
