@@ -141,3 +141,21 @@ def test_an_unnamed_index_column_keeps_its_empty_header(tmp_path, suffix):
     sep = "," if suffix == "csv" else "\t"
     assert header.split(sep)[:3] == ["", "text", "label"] and "Unnamed" not in header
     assert first.split(sep)[:3] == ["7", "good", "positive"]
+
+
+def test_a_semicolon_csv_with_a_bom_is_scored_into_one_like_it(tmp_path):
+    source = tmp_path / "euro.csv"
+    frame = pd.DataFrame({"text": [f"gut, Film {i}" for i in range(25)], "Note": "1,5"})
+    source.write_bytes(b"\xef\xbb\xbf" + frame.to_csv(index=False, sep=";").encode())
+    predict_file(Constant(), source, tmp_path / "out.csv", chunk_size=10)
+    written = (tmp_path / "out.csv").read_bytes()
+    assert written.startswith(b"\xef\xbb\xbftext;Note;predicted;probability;p_negative;p_positive\n")
+    assert written.count(b"\xef\xbb\xbf") == 1  # the first part only, not every chunk's
+    scored = pd.read_csv(tmp_path / "out.csv", sep=";", encoding="utf-8-sig")
+    assert scored["text"].tolist() == frame["text"].tolist() and set(scored["predicted"]) == {"positive"}
+    # A comma input, and any TSV output, are written as before.
+    predict_file(Constant(), source, tmp_path / "out.tsv", chunk_size=10)
+    assert (tmp_path / "out.tsv").read_bytes().startswith(b"text\tNote\tpredicted")
+    frame.to_csv(tmp_path / "comma.csv", index=False)
+    predict_file(Constant(), tmp_path / "comma.csv", tmp_path / "comma_out.csv", chunk_size=10)
+    assert (tmp_path / "comma_out.csv").read_bytes().startswith(b"text,Note,predicted")

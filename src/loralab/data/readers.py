@@ -59,6 +59,12 @@ def _csv_separator(path: Path) -> str:
     return ";" if scores[";"][1] > 1 and scores[";"] > scores[","] else ","
 
 
+def csv_style(path: Path) -> tuple[str, bool]:
+    """The separator of a CSV file and whether it begins with a byte-order mark, as Excel's
+    "CSV UTF-8" does: what a scored copy of it is written with, so Excel opens it the same way."""
+    return _csv_separator(path), _opening(path)[0].startswith("\ufeff")
+
+
 _OPENING_CHARS = 1 << 16
 
 

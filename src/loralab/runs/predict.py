@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from loralab.data.readers import blank_cells, iter_table_chunks, table_format, written_header
+from loralab.data.readers import blank_cells, csv_style, iter_table_chunks, table_format, written_header
 from loralab.errors import DataError, LoralabError
 from loralab.evaluation.evaluate import predictions_frame
 from loralab.methods import Classifier
@@ -63,10 +63,14 @@ def load_for_prediction(run: str | Path, backend: str = "torch", int8: bool = Fa
     return classifier
 
 
-def _write_part(frame: pd.DataFrame, path: Path, fmt: str, header: bool) -> None:
+def _write_part(
+    frame: pd.DataFrame, path: Path, fmt: str, header: bool, sep: str = ",", bom: bool = False
+) -> None:
     if fmt in ("csv", "tsv"):
-        with atomic_write(path, newline="", encoding="utf-8") as handle:
-            frame.to_csv(handle, header=header, index=False, sep="," if fmt == "csv" else "\t")
+        # The byte-order mark goes at the start of the first part only: parts are joined as bytes.
+        encoding = "utf-8-sig" if bom and header else "utf-8"
+        with atomic_write(path, newline="", encoding=encoding) as handle:
+            frame.to_csv(handle, header=header, index=False, sep=sep if fmt == "csv" else "\t")
     elif fmt == "jsonl":
         text = frame.to_json(orient="records", lines=True, force_ascii=False)
         with atomic_write(path, encoding="utf-8") as handle:
@@ -224,6 +228,11 @@ def _score_chunks(classifier, input_path, parts_dir, suffix, out_fmt, text_col, 
     An interruption (Ctrl-C, kill) leaves the finished parts for a resume."""
     parts: list[Path] = []
     summary = BatchScoring(rows=0)
+    # A CSV output keeps the separator and byte-order mark of a CSV input: European Excel saves
+    # and opens ';'-separated files, and would show comma-separated scores as one column.
+    sep, bom = ",", False
+    if out_fmt == "csv" and table_format(input_path) == "csv":
+        sep, bom = csv_style(input_path)
     bar = tqdm(unit="rows", desc="scoring", disable=None)
     header = None
     for index, chunk in enumerate(iter_table_chunks(input_path, chunk_size)):
@@ -254,6 +263,6 @@ def _score_chunks(classifier, input_path, parts_dir, suffix, out_fmt, text_col, 
         scored = predictions_frame(texts, probs, classifier.labels).drop(columns=["text"])
         scored.index = chunk.index[has_text.to_numpy()]
         out = pd.concat([chunk, scored.reindex(chunk.index)], axis=1)
-        _write_part(out, part, out_fmt, header=index == 0)
+        _write_part(out, part, out_fmt, header=index == 0, sep=sep, bom=bom)
     bar.close()
     return parts, summary
