@@ -6,6 +6,7 @@ import pytest
 
 from loralab.data import load_data
 from loralab.data.dataset import load_labelled_file
+from loralab.data.readers import iter_table_chunks, read_table
 from loralab.errors import DataError
 from tests.conftest import shared_data, synthetic_frame
 
@@ -51,6 +52,24 @@ def test_a_semicolon_header_with_a_comma_in_a_column_name_reads_with_semicolons(
     # A comma file whose column name holds a semicolon still reads with commas.
     frame.rename(columns={"Bewertung (0,1)": "note;x"}).to_csv(tmp_path / "comma.csv", index=False)
     assert load_data(tmp_path / "comma.csv").labels == ["negative", "positive"]
+
+
+def test_a_comma_file_named_txt_is_told_to_be_named_csv(tmp_path):
+    frame = synthetic_frame(40, 6)
+    frame.to_csv(tmp_path / "data.txt", index=False)
+    told = (
+        r"data.txt: read as tab-separated \(.txt\), but its header has no tab and its one column "
+        r"is 'text,label'; if the file is comma-separated, name it .csv.$"
+    )
+    with pytest.raises(DataError, match=told):
+        load_data(tmp_path / "data.txt")
+    with pytest.raises(DataError, match=told):  # as predict --input reads it
+        list(iter_table_chunks(tmp_path / "data.txt", 10))
+    frame.to_csv(tmp_path / "semi.tsv", sep=";", index=False)
+    with pytest.raises(DataError, match=r"\(.tsv\).*'text;label'; if the file is semicolon-separated"):
+        load_data(tmp_path / "semi.tsv")
+    frame[["text"]].to_csv(tmp_path / "texts.txt", index=False)  # one column, truly: still read
+    assert len(read_table(tmp_path / "texts.txt")) == 40
 
 
 def test_folder_of_splits_keeps_the_files(synthetic_dir):

@@ -34,12 +34,18 @@ FORMATS = {
 
 def table_format(path: Path) -> str:
     """Return the format name of ``path`` from its suffix, ignoring a compression suffix."""
+    suffix = _format_suffix(path)
+    if suffix not in FORMATS:
+        raise DataError(f"{path}: unsupported file type; use one of {', '.join(sorted(FORMATS))}.")
+    return FORMATS[suffix]
+
+
+def _format_suffix(path: Path) -> str:
+    """The suffix that names the format of ``path`` (``.txt`` of ``f.txt.gz``), or ``""``."""
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] in _COMPRESSION:
         suffixes = suffixes[:-1]
-    if not suffixes or suffixes[-1] not in FORMATS:
-        raise DataError(f"{path}: unsupported file type; use one of {', '.join(sorted(FORMATS))}.")
-    return FORMATS[suffixes[-1]]
+    return suffixes[-1] if suffixes else ""
 
 
 def _csv_separator(path: Path) -> str:
@@ -194,8 +200,17 @@ def _separator(path: Path, fmt: str) -> str | None:
 
 def _check_columns(path: Path, sep: str | None, frame: pd.DataFrame) -> None:
     """Refuse repeated column names: read from the header of a CSV/TSV file (``sep``), where
-    pandas would rename them, else from ``frame``."""
+    pandas would rename them, else from ``frame``; and a TSV file whose header is one column
+    holding commas or semicolons."""
     names = _header_names(path, sep) if sep is not None else [str(c) for c in frame.columns]
+    if sep == "\t" and len(names) == 1 and ("," in names[0] or ";" in names[0]):
+        # A comma file named .txt would otherwise be missing a column that its one column
+        # names ("no text column 'text'; the columns are text,label").
+        kind = "comma" if "," in names[0] else "semicolon"
+        raise DataError(
+            f"{path}: read as tab-separated ({_format_suffix(path)}), but its header has no tab and "
+            f"its one column is '{names[0]}'; if the file is {kind}-separated, name it .csv."
+        )
     repeated = sorted({str(n) for n in names if names.count(n) > 1})
     if repeated:
         raise DataError(
