@@ -72,6 +72,21 @@ def test_a_comma_file_named_txt_is_told_to_be_named_csv(tmp_path):
     assert len(read_table(tmp_path / "texts.txt")) == 40
 
 
+def test_labels_that_spell_a_missing_value_are_kept_and_said(tmp_path):
+    frame = synthetic_frame(40, 6)
+    frame.loc[:3, "label"] = ["NA", "NA", "n/a", "NA"]
+    frame.loc[4, "text"] = "NA"  # a text "NA" is a text: not counted below
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    splits = load_data(tmp_path / "data.csv")
+    assert splits.labels == ["NA", "n/a", "negative", "positive"]
+    said = [note for note in splits.notes if "missing value" in note]
+    assert said == [
+        f"{tmp_path / 'data.csv'}: 4 row(s) of column 'label' hold 'NA' / 'n/a', which usually mark "
+        "a missing value, and are kept as class names; if they mean unlabelled, leave those labels "
+        "empty (rows with an empty label are dropped) or remove the rows."
+    ]
+
+
 def test_folder_of_splits_keeps_the_files(synthetic_dir):
     splits = load_data(synthetic_dir)
     assert (len(splits.train), len(splits.validation), len(splits.test)) == (160, 40, 40)

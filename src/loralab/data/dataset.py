@@ -200,6 +200,16 @@ def _to_labelled(
         )
         frame = frame[~bad.to_numpy()]
     labels = [] if label_col is None else [_label_name(v) for v in frame[label_col].tolist()]
+    marked = [label for label in labels if label.strip().casefold() in _MISSING_MARKERS]
+    if marked:
+        # Files are read with keep_default_na=False so that a text "NA" stays a text; a label
+        # "NA" may still mean "no label", which only the user can tell, so it is kept and said.
+        forms = " / ".join(repr(form) for form in sorted(set(marked))[:5])
+        notes.append(
+            f"{where}: {len(marked)} row(s) of column '{label_col}' hold {forms}, which usually "
+            "mark a missing value, and are kept as class names; if they mean unlabelled, leave "
+            "those labels empty (rows with an empty label are dropped) or remove the rows."
+        )
     return LabelledTexts(texts=[str(t) for t in frame[text_col].tolist()], labels=labels)
 
 
@@ -233,6 +243,10 @@ def overlap_notes(parts: dict[str, LabelledTexts], where: dict[str, str]) -> lis
                 "(retweets, copies) from one side."
             )
     return notes
+
+
+# Spellings of a missing value (pandas', R's, SQL's, Excel's #N/A, a dash), compared casefolded.
+_MISSING_MARKERS = {"na", "n/a", "nan", "null", "none", "-", "#n/a"}
 
 
 def _label_name(value: object) -> str:
