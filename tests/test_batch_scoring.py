@@ -159,3 +159,12 @@ def test_a_semicolon_csv_with_a_bom_is_scored_into_one_like_it(tmp_path):
     frame.to_csv(tmp_path / "comma.csv", index=False)
     predict_file(Constant(), tmp_path / "comma.csv", tmp_path / "comma_out.csv", chunk_size=10)
     assert (tmp_path / "comma_out.csv").read_bytes().startswith(b"text,Note,predicted")
+
+
+def test_scores_asked_for_as_a_spreadsheet_are_told_to_be_written_as_csv(tmp_path):
+    synthetic_frame(5, 4).to_csv(tmp_path / "in.csv", index=False)
+    with pytest.raises(
+        DataError,
+        match=r"out.xlsx: unsupported file type; write a .csv, which the spreadsheet opens, or use one of",
+    ):
+        predict_file(Constant(), tmp_path / "in.csv", tmp_path / "out.xlsx")

@@ -231,8 +231,23 @@ def test_unreadable_file(tmp_path):
 def test_non_utf8_file(tmp_path):
     path = tmp_path / "latin.csv"
     path.write_bytes("text,label\ncaf\xe9 good,positive\n".encode("latin-1"))
-    with pytest.raises(DataError, match="not valid UTF-8"):
+    told = r"line 2 is not valid UTF-8 .*; re-save the file as UTF-8 \(in Excel: Save As → 'CSV UTF-8'\)\.$"
+    with pytest.raises(DataError, match=told):
         load_data(path)
+
+
+@pytest.mark.parametrize("suffix", ["xlsx", "xls", "ods"])
+def test_a_spreadsheet_is_told_how_to_save_it_as_csv(tmp_path, suffix):
+    path = tmp_path / f"sheet.{suffix}"
+    path.write_bytes(b"PK\x03\x04")
+    saved_as = (
+        r"unsupported file type; save it from the spreadsheet as "
+        r"'CSV UTF-8 \(Comma delimited\) \(\*\.csv\)', or use one of \.csv"
+    )
+    with pytest.raises(DataError, match=saved_as):
+        load_data(path)
+    with pytest.raises(DataError, match=r"unsupported file type; use one of \.csv"):
+        load_data(path.rename(tmp_path / "picture.png"))
 
 
 def test_missing_text_column_lists_columns(tmp_path):

@@ -32,11 +32,23 @@ FORMATS = {
 }
 
 
-def table_format(path: Path) -> str:
-    """Return the format name of ``path`` from its suffix, ignoring a compression suffix."""
+# Spreadsheet files, which loralab does not read: the user is told how to save them as CSV.
+_SPREADSHEETS = {".xlsx", ".xlsm", ".xls", ".ods"}
+
+
+def table_format(path: Path, writing: bool = False) -> str:
+    """Return the format name of ``path`` from its suffix, ignoring a compression suffix;
+    ``writing`` for a file to be written, which is refused with other advice."""
     suffix = _format_suffix(path)
     if suffix not in FORMATS:
-        raise DataError(f"{path}: unsupported file type; use one of {', '.join(sorted(FORMATS))}.")
+        hint = ""
+        if suffix in _SPREADSHEETS:
+            hint = (
+                "write a .csv, which the spreadsheet opens, or "
+                if writing
+                else "save it from the spreadsheet as 'CSV UTF-8 (Comma delimited) (*.csv)', or "
+            )
+        raise DataError(f"{path}: unsupported file type; {hint}use one of {', '.join(sorted(FORMATS))}.")
     return FORMATS[suffix]
 
 
@@ -330,9 +342,9 @@ def not_utf8(path: Path) -> DataError:
             except UnicodeDecodeError as err:
                 return DataError(
                     f"{path}: line {number} is not valid UTF-8 (byte {err.start + 1} of the line); "
-                    "re-save the file as UTF-8."
+                    "re-save the file as UTF-8 (in Excel: Save As → 'CSV UTF-8')."
                 )
-    return DataError(f"{path}: not valid UTF-8; re-save the file as UTF-8.")
+    return DataError(f"{path}: not valid UTF-8; re-save the file as UTF-8 (in Excel: Save As → 'CSV UTF-8').")
 
 
 def iter_table_chunks(path: str | Path, chunk_size: int) -> Iterator[pd.DataFrame]:

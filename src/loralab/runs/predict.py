@@ -157,7 +157,7 @@ def predict_file(
     ``input_path``. ``resume`` continues an interrupted job (of the same ``run``, when given);
     an existing output is replaced only with ``overwrite``, and never when it is the input."""
     input_path, output_path = Path(input_path), Path(output_path)
-    out_fmt = table_format(output_path)
+    out_fmt = table_format(output_path, writing=True)
     if out_fmt == "json":
         raise DataError(
             f"{output_path}: write .jsonl rather than a single JSON array, so files of any size stream."
