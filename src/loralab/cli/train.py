@@ -34,7 +34,7 @@ from loralab.cli.options import (
 )
 from loralab.config import TrainConfig
 from loralab.config_files import DATA_HELP, JobConfig
-from loralab.errors import LoralabError
+from loralab.errors import LoralabError, Terminated
 
 
 def print_run_summary(result) -> None:
@@ -129,8 +129,10 @@ def register(app: typer.Typer) -> None:
                 overwrite=overwrite,
                 resume=resume,
             )
-        except KeyboardInterrupt:
-            if not resumable(out):  # nothing trained to go on from: running it again is all there is
+        except KeyboardInterrupt as err:
+            # SIGTERM keeps its own exit status (143); and with nothing trained to go on from,
+            # running the command again is all there is.
+            if isinstance(err, Terminated) or not resumable(out):
                 raise
             # -o as well: without one, the run's folder was named after the time it started.
             hint = f"continue with the same loralab train command and --resume -o {shlex.quote(str(out))}"
