@@ -200,7 +200,7 @@ def _to_labelled(
         )
         frame = frame[~bad.to_numpy()]
     labels = [] if label_col is None else [_label_name(v) for v in frame[label_col].tolist()]
-    marked = [label for label in labels if label.strip().casefold() in _MISSING_MARKERS]
+    marked = [label for label in labels if label.casefold() in _MISSING_MARKERS]  # labels come stripped
     if marked:
         # Files are read with keep_default_na=False so that a text "NA" stays a text; a label
         # "NA" may still mean "no label", which only the user can tell, so it is kept and said.
@@ -214,6 +214,7 @@ def _to_labelled(
 
 
 def _same_text(text: str) -> str:
+    """``text`` as compared for sameness: case and runs of white space do not count."""
     return " ".join(text.split()).casefold()
 
 
@@ -340,7 +341,7 @@ def load_data(
         )
     by_form: dict[str, list[str]] = {}
     for label in labels:
-        by_form.setdefault(" ".join(label.split()).casefold(), []).append(label)
+        by_form.setdefault(_same_text(label), []).append(label)
     counts = Counter(train.labels)
     for alike in (group for group in by_form.values() if len(group) > 1):
         names = ", ".join(f"{label!r} ({counts[label]:,})" for label in alike)
@@ -376,11 +377,9 @@ def load_data(
     for split in ("validation", "test"):
         unseen = sorted(set(parts[split].labels) - set(labels))
         if unseen:
-            forms = {" ".join(label.split()).casefold(): label for label in labels}
+            forms = {_same_text(label): label for label in labels}
             alike = [
-                f"{label!r} as {forms[key]!r}"
-                for label in unseen
-                if (key := " ".join(label.split()).casefold()) in forms
+                f"{label!r} as {forms[_same_text(label)]!r}" for label in unseen if _same_text(label) in forms
             ]
             hint = f" (written in another case: {', '.join(alike)})" if alike else ""
             raise DataError(

@@ -335,14 +335,11 @@ def recommend(
             f"; {', '.join(crossfitted)} chose an epoch on validation and "
             f"{'is' if len(crossfitted) == 1 else 'are'} judged on the texts that did not choose it"
         )
-    learned_nothing = floor is not None and gap(chosen, floor).within
-    if learned_nothing:
-        assert floor is not None
+    if floor is not None and gap(chosen, floor).within:
         reason += (
             f"; but it does not beat {floor.method} ({floor.accuracy:.4f}) beyond noise, "
             "so no method learned something usable from this data"
         )
-    if learned_nothing:
         summary = (
             "No method did better than always answering the most common class by more than "
             "chance allows on these validation texts, so none is worth using yet: more labelled "

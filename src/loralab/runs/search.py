@@ -183,14 +183,15 @@ def _counted(study) -> int:
     import optuna  # the 'search' extra
 
     trials = study.get_trials(deepcopy=False)
+    stopped = _stopped(trials)
+    return sum(1 for t in trials if t.state != optuna.trial.TrialState.WAITING and t.number not in stopped)
+
+
+def _stopped(trials) -> set[int]:
+    """The numbers of the trials stopped before their end and redone: by the user (Ctrl-C), or
+    by a worker lost (a trial that redoes another names it)."""
     redone = {t.user_attrs.get("redoes") for t in trials}
-    return sum(
-        1
-        for t in trials
-        if t.state != optuna.trial.TrialState.WAITING
-        and not t.user_attrs.get(INTERRUPTED)
-        and t.number not in redone
-    )
+    return {t.number for t in trials if t.user_attrs.get(INTERRUPTED) or t.number in redone}
 
 
 def _this_worker() -> dict:
@@ -267,8 +268,7 @@ def summarise_study(study, splits, folder: Path) -> dict:
     """Trials best-first; the best trial's run is evaluated on the test split once."""
     import optuna  # the 'search' extra
 
-    redone = {t.user_attrs.get("redoes") for t in study.trials}
-    stopped = {t.number for t in study.trials if t.user_attrs.get(INTERRUPTED) or t.number in redone}
+    stopped = _stopped(study.trials)
     rows = [
         {
             "number": t.number,
