@@ -10,8 +10,10 @@ from loralab.cli import app
 from loralab.config import TrainConfig
 from loralab.runs.recommend import (
     MethodResult,
+    balanced_texts,
     binomial_standard_error,
     gap,
+    judged_by,
     paired_differences,
     recommend,
     recommend_runs,
@@ -453,3 +455,77 @@ def test_the_few_shot_sentence_names_what_it_was_preferred_to_and_nothing_else()
     both = recommend([*few_shot_results(0.525), rival], train_per_class=8)
     assert both.method == "setfit-lora" and "preferred to head (" in both.reason
     assert "; setfit, also built for few texts, scored less on validation" in both.reason
+
+
+def test_on_uneven_classes_balanced_accuracy_judges_and_its_noise_counts_the_rare_class():
+    # 450 texts of one class and 50 of the other: tfidf gets 0.93 of texts right by leaning to the
+    # common class, lora fewer but many more of the rare class.
+    counts = {"common": 450, "rare": 50}
+    rows = [
+        {
+            "method": method,
+            "train_size": "all",
+            "validation_accuracy": accuracy,
+            "validation_balanced_accuracy": balanced,
+            "validation_texts": 500,
+            "validation_class_texts": counts,
+            "train_seconds": 1.0,
+        }
+        for method, accuracy, balanced in (
+            ("tfidf", 0.93, 0.62),
+            ("lora", 0.92, 0.86),
+            ("majority", 0.90, 0.5),
+        )
+    ]
+    traits = {"majority": (0, True, False), "tfidf": (1, False, False), "lora": (5, False, False)}.get
+    chosen = recommend_runs(rows, traits=traits, class_texts=counts)["all"]
+    assert chosen["method"] == "lora" and chosen["judged_by"] == "balanced accuracy"
+    assert chosen["validation_accuracy"] == pytest.approx(0.86)
+    assert chosen["reference_validation_accuracy"] == pytest.approx(0.5)
+    # The error of a balanced accuracy: sqrt(sum_c p(1-p)/n_c)/k, that of p on k²/sum(1/n_c) texts.
+    assert balanced_texts(counts) == 180
+    assert chosen["noise"] == pytest.approx(binomial_standard_error(0.86, 180))
+    assert "as on 180 validation texts" in chosen["noise_kind"]
+    assert "lora has the best validation balanced accuracy (0.8600)" in chosen["reason"]
+    assert "because validation's classes are uneven (50 to 450 texts per class)" in chosen["reason"]
+    assert chosen["summary"].startswith("The classes are uneven")
+    # The same figures on classes that are even enough are judged by accuracy.
+    even = {"common": 260, "rare": 240}
+    plain = recommend_runs(
+        [{**r, "validation_class_texts": even} for r in rows], traits=traits, class_texts=even
+    )["all"]
+    assert plain["judged_by"] == "accuracy" and plain["best_method"] == "tfidf"
+    assert "balanced" not in plain["reason"] + plain["summary"]
+
+
+def test_judged_by_reads_the_rarest_against_the_commonest_class():
+    assert judged_by({"a": 100, "b": 50, "c": 70}) == "accuracy"  # half: still even enough
+    assert judged_by({"a": 108, "b": 43, "c": 91}) == "balanced accuracy"
+    assert judged_by({"a": 10}) == judged_by(None) == judged_by({"a": 10, "b": 0}) == "accuracy"
+
+
+def test_compare_on_uneven_classes_shows_and_judges_balanced_accuracy(tmp_path):
+    from tests.conftest import synthetic_frame
+
+    folder = tmp_path / "uneven"
+    folder.mkdir()
+    for name, n, seed in (("train", 160, 1), ("validation", 80, 2), ("test", 80, 3)):
+        frame = synthetic_frame(n, seed)
+        rare = frame.index[frame["label"] == "positive"][n // 10 :]  # one text in ten is positive
+        frame.drop(rare).to_csv(folder / f"{name}.csv", index=False)
+    out = tmp_path / "cmp"
+    result = CliRunner().invoke(
+        app, ["compare", str(folder), "--methods", "majority,tfidf-nb", "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["validation_judged_by"] == "balanced accuracy"
+    summary = {r["method"]: r for r in saved["summary"]}
+    majority = summary["majority"]
+    assert majority["validation_accuracy"] == pytest.approx(40 / 48)  # always the common class
+    assert majority["validation_balanced_accuracy"] == pytest.approx(0.5)
+    assert saved["recommendation"]["judged_by"] == "balanced accuracy"
+    assert saved["recommendation"]["reference_validation_accuracy"] == pytest.approx(0.5)
+    assert "val bal. acc" in result.output
+    assert CliRunner().invoke(app, ["report", str(out)]).exit_code == 0
+    assert "| val bal. acc |" in (out / "report.md").read_text()

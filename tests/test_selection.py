@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from loralab.training.selection import cross_fitted_accuracy, halves
+from loralab.training.selection import cross_fitted_accuracy, cross_fitted_balanced_accuracy, halves
 
 
 def test_halves_split_every_class_evenly_and_depend_on_the_seed():
@@ -44,6 +44,21 @@ def test_choosing_among_noisy_epochs_is_optimistic_and_cross_fitting_is_not():
     assert np.mean(crossfit) == pytest.approx(0.5, abs=0.015)
 
 
+def test_balanced_accuracy_scores_the_same_choice_class_by_class():
+    rng = np.random.default_rng(2)
+    labels = np.array([0] * 24 + [1] * 6)
+    correct = rng.random((5, 30)) < np.where(labels == 0, 0.9, 0.3)
+    fold = halves(labels, seed=11)
+    scored = np.zeros(30, dtype=bool)
+    for half in (0, 1):
+        epoch = int(np.argmax(correct[:, fold != half].mean(axis=1)))  # chosen by accuracy
+        scored[fold == half] = correct[epoch, fold == half]
+    by_hand = (scored[labels == 0].mean() + scored[labels == 1].mean()) / 2
+    assert cross_fitted_balanced_accuracy(correct, labels, seed=11) == pytest.approx(by_hand)
+    assert cross_fitted_accuracy(correct, labels, seed=11) == pytest.approx(scored.mean())
+    assert cross_fitted_balanced_accuracy(np.array([[True], [False]]), np.array([0]), seed=0) is None
+
+
 def test_one_epoch_chooses_nothing_and_one_text_measures_nothing():
     correct = np.array([[True, False, True, True]])
     assert cross_fitted_accuracy(correct, np.array([0, 1, 0, 1]), seed=0) == 0.75
@@ -67,6 +82,8 @@ def test_a_training_run_records_its_cross_fitted_validation_accuracy(tiny_bert, 
     import pandas as pd
 
     assert crossfit <= pd.read_csv(tmp_path / "r" / "history.csv")["val_accuracy"].max() + 1e-9
+    # The synthetic validation split has equal classes, where balanced accuracy is accuracy.
+    assert run.manifest["validation_balanced_accuracy_crossfit"] == pytest.approx(crossfit)
     baseline = train_run(splits, TrainConfig(method="tfidf-logreg"), tmp_path / "t", progress=False)
     assert baseline.manifest.get("validation_accuracy_crossfit") is None
 

@@ -24,7 +24,7 @@ from loralab.cli.options import (
 from loralab.config import TrainConfig, setting
 from loralab.config_files import JobConfig
 from loralab.errors import LoralabError
-from loralab.runs.recommend import CROSSFIT_NOTE, judged_column, judged_mark
+from loralab.runs.recommend import CROSSFIT_NOTE, judged_column, judged_header, judged_mark
 
 
 def _pm(row: dict, key: str, digits: int = 4) -> str:
@@ -69,7 +69,7 @@ def results_table(summary: list[dict], title: str, costs: dict | None = None):
         "trainable (share)",
         "train s",
         "infer texts/s",
-        "val acc",
+        judged_header(summary),
         "test acc",
         "test macro-F1",
     ]

@@ -79,6 +79,7 @@ class FitResult:
     best_epoch: int | None = None
     # The best epoch's validation accuracy on texts that did not choose it (methods that choose one).
     crossfit_validation_accuracy: float | None = None
+    crossfit_validation_balanced_accuracy: float | None = None  # the same, every class counted alike
     stopped_early: bool | None = None
     lr: float | None = None  # resolved: the config's, or the method's default
     epochs: int | None = None
@@ -113,6 +114,7 @@ class FitResult:
             "newly_initialised": self.newly_initialised,
             "best_epoch": self.best_epoch,
             "validation_accuracy_crossfit": self.crossfit_validation_accuracy,
+            "validation_balanced_accuracy_crossfit": self.crossfit_validation_balanced_accuracy,
             "stopped_early": self.stopped_early,
             "features": self.features,
             **self.details,

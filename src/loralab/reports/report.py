@@ -17,7 +17,7 @@ from loralab.reports import plots
 from loralab.reports.costs import summary_costs
 from loralab.reports.explain import averaging_note, history, overview, read_json, run_sections
 from loralab.reports.page import Report, fmt
-from loralab.runs.recommend import CROSSFIT_NOTE, judged_column, judged_mark
+from loralab.runs.recommend import CROSSFIT_NOTE, judged_column, judged_header, judged_mark
 
 
 def _data_section(report: Report, summary: dict) -> None:
@@ -97,7 +97,7 @@ def compare_report(folder: Path) -> Report:
             "share of model",
             "train s",
             "infer texts/s",
-            "val acc",
+            judged_header(summary),
             "test acc",
             "test macro-F1",
         ],
@@ -160,7 +160,14 @@ def _recommendation_section(report: Report, results: dict) -> None:
     report.paragraph(f"In detail: {final['reason']}")
     if len(by_size) > 1:
         report.table(
-            ["texts per class", "use", "validation acc", "best on validation", "weighed against", "1 s.e."],
+            [
+                "texts per class",
+                "use",
+                judged_header(results.get("summary") or [], short=False),
+                "best on validation",
+                "weighed against",
+                "1 s.e.",
+            ],
             [
                 [
                     size,

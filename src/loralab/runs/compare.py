@@ -24,7 +24,16 @@ from loralab.errors import DataError, RunError
 from loralab.methods import default_ladder, get_method
 from loralab.runs.execute import continues, execute
 from loralab.runs.folder import RunFolder, write_csv, write_json
-from loralab.runs.recommend import final_recommendation, judged_accuracy, recommend_runs
+from loralab.runs.recommend import (
+    ACCURACY,
+    BALANCED_ACCURACY,
+    balanced_accuracy,
+    final_recommendation,
+    judged_accuracy,
+    judged_by,
+    recommend_runs,
+    validation_key,
+)
 
 # Cheapest first; each method's place is its ``ladder_position`` trait.
 DEFAULT_LADDER = default_ladder()
@@ -117,8 +126,9 @@ def per_class_subset(splits: DataSplits, per_class: int | None, seed: int) -> Da
     return replace(splits, train=train, validation=validation, notes=[*splits.notes, VALIDATION_CUT_NOTE])
 
 
-def _summarise(rows: list[dict]) -> list[dict]:
-    """One row per (train size, method): mean (and std over seeds) of each measured value."""
+def _summarise(rows: list[dict], metric: str = ACCURACY) -> list[dict]:
+    """One row per (train size, method): mean (and std over seeds) of each measured value;
+    ``metric`` is what the recommendation judged validation by."""
     table = []
     for size, method in dict.fromkeys((r["train_size"], r["method"]) for r in rows):
         mine = [r for r in rows if r["method"] == method and r["train_size"] == size]
@@ -129,17 +139,22 @@ def _summarise(rows: list[dict]) -> list[dict]:
             "train_seconds",
             "inference_texts_per_second",
             "validation_accuracy",
+            "validation_balanced_accuracy",
             "test_accuracy",
             "test_macro_f1",
         ):
-            values = [r[key] for r in mine if r[key] is not None]
+            values = [r[key] for r in mine if r.get(key) is not None]
             summary[key] = statistics.fmean(values) if values else None
             summary[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
         # What the recommendation reads: cross-fitted where the method chose an epoch on validation.
-        judged = [a for a in (judged_accuracy(r) for r in mine) if a is not None]
-        summary["validation_accuracy_judged"] = statistics.fmean(judged) if judged else None
-        summary["validation_accuracy_judged_std"] = statistics.stdev(judged) if len(judged) > 1 else 0.0
-        summary["validation_crossfit"] = all(r.get("validation_accuracy_crossfit") is not None for r in mine)
+        for judged_metric in (ACCURACY, BALANCED_ACCURACY):
+            key = validation_key(judged_metric)
+            judged = [a for a in (judged_accuracy(r, judged_metric) for r in mine) if a is not None]
+            summary[f"{key}_judged"] = statistics.fmean(judged) if judged else None
+            summary[f"{key}_judged_std"] = statistics.stdev(judged) if len(judged) > 1 else 0.0
+        crossfit = f"{validation_key(metric)}_crossfit"
+        summary["validation_crossfit"] = all(r.get(crossfit) is not None for r in mine)
+        summary["validation_judged_by"] = metric
         table.append(summary)
     return table
 
@@ -160,7 +175,12 @@ def run_row(folder: Path, method: str, seed: int, train_size: str, root: Path) -
         "validation_accuracy": metrics["validation"]["accuracy"],
         # The same, free of the optimism of choosing the best epoch on it (None: no epoch chosen).
         "validation_accuracy_crossfit": manifest.get("validation_accuracy_crossfit"),
+        "validation_balanced_accuracy": balanced_accuracy(metrics["validation"]),
+        "validation_balanced_accuracy_crossfit": manifest.get("validation_balanced_accuracy_crossfit"),
         "validation_texts": metrics["validation"]["n"],
+        "validation_class_texts": {
+            name: c["support"] for name, c in (metrics["validation"].get("per_class") or {}).items()
+        },
         "test_accuracy": metrics["test"]["accuracy"],
         "test_macro_f1": metrics["test"]["macro_f1"],
     }
@@ -306,7 +326,9 @@ def compare(
         rows.append(row)
         if on_run:
             on_run(row)
-    summary = _summarise(rows)
+    class_texts = splits.validation.label_counts()
+    metric = judged_by(class_texts)
+    summary = _summarise(rows, metric)
     results: dict[str, Any] = {
         "data": str(data),
         "fingerprint": fingerprint,
@@ -315,7 +337,8 @@ def compare(
     }
     results["validation_cut"] = VALIDATION_CUT_NOTE if train_sizes else None
     results["left_out"] = left_out
-    results["recommendations"] = recommend_runs(rows)
+    results["validation_judged_by"] = metric
+    results["recommendations"] = recommend_runs(rows, class_texts=class_texts)
     results["recommendation"] = final_recommendation(results["recommendations"])
     write_json(folder / "results.json", results)
     write_csv(folder / "results.csv", summary)

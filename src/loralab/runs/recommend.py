@@ -39,6 +39,17 @@ the noise favoured:
 
 Test figures are reported elsewhere and never enter.
 
+When validation's classes are uneven — the rarest has fewer than :data:`IMBALANCE` (half) as many
+texts as the most common — the rule reads **balanced accuracy** instead of accuracy: the mean over
+classes of the share of each class's texts classified right (scikit-learn's
+``balanced_accuracy_score``; Brodersen et al. 2010, *The balanced accuracy and its posterior
+distribution*). Accuracy there rewards a method for favouring the common classes — on 95/5 data
+always answering the common class scores 0.95 — while in balanced accuracy a rare class counts as
+much as a common one and the majority class scores 1/k. With equal classes the two are the same
+figure, so a learning curve's per-class cuts of such data are judged alike. Its binomial error is
+that of an accuracy on fewer texts: ``sqrt(sum_c p (1 - p) / n_c) / k`` is the error of ``p`` on
+``k² / sum_c (1 / n_c)`` texts (:func:`balanced_texts`), which is what enters below.
+
 Methods that keep their best epoch on validation are judged by their cross-fitted validation
 accuracy (:mod:`loralab.training.selection`): the best epoch's score on texts that did not
 choose it. Their plain validation accuracy is the best of many noisy scores and on small data
@@ -72,6 +83,42 @@ TOLERANCE = 0.01
 # Training texts per class (in the largest class) up to which the data are few-shot: the range
 # SetFit was evaluated on.
 FEW_SHOT_PER_CLASS = 64
+# Validation's classes are uneven, and balanced accuracy judges, when the rarest class has fewer
+# than this share of the texts of the most common one (e.g. 43 against 108: 0.40).
+IMBALANCE = 0.5
+ACCURACY = "accuracy"
+BALANCED_ACCURACY = "balanced accuracy"
+
+
+def judged_by(class_texts: dict[str, int] | None) -> str:
+    """What the rule reads on validation texts with ``class_texts`` per class: balanced accuracy
+    when the classes are uneven (see the module's docstring), else accuracy.
+
+    >>> judged_by({"a": 50, "b": 50}), judged_by({"a": 90, "b": 10})
+    ('accuracy', 'balanced accuracy')
+    """
+    counts = [n for n in (class_texts or {}).values() if n > 0]
+    if len(counts) < 2 or min(counts) >= IMBALANCE * max(counts):
+        return ACCURACY
+    return BALANCED_ACCURACY
+
+
+def balanced_texts(class_texts: dict[str, int]) -> int:
+    """The number of texts on which an accuracy is as uncertain as a balanced accuracy measured on
+    ``class_texts`` per class: ``k² / sum_c (1 / n_c)``, all the texts when the classes are equal.
+
+    >>> balanced_texts({"a": 50, "b": 50}), balanced_texts({"a": 90, "b": 10})
+    (100, 36)
+    """
+    counts = [n for n in class_texts.values() if n > 0]
+    return round(len(counts) ** 2 / sum(1.0 / n for n in counts)) if counts else 0
+
+
+def balanced_accuracy(split_metrics: dict) -> float | None:
+    """Balanced accuracy from a split's ``metrics.json`` entry: the mean recall over the classes
+    that have texts in the split (None if it has no per-class figures)."""
+    recalls = [c["recall"] for c in (split_metrics.get("per_class") or {}).values() if c.get("support")]
+    return statistics.fmean(recalls) if recalls else None
 
 
 @dataclass(frozen=True)
@@ -89,6 +136,9 @@ class MethodResult:
     crossfit: bool = False  # the accuracies are cross-fitted: the method chose an epoch on validation
     seeds: tuple[int, ...] = ()  # the seed of each accuracy, to pair methods run on the same texts
     few_shot: bool = False  # built for a few labelled texts per class (SetFit)
+    # What the accuracies are. For balanced accuracy, validation_texts and validation_pool are
+    # the texts an accuracy would be as certain on (:func:`balanced_texts`).
+    judged_by: str = ACCURACY
 
     @property
     def accuracy(self) -> float:
@@ -115,6 +165,9 @@ class Recommendation:
     reference_validation_accuracy: float | None
     reason: str  # one sentence, with the figures and the rule's terms
     summary: str = ""  # the same verdict in plain words, for a reader who is not a statistician
+    # What validation_accuracy and best_validation_accuracy are: accuracy, or balanced accuracy
+    # when validation's classes are uneven.
+    judged_by: str = ACCURACY
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -147,7 +200,7 @@ def standard_error(result: MethodResult) -> tuple[float, str]:
     if result.validation_drawn_per_seed:  # distinct samples, overlapping once they cover the pool
         texts = min(texts * seeds, result.validation_pool or texts * seeds)
     binomial = binomial_standard_error(result.accuracy, texts)
-    on_texts = f"binomial standard error on {texts:,} validation texts"
+    on_texts = _on_texts(result, texts)
     if seeds < 2:
         return binomial, on_texts
     spread = f"spread of {result.method} over {seeds} seeds"
@@ -155,6 +208,12 @@ def standard_error(result: MethodResult) -> tuple[float, str]:
         # The seeds' spread already holds the luck of each seed's texts; the binomial is a floor.
         return (over_seeds, spread) if over_seeds > binomial else (binomial, on_texts)
     return math.hypot(over_seeds, binomial), f"{spread} and {on_texts}"
+
+
+def _on_texts(result: MethodResult, texts: int) -> str:
+    if result.judged_by == BALANCED_ACCURACY:
+        return f"binomial standard error of a balanced accuracy, as on {texts:,} validation texts"
+    return f"binomial standard error on {texts:,} validation texts"
 
 
 def paired_differences(best: MethodResult, other: MethodResult) -> list[float]:
@@ -209,7 +268,7 @@ def gap(best: MethodResult, other: MethodResult) -> Gap:
         # Every seed drew its texts from one validation split: that split's luck is shared.
         texts = best.validation_pool or texts * seeds
     binomial = binomial_standard_error(best.accuracy, texts)
-    on_texts = f"binomial standard error on {texts:,} validation texts"
+    on_texts = _on_texts(best, texts)
     if seeds < 2:
         return Gap(differences[0], binomial, on_texts)
     over_seeds = statistics.stdev(differences) / math.sqrt(seeds)
@@ -234,10 +293,15 @@ def _beaten(result: MethodResult, others: Sequence[MethodResult]) -> tuple[Metho
 
 
 def recommend(
-    results: Sequence[MethodResult], *, train_per_class: int | None = None
+    results: Sequence[MethodResult],
+    *,
+    train_per_class: int | None = None,
+    class_texts: dict[str, int] | None = None,
 ) -> Recommendation | None:
     """The method to use among ``results`` (one training-set size), or ``None`` if none qualifies.
-    ``train_per_class`` is the number of training texts in the largest class, if known."""
+    ``train_per_class`` is the number of training texts in the largest class, if known;
+    ``class_texts`` the validation split's texts per class, named in the sentence when the
+    results are balanced accuracies."""
     candidates = [r for r in results if not r.reference and r.validation_accuracies and r.validation_texts]
     if not candidates:
         return None
@@ -258,6 +322,7 @@ def recommend(
     skipped = [] if few_shot and chosen is not best else within[: within.index(chosen)]
     references = [r for r in results if r.reference and r.validation_accuracies]
     floor = max(references, key=lambda r: r.accuracy) if references else None
+    metric = best.judged_by
 
     def weighed_against(other: MethodResult) -> tuple[str, float, str]:
         return other.method, gaps[other.method].error, gaps[other.method].kind
@@ -279,7 +344,7 @@ def recommend(
             reason += f"; {rivals}, also built for few texts, scored less on validation"
     elif chosen is best and skipped:
         against, noise, kind = weighed_against(skipped[0])
-        reason = f"{best.method} has the best validation accuracy ({best.accuracy:.4f})"
+        reason = f"{best.method} has the best validation {metric} ({best.accuracy:.4f})"
     elif chosen is best:
         # The error that decided: against the cheaper method that came nearest to being within it.
         cheaper = [r for r in candidates if _cheapness(r) < _cheapness(best)]
@@ -292,12 +357,12 @@ def recommend(
             against = None
             noise, kind = standard_error(best)
             reason = (
-                f"{best.method} has the best validation accuracy ({best.accuracy:.4f}) and is the cheapest"
+                f"{best.method} has the best validation {metric} ({best.accuracy:.4f}) and is the cheapest"
             )
         else:
             against, noise, kind = weighed_against(nearest)
             reason = (
-                f"{best.method} has the best validation accuracy ({best.accuracy:.4f}) and no cheaper "
+                f"{best.method} has the best validation {metric} ({best.accuracy:.4f}) and no cheaper "
                 f"method is within one standard error of it: the nearest, {nearest.method} "
                 f"({nearest.accuracy:.4f}), is beyond ±{noise:.4f} (the {kind})"
             )
@@ -335,6 +400,13 @@ def recommend(
             f"; {', '.join(crossfitted)} chose an epoch on validation and "
             f"{'is' if len(crossfitted) == 1 else 'are'} judged on the texts that did not choose it"
         )
+    if metric == BALANCED_ACCURACY:
+        counts = [n for n in (class_texts or {}).values() if n > 0]
+        shown = f" ({min(counts):,} to {max(counts):,} texts per class)" if counts else ""
+        reason += (
+            f"; judged by balanced accuracy, the mean of the classes' recalls, because validation's "
+            f"classes are uneven{shown}"
+        )
     if floor is not None and gap(chosen, floor).within:
         reason += (
             f"; but it does not beat {floor.method} ({floor.accuracy:.4f}) beyond noise, "
@@ -364,6 +436,12 @@ def recommend(
         summary = f"{chosen.method} scored best on the validation texts, and no cheaper method came close."
     else:
         summary = f"{chosen.method} scored best on the validation texts and is also the cheapest to train."
+    if metric == BALANCED_ACCURACY:
+        summary = (
+            "The classes are uneven, so every method is judged by how well it does on each class, "
+            "the rare ones counting as much as the common ones (balanced accuracy), not by its "
+            "share of texts right, which a method raises by favouring the common classes. " + summary
+        )
     return Recommendation(
         method=chosen.method,
         validation_accuracy=chosen.accuracy,
@@ -377,6 +455,7 @@ def recommend(
         reference_validation_accuracy=floor.accuracy if floor else None,
         reason=reason + ".",
         summary=summary,
+        judged_by=metric,
     )
 
 
@@ -389,17 +468,33 @@ def method_traits(method: str) -> tuple[int, bool, bool]:
     return found.cost_rank, found.reference, found.few_shot
 
 
-def judged_accuracy(row: dict) -> float | None:
-    """The validation accuracy a run is judged by: cross-fitted when it chose an epoch on validation."""
-    crossfit = row.get("validation_accuracy_crossfit")
-    return crossfit if crossfit is not None else row.get("validation_accuracy")
+def validation_key(metric: str) -> str:
+    """The run row's key of validation ``metric`` (``_crossfit`` and ``_judged`` are added to it)."""
+    return "validation_balanced_accuracy" if metric == BALANCED_ACCURACY else "validation_accuracy"
+
+
+def judged_accuracy(row: dict, metric: str = ACCURACY) -> float | None:
+    """The validation accuracy (``metric``: or balanced accuracy) a run is judged by: cross-fitted
+    when it chose an epoch on validation. Runs written before balanced accuracy was cross-fitted
+    give the plain figure."""
+    crossfit = row.get(f"{validation_key(metric)}_crossfit")
+    return crossfit if crossfit is not None else row.get(validation_key(metric))
 
 
 def judged_column(summary_row: dict) -> str:
     """The key of a compare summary row's validation figure as the recommendation reads it
     (results written before cross-fitting have only the plain one)."""
-    judged = "validation_accuracy_judged"
-    return judged if summary_row.get(judged) is not None else "validation_accuracy"
+    plain = validation_key(summary_row.get("validation_judged_by") or ACCURACY)
+    judged = f"{plain}_judged"
+    return judged if summary_row.get(judged) is not None else plain
+
+
+def judged_header(summary: Sequence[dict], short: bool = True) -> str:
+    """The heading of the validation column of a compare table whose rows are ``summary``."""
+    balanced = any(r.get("validation_judged_by") == BALANCED_ACCURACY for r in summary)
+    if short:
+        return "val bal. acc" if balanced else "val acc"
+    return "validation balanced acc" if balanced else "validation acc"
 
 
 def judged_mark(summary_row: dict) -> str:
@@ -413,14 +508,20 @@ def _size_order(size: str) -> float:
 
 
 def recommend_runs(
-    rows: Sequence[dict], traits: Callable[[str], tuple[int, bool, bool]] = method_traits
+    rows: Sequence[dict],
+    traits: Callable[[str], tuple[int, bool, bool]] = method_traits,
+    class_texts: dict[str, int] | None = None,
 ) -> dict[str, dict]:
     """One recommendation per training-set size (smallest first) from compare's run rows.
 
     ``rows`` carry ``method``, ``train_size``, ``validation_accuracy`` (and
     ``validation_accuracy_crossfit`` if the run chose an epoch on it), ``validation_texts``,
     ``validation_drawn_per_seed``, ``validation_pool``, ``train_seconds`` and
-    ``train_largest_class``; ``traits(method)`` gives its ``(cost_rank, reference, few_shot)``."""
+    ``train_largest_class``; ``traits(method)`` gives its ``(cost_rank, reference, few_shot)``.
+    ``class_texts`` are the whole validation split's texts per class: when they are uneven
+    (:func:`judged_by`) every size is judged by balanced accuracy, read from the rows'
+    ``validation_balanced_accuracy`` (``_crossfit``) and ``validation_class_texts``."""
+    metric = judged_by(class_texts)
     by_size: dict[str, dict[str, list[dict]]] = {}
     for row in rows:
         by_size.setdefault(str(row["train_size"]), {}).setdefault(row["method"], []).append(row)
@@ -429,28 +530,35 @@ def recommend_runs(
         results = []
         for method, runs in methods.items():
             cost_rank, reference, few_shot = traits(method)
-            mine = [r for r in runs if judged_accuracy(r) is not None] or runs
+            mine = [r for r in runs if judged_accuracy(r, metric) is not None] or runs
             seconds = [r["train_seconds"] for r in mine if r.get("train_seconds") is not None]
+            texts, pool = int(mine[0].get("validation_texts") or 0), mine[0].get("validation_pool")
+            if metric == BALANCED_ACCURACY:
+                texts = balanced_texts(mine[0].get("validation_class_texts") or {}) or texts
+                pool = balanced_texts(class_texts or {}) or pool
             results.append(
                 MethodResult(
                     method=method,
                     validation_accuracies=tuple(
-                        a for a in (judged_accuracy(r) for r in mine) if a is not None
+                        a for a in (judged_accuracy(r, metric) for r in mine) if a is not None
                     ),
                     seeds=tuple(r["seed"] for r in mine) if all("seed" in r for r in mine) else (),
-                    validation_texts=int(mine[0].get("validation_texts") or 0),
+                    validation_texts=texts,
                     cost_rank=cost_rank,
                     train_seconds=statistics.fmean(seconds) if seconds else None,
                     reference=reference,
                     # results.json written before this was recorded: learning-curve sizes were cut per seed
                     validation_drawn_per_seed=bool(mine[0].get("validation_drawn_per_seed", size != "all")),
-                    validation_pool=mine[0].get("validation_pool"),
-                    crossfit=all(r.get("validation_accuracy_crossfit") is not None for r in mine),
+                    validation_pool=pool,
+                    crossfit=all(r.get(f"{validation_key(metric)}_crossfit") is not None for r in mine),
                     few_shot=few_shot,
+                    judged_by=metric,
                 )
             )
         chosen = recommend(
-            results, train_per_class=_train_per_class(size, [r for rs in methods.values() for r in rs])
+            results,
+            train_per_class=_train_per_class(size, [r for rs in methods.values() for r in rs]),
+            class_texts=class_texts,
         )
         if chosen is not None:
             out[size] = chosen.to_dict()

@@ -72,6 +72,7 @@ def fit_method(
         cache_seconds=data.cache_seconds,
         best_epoch=result.best_epoch,
         crossfit_validation_accuracy=result.crossfit_validation_accuracy,
+        crossfit_validation_balanced_accuracy=result.crossfit_validation_balanced_accuracy,
         stopped_early=result.stopped_early,
         lr=lr,
         epochs=epochs,

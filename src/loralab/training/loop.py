@@ -33,7 +33,7 @@ from loralab.training import checkpoints as checkpoint_files
 from loralab.training.batching import LengthBucketBatches
 from loralab.training.checkpoints import Checkpointing
 from loralab.training.precision import resolve_precision
-from loralab.training.selection import cross_fitted_accuracy
+from loralab.training.selection import cross_fitted_accuracy, cross_fitted_balanced_accuracy
 
 # Scores of an epoch on the validation split from its logits ``(N, C)`` and class ids ``(N,)``:
 # at least ``val_accuracy``, which chooses the best epoch. The evaluation layer provides them.
@@ -48,6 +48,7 @@ class TrainResult:
     # The best epoch's accuracy on validation texts that did not choose it (see
     # loralab.training.selection): what the recommendation reads, free of the choice's optimism.
     crossfit_validation_accuracy: float | None = None
+    crossfit_validation_balanced_accuracy: float | None = None  # the same choice, every class counted alike
     # Per epoch, whether each validation text was classified right (what cross-fitting reads).
     validation_correct: list[list[bool]] = field(default_factory=list)
     train_seconds: float = 0.0
@@ -343,8 +344,10 @@ def _train_model(
             tqdm.write(f"epoch {epoch}/{epochs}: {shown} ({seconds:.0f} s)")
     result.train_seconds = time.perf_counter() - start
     if validation is not None and len(result.validation_correct) == len(result.history) > 0:
-        result.crossfit_validation_accuracy = cross_fitted_accuracy(
-            np.array(result.validation_correct), validation_labels, config.seed
+        correct = np.array(result.validation_correct)
+        result.crossfit_validation_accuracy = cross_fitted_accuracy(correct, validation_labels, config.seed)
+        result.crossfit_validation_balanced_accuracy = cross_fitted_balanced_accuracy(
+            correct, validation_labels, config.seed
         )
     unwrapped = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
     if best_state is not None and result.best_epoch != len(result.history):

@@ -33,13 +33,31 @@ def halves(labels: np.ndarray, seed: int) -> np.ndarray:
     return fold
 
 
-def cross_fitted_accuracy(correct: np.ndarray, labels: np.ndarray, seed: int) -> float | None:
-    """Accuracy of choosing the epoch on validation, scored on texts that did not choose it.
+def cross_fitted_correct(correct: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray | None:
+    """Whether each validation text was classified correctly by the epoch chosen without it.
 
     ``correct`` is ``(epochs, texts)``: whether each epoch's model classified each validation
     text correctly; ``labels`` are the texts' class ids. The best epoch of a half is the first
     with the highest accuracy, as the training loop keeps it. With one epoch nothing was chosen
-    and this is the plain accuracy; with fewer than two texts it cannot be measured (``None``).
+    and this is that epoch's row; with fewer than two texts it cannot be measured (``None``).
+    """
+    correct = np.asarray(correct, dtype=bool)
+    if correct.ndim != 2 or correct.shape[1] < 2:
+        return None
+    if correct.shape[0] == 1:
+        return correct[0]
+    fold = halves(np.asarray(labels), seed)
+    scored = np.zeros(correct.shape[1], dtype=bool)
+    for half in (0, 1):
+        chooser, mine = fold != half, fold == half
+        epoch = int(np.argmax(correct[:, chooser].mean(axis=1)))
+        scored[mine] = correct[epoch, mine]
+    return scored
+
+
+def cross_fitted_accuracy(correct: np.ndarray, labels: np.ndarray, seed: int) -> float | None:
+    """Accuracy of choosing the epoch on validation, scored on texts that did not choose it
+    (see :func:`cross_fitted_correct`).
 
     Two epochs, each right on half the texts: the best epoch scores 0.5 on the whole split, but
     with these halves each half chooses the epoch that was right on it and wrong on the other:
@@ -50,15 +68,20 @@ def cross_fitted_accuracy(correct: np.ndarray, labels: np.ndarray, seed: int) ->
     >>> cross_fitted_accuracy(correct, np.array([0, 1, 0, 1]), seed=0)
     0.0
     """
-    correct = np.asarray(correct, dtype=bool)
-    if correct.ndim != 2 or correct.shape[1] < 2:
+    scored = cross_fitted_correct(correct, labels, seed)
+    return None if scored is None else float(scored.mean())
+
+
+def cross_fitted_balanced_accuracy(correct: np.ndarray, labels: np.ndarray, seed: int) -> float | None:
+    """The same choice (the epoch still chosen by accuracy, as training chooses it) scored by
+    balanced accuracy: the mean over classes of the share of each class's texts got right.
+
+    >>> correct = np.array([[1, 1, 1, 0]], dtype=bool)
+    >>> cross_fitted_balanced_accuracy(correct, np.array([0, 0, 0, 1]), seed=0)
+    0.5
+    """
+    scored = cross_fitted_correct(correct, labels, seed)
+    if scored is None:
         return None
-    if correct.shape[0] == 1:
-        return float(correct[0].mean())
-    fold = halves(np.asarray(labels), seed)
-    right = 0
-    for half in (0, 1):
-        chooser, scored = fold != half, fold == half
-        epoch = int(np.argmax(correct[:, chooser].mean(axis=1)))
-        right += int(correct[epoch, scored].sum())
-    return right / correct.shape[1]
+    labels = np.asarray(labels)
+    return float(np.mean([scored[labels == label].mean() for label in np.unique(labels)]))

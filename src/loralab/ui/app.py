@@ -22,7 +22,7 @@ from fastapi.templating import Jinja2Templates
 
 from loralab.config import DEFAULT_MODEL
 from loralab.errors import DataError, LoralabError, RunError
-from loralab.runs.recommend import CROSSFIT_MARK, CROSSFIT_NOTE
+from loralab.runs.recommend import CROSSFIT_MARK, CROSSFIT_NOTE, judged_column, judged_header
 from loralab.ui import models
 from loralab.ui.jobs import JOB_FILE, CompareRequest, JobBusy, Worker, read_job
 from loralab.ui.progress import compare_progress
@@ -131,7 +131,12 @@ def create_app(
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["short"] = lambda path: short_path(path, root)
     templates.env.filters["for_page"] = lambda message: for_the_page(str(message), root)
-    templates.env.globals.update(crossfit_mark=CROSSFIT_MARK, crossfit_note=CROSSFIT_NOTE)
+    templates.env.globals.update(
+        crossfit_mark=CROSSFIT_MARK,
+        crossfit_note=CROSSFIT_NOTE,
+        judged_column=judged_column,
+        judged_header=judged_header,
+    )
     app = FastAPI(title="loralab", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.worker = worker
     app.state.runs_dir = root
