@@ -55,6 +55,9 @@ def test_fewer_validation_texts_widen_the_noise():
 
     assert recommend(methods(1000)).within_noise == ("full",)  # 1 s.e. on 1,000 texts is 0.007
     assert recommend(methods(50)).within_noise == ("embed-logreg", "full")  # on 50 texts, 0.031
+    # The plain sentence says when the verdict is that uncertain, and not otherwise.
+    assert "points cannot be told apart: more labelled texts" in recommend(methods(50)).summary
+    assert "cannot be told apart" not in recommend(methods(1000)).summary
 
 
 def test_the_noise_is_the_standard_error_of_the_difference_over_seeds():

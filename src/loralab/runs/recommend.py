@@ -86,6 +86,9 @@ FEW_SHOT_PER_CLASS = 64
 # Validation's classes are uneven, and balanced accuracy judges, when the rarest class has fewer
 # than this share of the texts of the most common one (e.g. 43 against 108: 0.40).
 IMBALANCE = 0.5
+# One standard error from which the plain sentence says the verdict is uncertain (3 points: a
+# validation split of about 180 texts at 0.8 accuracy).
+NOISY = 0.03
 ACCURACY = "accuracy"
 BALANCED_ACCURACY = "balanced accuracy"
 
@@ -436,6 +439,11 @@ def recommend(
         summary = f"{chosen.method} scored best on the validation texts, and no cheaper method came close."
     else:
         summary = f"{chosen.method} scored best on the validation texts and is also the cheapest to train."
+    if noise >= NOISY and not summary.startswith("No method"):
+        summary += (
+            f" The validation texts are few, so scores closer than about {100 * noise:.0f} points "
+            "cannot be told apart: more labelled texts for validation would make this verdict firmer."
+        )
     if metric == BALANCED_ACCURACY:
         summary = (
             "The classes are uneven, so every method is judged by how well it does on each class, "
