@@ -92,6 +92,9 @@ def setting(
     return field(default=default, metadata=metadata)
 
 
+# How each class weighs in the loss (see loralab.methods.base.sample_weights).
+CLASS_WEIGHTS = ("none", "balanced")
+
 # How frozen features become one vector per text; auto reads the model's sentence-transformers config.
 POOLINGS = ("auto", "cls", "mean", "max")
 
@@ -180,6 +183,11 @@ class TrainConfig:
         None,
         "Baselines: inverse regularisation strength (default: embed-logreg chooses it by "
         "cross-validation on the training texts; the others use 1.0).",
+    )
+    class_weight: str = setting(
+        "none",
+        "Each class's weight in the loss: none, or balanced (inversely to its number of training "
+        "texts, as scikit-learn's class_weight='balanced'), so a rare class is not given up.",
     )
     pooling: str = setting(
         "auto",
@@ -275,6 +283,10 @@ class TrainConfig:
             (
                 self.baseline_c is None or self.baseline_c > 0,
                 f"--baseline-c must be positive, got {self.baseline_c}.",
+            ),
+            (
+                self.class_weight in CLASS_WEIGHTS,
+                f"--class-weight must be {' or '.join(CLASS_WEIGHTS)}; got '{self.class_weight}'.",
             ),
             (self.setfit_max_pairs >= 2, f"--setfit-max-pairs must be ≥ 2, got {self.setfit_max_pairs}."),
             (

@@ -137,6 +137,27 @@ LORA_SETTINGS = frozenset(
 )
 
 
+def class_weights(config: TrainConfig, labels: Sequence[int] | np.ndarray, classes: int) -> np.ndarray | None:
+    """Each class's weight in the loss as ``config.class_weight`` asks: ``None`` for none; for
+    balanced, scikit-learn's ``n / (classes · n_class)``, so every class weighs as much in total.
+
+    >>> class_weights(TrainConfig(class_weight="balanced"), [0, 0, 0, 1], 2).tolist()
+    [0.6666666666666666, 2.0]
+    """
+    if config.class_weight == "none":
+        return None
+    # deferred: scikit-learn is imported only by the methods that fit with it or weigh classes
+    from sklearn.utils.class_weight import compute_class_weight
+
+    return compute_class_weight("balanced", classes=np.arange(classes), y=np.asarray(labels))
+
+
+def sample_weights(config: TrainConfig, labels: Sequence[int] | np.ndarray) -> np.ndarray | None:
+    """Per training text, its class's weight (:func:`class_weights`), for a scikit-learn ``fit``."""
+    weights = class_weights(config, labels, int(max(labels)) + 1)
+    return None if weights is None else weights[np.asarray(labels)]
+
+
 def unused_text_settings(config: TrainConfig) -> str | None:
     """A sentence naming long-text settings given away from their default that ``config``'s
     way of reading texts does not use (``--stride`` without chunks, say), or ``None``."""
@@ -247,6 +268,8 @@ class Method(ABC):
             settings = {**settings, "lora_init": self.default_lora_init}
         if not self.supports_lora_layers:
             settings = {k: v for k, v in settings.items() if k != "lora_layers"}
+        if self.reference:  # a reference answers the same whatever the loss would weigh
+            settings = {k: v for k, v in settings.items() if k != "class_weight"}
         return self.read_settings(settings)
 
     def read_settings(self, settings: dict) -> dict:

@@ -24,7 +24,7 @@ from sklearn.naive_bayes import MultinomialNB
 from loralab.config import TrainConfig
 from loralab.data import DataSplits
 from loralab.errors import RunError
-from loralab.methods.base import Classifier, FitResult, Method, register
+from loralab.methods.base import Classifier, FitResult, Method, register, sample_weights
 
 BASELINE_FILE = "baseline.json"
 ARRAYS_FILE = "baseline.safetensors"
@@ -146,7 +146,8 @@ class TfidfMethod(Method):
         vectorizer = make_vectorizer(config)
         features = vectorizer.fit_transform(splits.train.texts)
         label2id = splits.label2id
-        estimator = self.estimator(config).fit(features, [label2id[y] for y in splits.train.labels])
+        labels = [label2id[y] for y in splits.train.labels]
+        estimator = self.estimator(config).fit(features, labels, sample_weight=sample_weights(config, labels))
         return FitResult(
             TfidfClassifier(vectorizer, estimator, splits.labels, config, self),
             train_seconds=time.perf_counter() - start,

@@ -28,7 +28,7 @@ from sklearn.svm import LinearSVC
 from loralab.config import TrainConfig
 from loralab.data import DataSplits
 from loralab.errors import RunError
-from loralab.methods.base import Classifier, FitResult, Method, register
+from loralab.methods.base import Classifier, FitResult, Method, register, sample_weights
 from loralab.methods.baselines import fixed_c, with_fixed_c
 from loralab.methods.features import (
     ENCODER_PASSES,
@@ -109,7 +109,9 @@ class EmbeddingMethod(Method):
         scaler = StandardScaler().fit(features)
         label2id = splits.label2id
         labels = np.array([label2id[y] for y in splits.train.labels])
-        estimator = self.estimator(config, labels).fit(scaler.transform(features), labels)
+        estimator = self.estimator(config, labels).fit(
+            scaler.transform(features), labels, sample_weight=sample_weights(config, labels)
+        )
         details = {}
         if isinstance(estimator, LogisticRegressionCV):
             folds = estimator.cv.get_n_splits()

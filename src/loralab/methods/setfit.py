@@ -78,9 +78,10 @@ def _quiet_trainer_logs(trainer, progress: bool) -> None:
         trainer.st_trainer.add_callback(QuietProgress)
 
 
-def _logistic_regression(seed: int):
+def _logistic_regression(config: TrainConfig):
     # setfit's own default head, given room to converge on few texts.
-    return LogisticRegression(max_iter=3000, random_state=seed)
+    weighting = "balanced" if config.class_weight == "balanced" else None
+    return LogisticRegression(max_iter=3000, random_state=config.seed, class_weight=weighting)
 
 
 def _body(path: str, config: TrainConfig):
@@ -209,7 +210,7 @@ class SetFit(Method):
         body = _body(resolve_model(config.model), config)
         adapters = self.adapt_body(body, config)
         model = setfit.SetFitModel(
-            model_body=body, model_head=_logistic_regression(config.seed), labels=splits.labels
+            model_body=body, model_head=_logistic_regression(config), labels=splits.labels
         )
         with tempfile.TemporaryDirectory(prefix="loralab-setfit-") as scratch:
             args = setfit.TrainingArguments(
@@ -272,7 +273,7 @@ class SetFit(Method):
                 f"{folder}: the saved SetFit model is incomplete ({BODY_DIR}/ or {HEAD_FILE} missing)."
             )
         arrays = load_file(str(folder / HEAD_FILE))
-        head = _logistic_regression(config.seed)
+        head = _logistic_regression(config)
         head.coef_, head.intercept_ = arrays["coef"], arrays["intercept"]
         head.classes_ = np.arange(len(labels))
         body = _body(str(folder / BODY_DIR), config)

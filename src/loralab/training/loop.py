@@ -26,6 +26,7 @@ from transformers import get_linear_schedule_with_warmup
 from loralab.config import TrainConfig
 from loralab.data.batching import collate
 from loralab.errors import LoralabError
+from loralab.methods.base import class_weights
 from loralab.methods.neural import TrainingData
 from loralab.models.inference import autocast, predict_logits_from_ids
 from loralab.models.speedups import fast_paths, sample_batch
@@ -188,6 +189,9 @@ def _train_model(
     progress = progress and accelerator.is_local_main_process
     train_ids, train_labels, validation = data.train_ids, data.train_labels, data.validation
     validation_labels = np.array(validation[1]) if validation is not None else np.zeros(0, dtype=np.int64)
+    # --class-weight balanced: a rare class's texts weigh more in the loss (validation's stays plain).
+    weights = class_weights(config, train_labels, max(train_labels) + 1)
+    loss_weight = None if weights is None else torch.from_numpy(weights).float().to(accelerator.device)
     pad_id = data.pad_id
     assert config.batch_size is not None, "the method resolves the batch size before training"
     sampler = LengthBucketBatches([len(x) for x in train_ids], config.batch_size, config.seed)
@@ -278,7 +282,7 @@ def _train_model(
             with accelerator.accumulate(model):
                 with autocast(precision, device):
                     logits = model(**batch).logits
-                loss = F.cross_entropy(logits.float(), labels)
+                loss = F.cross_entropy(logits.float(), labels, weight=loss_weight)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and config.max_grad_norm:
                     accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
