@@ -83,6 +83,25 @@ def test_single_run_report_names_the_positive_class_and_plots_validation_loss(
     assert 'alt="training and validation loss, and validation accuracy, per epoch"' in page
 
 
+def test_single_run_report_shows_macro_f1_once_for_three_classes(tmp_path):
+    from tests.conftest import synthetic_frame
+
+    def results_header(classes: int) -> str:
+        data = tmp_path / f"{classes}.csv"
+        synthetic_frame(90, 1, classes=classes).to_csv(data, index=False)
+        config = TrainConfig(method="tfidf-logreg")
+        run = train_run(str(data), config, tmp_path / f"r{classes}", progress=False)
+        page = write_report(run.folder)[0].read_text()
+        results = page[page.index("<h2>Results</h2>") :]
+        return results[: results.index("</tr>")]
+
+    three = results_header(3)
+    # with three classes the headline F1 is the macro average: one column, not two equal ones
+    assert "<th>F1 (macro)</th>" in three and "macro-F1" not in three
+    two = results_header(2)
+    assert "<th>F1 (positive)</th>" in two and "<th>macro-F1</th>" in two  # two different figures
+
+
 def test_reliability_and_expected_calibration_error():
     confidence = np.array([0.55, 0.58, 0.95, 0.97, 1.0])
     correct = np.array([1, 0, 1, 1, 0])

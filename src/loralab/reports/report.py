@@ -198,11 +198,13 @@ def run_report(folder: Path) -> Report:
     report.heading("Results")
     first: dict = next(iter(metrics.values()), {})
     average = f" ({first['positive_label']})" if first.get("positive_label") else " (macro)"
+    # Of three or more classes the F1 column is the macro average: one column, not two equal ones.
+    macro = ["macro-F1"] if first.get("positive_label") else []
+    columns = ["split", "accuracy", f"precision{average}", f"recall{average}", f"F1{average}", *macro]
     rows = [
-        [split, m["accuracy"], m["precision"], m["recall"], m["f1"], m["macro_f1"], m["n"]]
+        [split, m["accuracy"], m["precision"], m["recall"], m["f1"], *[m["macro_f1"] for _ in macro], m["n"]]
         for split, m in metrics.items()
     ]
-    columns = ["split", "accuracy", f"precision{average}", f"recall{average}", f"F1{average}", "macro-F1"]
     report.table([*columns, "texts"], rows)
     report.paragraph(averaging_note(first))
     report.paragraph(
