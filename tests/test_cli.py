@@ -295,3 +295,15 @@ def test_metrics_table_shows_macro_f1_once_for_three_classes():
     assert three.count("F1") == 1 and "F1 (macro)" in three
     two = rendered(["neg", "pos", "pos", "neg", "pos"])
     assert "F1 (positive class 'pos')" in two and "macro-F1" in two  # two different numbers
+
+
+def test_train_refuses_a_score_column_before_writing_a_run(tmp_path):
+    data = tmp_path / "reviews.csv"
+    frame = synthetic_frame(100, 4)
+    frame.assign(score=[f"{(i * 37 % 97 + 1) / 100:.2f}" for i in range(100)]).to_csv(data, index=False)
+    result = invoke("train", data, "--label-col", "score", "--method", "tfidf-logreg", "-o", tmp_path / "r")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    message = " ".join(result.output.split())
+    assert "column 'score' looks like a continuous score (97 distinct values among 100 texts" in message
+    assert "(the other columns are label)" in message
+    assert not (tmp_path / "r").exists()

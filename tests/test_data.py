@@ -144,6 +144,51 @@ def test_a_label_column_of_texts_is_refused_naming_the_columns(tmp_path):
     assert len(load_data(folder).labels) == 30
 
 
+def _scored(n: int, values) -> pd.DataFrame:
+    frame = synthetic_frame(n, 5)
+    return frame.assign(score=[values(i) for i in range(n)], source=[f"s{i % 3}" for i in range(n)])
+
+
+@pytest.mark.parametrize(
+    "values, n",
+    [
+        (lambda i: f"{(i * 37 % 997 + 1) / 1000:.3f}", 200),  # a probability: nearly all different
+        # means of stars
+        (lambda i: [3.5, 4.25, 3.333, 2.75, 4.0, 1.5, 2.2, 4.8, 3.9, 2.6, 1.1, 4.4][i % 12], 600),
+        (lambda i: i * 7919 % 5000, 200),  # a count: whole numbers, nearly all different
+    ],
+)
+def test_a_label_column_of_scores_is_refused_naming_the_other_columns(tmp_path, values, n):
+    path = tmp_path / "reviews.csv"
+    frame = _scored(n, values)
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataError, match="column 'score' looks like a continuous score") as err:
+        load_data(path, label_col="score")
+    distinct = frame["score"].astype(str).nunique()
+    first = ", ".join(map(str, frame["score"].drop_duplicates()[:3]))
+    assert f"({distinct} distinct values among {n} texts, e.g. {first}, …)" in str(err.value)
+    assert "loralab trains classifiers" in str(err.value)
+    assert "bin it into a few classes" in str(err.value)
+    assert "choose another column with --label-col (the other columns are label, source)" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "values, n, classes",
+    [
+        (lambda i: [1, 2, 3, 4, 7, 8, 9, 10][i % 8], 80, 8),  # star ratings, as IMDB's
+        (lambda i: i % 11 / 2, 44, 11),  # half stars 0–5 (and 0.0 is 0)
+        (lambda i: i % 40, 40, 40),  # one-shot intents encoded 0…39
+        (lambda i: [101, 205, 310, 412, 518, 620, 733, 845, 950, 990, 995, 999][i % 12], 48, 12),  # ids
+    ],
+)
+def test_numeric_class_names_stay_classes(tmp_path, values, n, classes):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for split in ("train", "validation", "test"):
+        _scored(n, values).to_csv(folder / f"{split}.csv", index=False)
+    assert len(load_data(folder, label_col="score").labels) == classes
+
+
 def test_labels_differing_only_in_case_get_a_note_and_spaces_around_them_go(tmp_path):
     frame = synthetic_frame(60, 7)
     frame.loc[:9, "label"] = ["Positive", " positive "] * 5

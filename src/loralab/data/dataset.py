@@ -262,6 +262,33 @@ def _label_name(value: object) -> str:
 
 
 _WHOLE_NUMBER = re.compile(r"[-+]?\d+\.0+")
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+# More values than the longest rating scale has (0–10; half stars 0.5–5 have 10): a column of
+# numbers with at most this many values may well be classes, however written.
+_SCALE_VALUES = 11
+
+
+def _looks_like_score(labels: list[str]) -> bool:
+    """Whether labels that are all numbers (bar missing-value markers) measure something (a
+    probability, a mean of stars, a count) rather than name classes.
+
+    They do when they take more values than a rating scale and either some value has a fractional
+    part — class ids are written as whole numbers or names, and scikit-learn, which ``fit`` uses,
+    calls such targets continuous — or they are whole numbers nearly all different, fewer than
+    two texts per value on average, so most classes would have one text to learn from and none
+    to test on. The ids 0…N-1 or 1…N a label encoder gives are classes even then (one-shot data).
+    """
+    values = [label for label in labels if label.casefold() not in _MISSING_MARKERS]
+    if not values or not all(_NUMBER.fullmatch(value) for value in values):
+        return False
+    distinct = set(values)
+    if len(distinct) <= _SCALE_VALUES:
+        return False
+    numbers = {float(value) for value in distinct}
+    if not all(number.is_integer() for number in numbers):
+        return True
+    encoded = any(numbers == set(range(start, start + len(distinct))) for start in (0, 1))
+    return len(values) < 2 * len(distinct) and not encoded
 
 
 def stratified_split(
@@ -361,6 +388,20 @@ def load_data(
             f"{where['train']}: column '{label_col}' has {len(labels):,} different values in "
             f"{len(train):,} rows, of {words:.0f} words on average, so it holds texts rather than "
             f"classes; choose the label column with --label-col (the columns are {columns})."
+        )
+    if _looks_like_score(train.labels):
+        numbers = [label for label in dict.fromkeys(train.labels) if _NUMBER.fullmatch(label)]
+        others = [str(c) for c in frames["train"].columns if str(c) not in (text_col, label_col)]
+        instead = (
+            f"choose another column with --label-col (the other columns are {', '.join(others)})"
+            if others
+            else "the file has no other column to choose"
+        )
+        raise DataError(
+            f"{where['train']}: column '{label_col}' looks like a continuous score "
+            f"({len(numbers):,} distinct values among {len(train):,} texts, e.g. "
+            f"{', '.join(numbers[:3])}, …), not class names; loralab trains classifiers, so bin it "
+            f"into a few classes, or {instead}."
         )
     origins = {k: "file" for k in parts}
     for split, fraction in (("test", test_fraction), ("validation", validation_fraction)):
