@@ -148,6 +148,19 @@ def test_evaluating_on_the_training_file_scores_the_split_training_carved(tfidf_
     assert json.loads((tmp_path / "other.json").read_text())["trained"]["n"] == 30
 
 
+def test_evaluating_a_split_of_another_single_file_says_the_whole_file_is_scored(tfidf_run, tmp_path):
+    other = tmp_path / "reviews.csv"
+    synthetic_frame(30, 5).to_csv(other, index=False)
+    result = invoke("evaluate", tfidf_run, other, "--split", "validation", "--output", tmp_path / "v.json")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "v.json").read_text())["trained"]["n"] == 30
+    message = " ".join(result.output.split())
+    assert f"{other} is a single file, so all 30 of its rows are scored, not a validation split" in message
+    # a file given to test on, the default split, is the test data: nothing to say
+    result = invoke("evaluate", tfidf_run, other, "--output", tmp_path / "t.json")
+    assert result.exit_code == 0 and "single file" not in result.output
+
+
 def test_threads_hold_from_the_start_of_a_run_and_the_manifest_says_so(tmp_path):
     import torch
 

@@ -453,8 +453,9 @@ def load_data(
 def load_labelled_file(
     data: str | Path, split: str, text_col: str, label_col: str
 ) -> tuple[LabelledTexts, str, list[str]]:
-    """Read one split of DATA for evaluation. A single file is used whole, whatever ``split``;
-    a folder, ``hf:`` or ``demo`` without that split has it carved from train as in training."""
+    """Read one split of DATA for evaluation. A single file is used whole, whatever ``split``
+    (a note says so when ``split`` is not the default, test); a folder, ``hf:`` or ``demo``
+    without that split has it carved from train as in training."""
     frames, where, _ = read_frames(data)
     if str(data) == "demo":
         text_col, label_col = "text", "label"
@@ -462,6 +463,12 @@ def load_labelled_file(
     single_file = Path(str(data)).expanduser().is_file()
     if single_file:
         part = _to_labelled(frames["train"], where["train"], text_col, label_col, notes)
+        if split != "test":  # a file given to test on is the test data; another split is not in it
+            notes.append(
+                f"{where['train']} is a single file, so all {len(part):,} of its rows are scored, not "
+                f"a {split} split of it (a folder of train/validation/test files, hf: data or demo "
+                "have splits)."
+            )
         return part, where["train"], notes
     if split in frames:
         return _to_labelled(frames[split], where[split], text_col, label_col, notes), where[split], notes
