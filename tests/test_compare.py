@@ -308,3 +308,23 @@ def test_a_stopped_compare_goes_on_from_the_interrupted_runs_checkpoint(tiny_ber
     history, reference = (pd.read_csv(d / "lora-seed42" / "history.csv") for d in (out, tmp_path / "whole"))
     pd.testing.assert_frame_equal(history[["train_loss", "val_loss"]], reference[["train_loss", "val_loss"]],
                                   atol=1e-5, rtol=0)  # fmt: skip
+
+
+def test_one_epoch_is_not_said_to_be_chosen_on_validation(tiny_bert, synthetic_dir, tmp_path):
+    from loralab.runs.recommend import CROSSFIT_MARK, CROSSFIT_NOTE
+
+    out = tmp_path / "cmp"
+    args = ["compare", str(synthetic_dir), "--methods", "tfidf-logreg,head", "--model", str(tiny_bert)]
+    result = CliRunner().invoke(app, [*args, "--epochs", "1", "--threads", "1", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert CROSSFIT_MARK not in result.output and CROSSFIT_NOTE not in " ".join(result.output.split())
+    saved = json.loads((out / "results.json").read_text())
+    assert "chose an epoch on validation" not in saved["recommendation"]["reason"]
+    head = next(r for r in saved["summary"] if r["method"] == "head")
+    assert head["validation_crossfit"] is False
+    # Still recorded as before (the plain accuracy of the one epoch), with the epochs it had.
+    run = next(r for r in saved["runs"] if r["method"] == "head")
+    assert run["validation_accuracy_crossfit"] is not None and run["epochs"] == 1
+    assert CliRunner().invoke(app, ["report", str(out)]).exit_code == 0
+    report = (out / "report.md").read_text()
+    assert CROSSFIT_NOTE not in report and CROSSFIT_MARK not in report

@@ -28,6 +28,7 @@ from loralab.runs.recommend import (
     ACCURACY,
     BALANCED_ACCURACY,
     balanced_accuracy,
+    chose_epoch,
     final_recommendation,
     judged_accuracy,
     judged_by,
@@ -152,8 +153,7 @@ def _summarise(rows: list[dict], metric: str = ACCURACY) -> list[dict]:
             judged = [a for a in (judged_accuracy(r, judged_metric) for r in mine) if a is not None]
             summary[f"{key}_judged"] = statistics.fmean(judged) if judged else None
             summary[f"{key}_judged_std"] = statistics.stdev(judged) if len(judged) > 1 else 0.0
-        crossfit = f"{validation_key(metric)}_crossfit"
-        summary["validation_crossfit"] = all(r.get(crossfit) is not None for r in mine)
+        summary["validation_crossfit"] = all(chose_epoch(r, metric) for r in mine)
         summary["validation_judged_by"] = metric
         table.append(summary)
     return table
@@ -173,10 +173,12 @@ def run_row(folder: Path, method: str, seed: int, train_size: str, root: Path) -
         "train_seconds": manifest.get("train_seconds"),
         "inference_texts_per_second": metrics["test"].get("inference_texts_per_second"),
         "validation_accuracy": metrics["validation"]["accuracy"],
-        # The same, free of the optimism of choosing the best epoch on it (None: no epoch chosen).
+        # The same, free of the optimism of choosing the best epoch on it (None: no epoch chosen;
+        # with one epoch, nothing was chosen either, and it is the plain accuracy).
         "validation_accuracy_crossfit": manifest.get("validation_accuracy_crossfit"),
         "validation_balanced_accuracy": balanced_accuracy(metrics["validation"]),
         "validation_balanced_accuracy_crossfit": manifest.get("validation_balanced_accuracy_crossfit"),
+        "epochs": (manifest.get("resolved") or {}).get("epochs"),
         "validation_texts": metrics["validation"]["n"],
         "validation_class_texts": {
             name: c["support"] for name, c in (metrics["validation"].get("per_class") or {}).items()

@@ -489,6 +489,15 @@ def judged_accuracy(row: dict, metric: str = ACCURACY) -> float | None:
     return crossfit if crossfit is not None else row.get(validation_key(metric))
 
 
+def chose_epoch(row: dict, metric: str = ACCURACY) -> bool:
+    """Whether a compare run row chose its epoch on validation, so that its judged figure (of
+    ``metric``) is cross-fitted: it trained two epochs or more (with one, nothing was chosen and
+    the figure recorded as cross-fitted is the plain one). Rows written before ``epochs`` was
+    recorded count as having chosen, as they were shown then."""
+    epochs = row.get("epochs")
+    return row.get(f"{validation_key(metric)}_crossfit") is not None and (epochs is None or epochs >= 2)
+
+
 def judged_column(summary_row: dict) -> str:
     """The key of a compare summary row's validation figure as the recommendation reads it
     (results written before cross-fitting have only the plain one)."""
@@ -523,9 +532,10 @@ def recommend_runs(
     """One recommendation per training-set size (smallest first) from compare's run rows.
 
     ``rows`` carry ``method``, ``train_size``, ``validation_accuracy`` (and
-    ``validation_accuracy_crossfit`` if the run chose an epoch on it), ``validation_texts``,
-    ``validation_drawn_per_seed``, ``validation_pool``, ``train_seconds`` and
-    ``train_largest_class``; ``traits(method)`` gives its ``(cost_rank, reference, few_shot)``.
+    ``validation_accuracy_crossfit`` with the ``epochs`` it was chosen among, if the run chose
+    an epoch on it), ``validation_texts``, ``validation_drawn_per_seed``, ``validation_pool``,
+    ``train_seconds`` and ``train_largest_class``; ``traits(method)`` gives its
+    ``(cost_rank, reference, few_shot)``.
     ``class_texts`` are the whole validation split's texts per class: when they are uneven
     (:func:`judged_by`) every size is judged by balanced accuracy, read from the rows'
     ``validation_balanced_accuracy`` (``_crossfit``) and ``validation_class_texts``."""
@@ -558,7 +568,7 @@ def recommend_runs(
                     # results.json written before this was recorded: learning-curve sizes were cut per seed
                     validation_drawn_per_seed=bool(mine[0].get("validation_drawn_per_seed", size != "all")),
                     validation_pool=pool,
-                    crossfit=all(r.get(f"{validation_key(metric)}_crossfit") is not None for r in mine),
+                    crossfit=all(chose_epoch(r, metric) for r in mine),
                     few_shot=few_shot,
                     judged_by=metric,
                 )
