@@ -310,6 +310,20 @@ def test_a_stopped_compare_goes_on_from_the_interrupted_runs_checkpoint(tiny_ber
                                   atol=1e-5, rtol=0)  # fmt: skip
 
 
+def test_a_typo_in_the_target_modules_fails_before_any_method_trains(tiny_bert, synthetic_dir, tmp_path):
+    common = [str(synthetic_dir), "--model", str(tiny_bert), "--epochs", "1", "--threads", "1"]
+    typo = ["--target-modules", "qurey,value"]
+    train = CliRunner().invoke(app, ["train", *common, "--method", "lora", *typo, "-o", str(tmp_path / "r")])
+    assert train.exit_code == 2
+    said = next(line for line in train.output.splitlines() if "qurey" in line).removeprefix("error: ")
+    out = tmp_path / "cmp"
+    methods = ["--methods", "majority,tfidf-logreg,head,lora"]
+    result = CliRunner().invoke(app, ["compare", *common, *methods, *typo, "-o", str(out)])
+    assert result.exit_code == 2
+    assert said in result.output  # the sentence train gives, before tfidf-logreg or head has trained
+    assert "(done)" not in result.output and not out.exists()
+
+
 def test_one_epoch_is_not_said_to_be_chosen_on_validation(tiny_bert, synthetic_dir, tmp_path):
     from loralab.runs.recommend import CROSSFIT_MARK, CROSSFIT_NOTE
 

@@ -135,6 +135,14 @@ def test_setfit_lora_refuses_loraplus(tiny_sentence_transformer):
         get_method("setfit-lora").check(config)
 
 
+def test_setfit_lora_checks_its_target_modules_on_the_model_before_training(tiny_sentence_transformer):
+    # what a comparison asks of every method before its first run
+    config = TrainConfig(method="setfit-lora", model=str(tiny_sentence_transformer), target_modules=["qurey"])
+    with pytest.raises(LoralabError, match="Target module 'qurey' matches no linear layer"):
+        get_method("setfit-lora").check_model(config, ["negative", "positive"])
+    get_method("setfit-lora").check_model(config.replace(target_modules=["query"]), ["negative", "positive"])
+
+
 def manifest_targets(encoder):
     """The linear layers of a BERT encoder outside its pooler: what setfit-lora adapts."""
     import torch

@@ -295,6 +295,12 @@ class Method(ABC):
         if unused:
             warnings.warn(f"{unused}; ignored here.", UserWarning, stacklevel=2)
 
+    def check_model(self, config: TrainConfig, labels: list[str]) -> None:
+        """Validate the settings that only the model can tell wrong (LoRA's target modules, say),
+        by building what training builds first; a comparison calls it for every method before
+        its first run. Most methods have none."""
+        return None
+
     def unavailable(self, config: TrainConfig) -> str | None:
         """Why this method cannot run with ``config`` here (an extra not installed, a model of
         the wrong kind), or ``None``; the default comparison leaves such methods out and says why."""

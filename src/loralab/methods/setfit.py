@@ -336,6 +336,11 @@ class SetFitLora(SetFit):
                 "setfit-lora's adapters train in the setfit library's own optimizer, at one learning rate."
             )
 
+    def check_model(self, config: TrainConfig, labels: list[str]) -> None:
+        """Put the adapters into the body as training does, so that target modules that match
+        no layer (or a rank too large for one) fail here."""
+        self.adapt_body(_body(resolve_model(config.model), config), config)
+
     def adapt_body(self, body, config: TrainConfig) -> BodyAdapters | None:
         if not hasattr(body[0], "auto_model"):
             raise LoralabError(

@@ -219,6 +219,26 @@ def run_plan(methods: list[str], seeds: int, first_seed: int, sizes: list[int | 
     return plan
 
 
+def run_config(base: TrainConfig, method: str, seed: int) -> TrainConfig:
+    """What one run of a comparison is asked for: its settings, less those the method does not
+    read (baselines read texts their own way)."""
+    config = base.replace(method=method, seed=seed)
+    if not get_method(method).reads_long_text:
+        config = config.replace(truncation="head", long_text="truncate", train_on_chunks=False)
+    return config
+
+
+def check_before_training(base: TrainConfig, methods: list[str], labels: list[str]) -> None:
+    """Check every method's settings before the first run: a mistake in the settings of the
+    last method (a target module that matches no layer) fails at once, not after the methods
+    before it have trained."""
+    for name in methods:
+        method = get_method(name)
+        config = run_config(base, name, base.seed)
+        method.check(config)
+        method.check_model(config, labels)
+
+
 def _asked_for(run: RunFolder, config: TrainConfig) -> bool:
     """Whether ``run`` is completed and was asked for exactly ``config`` (its config.json holds
     the resolved values; older runs, without ``requested`` in the manifest, only those)."""
@@ -276,6 +296,7 @@ def compare(
     }
     folder = Path(output_dir)
     _check_folder(folder, data, fingerprint)
+    check_before_training(base_config, methods, splits.labels)
     folder.mkdir(parents=True, exist_ok=True)
     write_json(
         folder / COMPARE_FILE,
@@ -296,9 +317,7 @@ def compare(
         run_dir = folder / planned.folder_name
         if train_sizes:
             run_dir = folder / f"per-class-{size_name}" / run_dir.name
-        config = base_config.replace(method=method, seed=seed)
-        if not get_method(method).reads_long_text:  # baselines read texts their own way
-            config = config.replace(truncation="head", long_text="truncate", train_on_chunks=False)
+        config = run_config(base_config, method, seed)
         run = RunFolder(run_dir)
         reused = _asked_for(run, config)
         data_seed = base_config.seed if size is None else seed

@@ -17,6 +17,7 @@ from loralab.data.batching import collate
 from loralab.methods.neural import NeuralMethod, Prepared, TrainingData
 from loralab.models.frozen_bottom import cache_bottom_layers, frozen_layer_count
 from loralab.models.speedups import FrozenBottomCache, enter_verified, is_chosen, switched_off
+from loralab.models.targets import lora_targets
 
 # The frozen-bottom speed-up as named in loralab.models.speedups.SPEEDUPS (it holds no cache).
 SPEEDUP = FrozenBottomCache()
@@ -30,6 +31,12 @@ class LoraMethod(NeuralMethod):
     supports_lora_layers = True
     trains_adapters = True
     lora_based = True
+
+    def check_model(self, config: TrainConfig, labels: list[str]) -> None:
+        """Resolve the target modules on the model, as :meth:`prepare` does: a name that matches
+        no layer, a rank too large for one or more --lora-layers than the model has fails here."""
+        loaded = self.base(labels, self.settled(config))
+        lora_targets(loaded.model, loaded.head_modules, config)
 
     def training_data(
         self, prepared: Prepared, splits: DataSplits, config: TrainConfig, *, progress: bool = True
