@@ -324,6 +324,39 @@ def test_a_typo_in_the_target_modules_fails_before_any_method_trains(tiny_bert, 
     assert "(done)" not in result.output and not out.exists()
 
 
+def test_settings_that_some_compared_methods_ignore_are_named(synthetic_dir, tmp_path):
+    out = tmp_path / "cmp"
+    args = ["compare", str(synthetic_dir), "--methods", "majority,tfidf-logreg", "-o", str(out)]
+    result = CliRunner().invoke(app, [*args, "--baseline-c", "0.5", "--lora-rank", "4"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "--baseline-c applies to tfidf-logreg only; majority ignores it." in text
+    assert "--lora-rank applies to none of the methods compared (majority, tfidf-logreg); ignored." in text
+    # The runs ask only for what they read: a run of another --lora-rank is the same run.
+    assert json.loads((out / "tfidf-logreg" / "config.json").read_text())["baseline_c"] == 0.5
+    again = CliRunner().invoke(app, [*args, "--baseline-c", "0.5"])
+    assert again.exit_code == 0 and again.output.count("(reused)") == 2 and "--lora-rank" not in again.output
+    from loralab.methods import get_method
+    from loralab.runs.compare import run_config, unread_settings_warnings
+
+    embed = ["embed-logreg", "embed-ridge"]
+    assert unread_settings_warnings(TrainConfig(baseline_c=0.5), embed) == [
+        "--baseline-c applies to embed-logreg only; embed-ridge ignores it."
+    ]
+    # --lora-layers, which train refuses for full fine-tuning, is for the LoRA runs of a comparison.
+    full = run_config(TrainConfig(lora_layers=1, baseline_c=0.5), "full", 42)
+    assert full.lora_layers is None and full.baseline_c is None
+    get_method("full").check(full)
+
+
+def test_train_says_which_given_settings_its_method_ignores(synthetic_dir, tmp_path):
+    config = TrainConfig(method="majority", baseline_c=0.5, lora_rank=4)
+    from loralab.runs.train import train_run
+
+    with pytest.warns(UserWarning, match=r"^--lora-rank, --baseline-c are not read by --method majority"):
+        train_run(synthetic_dir, config, tmp_path / "r", progress=False)
+
+
 def test_one_epoch_is_not_said_to_be_chosen_on_validation(tiny_bert, synthetic_dir, tmp_path):
     from loralab.runs.recommend import CROSSFIT_MARK, CROSSFIT_NOTE
 

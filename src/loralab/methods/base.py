@@ -294,6 +294,19 @@ class Method(ABC):
         unused = unused_text_settings(config)
         if unused:
             warnings.warn(f"{unused}; ignored here.", UserWarning, stacklevel=2)
+        unread = self.unread_settings(config)
+        if unread:
+            flags = ", ".join(f"--{name.replace('_', '-')}" for name in unread)
+            verb = "is" if len(unread) == 1 else "are"
+            warnings.warn(f"{flags} {verb} not read by --method {self.name}; ignored here.", stacklevel=2)
+
+    def unread_settings(self, config: TrainConfig) -> list[str]:
+        """The settings ``config`` gives away from their default that this method never reads:
+        those :meth:`comparable_settings` leaves out (the LoRA settings of a method without
+        adapters, ``--baseline-c`` of a method without such a constant, …)."""
+        given, defaults = config.to_dict(), TrainConfig().to_dict()
+        read = self.comparable_settings(given)
+        return [name for name, value in given.items() if name not in read and value != defaults[name]]
 
     def check_model(self, config: TrainConfig, labels: list[str]) -> None:
         """Validate the settings that only the model can tell wrong (LoRA's target modules, say),

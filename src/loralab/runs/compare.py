@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import statistics
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -221,17 +222,42 @@ def run_plan(methods: list[str], seeds: int, first_seed: int, sizes: list[int | 
 
 def run_config(base: TrainConfig, method: str, seed: int) -> TrainConfig:
     """What one run of a comparison is asked for: its settings, less those the method does not
-    read (baselines read texts their own way)."""
+    read (baselines read texts their own way; the LoRA settings, say, are for LoRA), which
+    :func:`unread_settings_warnings` has told the user of once for the whole comparison."""
     config = base.replace(method=method, seed=seed)
-    if not get_method(method).reads_long_text:
+    found = get_method(method)
+    if not found.reads_long_text:
         config = config.replace(truncation="head", long_text="truncate", train_on_chunks=False)
-    return config
+    defaults = TrainConfig()
+    return config.replace(**{name: getattr(defaults, name) for name in found.unread_settings(config)})
+
+
+def unread_settings_warnings(config: TrainConfig, methods: list[str]) -> list[str]:
+    """One sentence per setting given away from its default that some of ``methods`` never
+    read (see :meth:`~loralab.methods.base.Method.unread_settings`), naming them."""
+    ignoring: dict[str, list[str]] = {}
+    for name in methods:
+        for setting in get_method(name).unread_settings(config.replace(method=name)):
+            ignoring.setdefault(setting, []).append(name)
+    sentences = []
+    for setting, ignored_by in ignoring.items():
+        flag = f"--{setting.replace('_', '-')}"
+        reading = [name for name in methods if name not in ignored_by]
+        if reading:
+            verb = "ignores" if len(ignored_by) == 1 else "ignore"
+            sentence = f"{flag} applies to {', '.join(reading)} only; {', '.join(ignored_by)} {verb} it."
+        else:
+            sentence = f"{flag} applies to none of the methods compared ({', '.join(methods)}); ignored."
+        sentences.append(sentence)
+    return sentences
 
 
 def check_before_training(base: TrainConfig, methods: list[str], labels: list[str]) -> None:
     """Check every method's settings before the first run: a mistake in the settings of the
     last method (a target module that matches no layer) fails at once, not after the methods
     before it have trained."""
+    for sentence in unread_settings_warnings(base, methods):
+        warnings.warn(sentence, stacklevel=3)
     for name in methods:
         method = get_method(name)
         config = run_config(base, name, base.seed)
