@@ -98,3 +98,11 @@ def test_an_unknown_weighting_is_one_sentence(synthetic_dir, tmp_path):
     assert result.exit_code != 0
     assert "--class-weight must be none or balanced; got 'heavy'." in " ".join(result.output.split())
     assert not (tmp_path / "r").exists()
+
+
+def test_uneven_training_classes_are_noted_with_what_to_do(tmp_path, synthetic_dir):
+    splits = load_data(uneven(tmp_path / "skewed"))
+    note = next(n for n in splits.notes if "classes are uneven" in n)
+    assert "('positive' has 10 training texts, 'negative' 100)" in note
+    assert "--class-weight balanced" in note and "balanced accuracy" in note
+    assert not any("uneven" in n for n in load_data(synthetic_dir).notes)

@@ -94,6 +94,20 @@ def setting(
 
 # How each class weighs in the loss (see loralab.methods.base.sample_weights).
 CLASS_WEIGHTS = ("none", "balanced")
+# Classes are uneven when the rarest has fewer than this share of the texts of the most common
+# (e.g. 43 against 108: 0.40): the data notes say so, and compare judges by balanced accuracy.
+UNEVEN_CLASSES = 0.5
+
+
+def uneven(class_texts: dict[str, int] | None) -> bool:
+    """Whether texts per class ``class_texts`` are uneven (see :data:`UNEVEN_CLASSES`).
+
+    >>> uneven({"a": 50, "b": 50}), uneven({"a": 90, "b": 10}), uneven({"a": 100, "b": 50})
+    (False, True, False)
+    """
+    counts = [n for n in (class_texts or {}).values() if n > 0]
+    return len(counts) >= 2 and min(counts) < UNEVEN_CLASSES * max(counts)
+
 
 # How frozen features become one vector per text; auto reads the model's sentence-transformers config.
 POOLINGS = ("auto", "cls", "mean", "max")

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from loralab.config import uneven
 from loralab.data.demo import DEMO_DESCRIPTION, read_demo
 from loralab.data.readers import FORMATS, blank_cells, read_table
 from loralab.errors import DataError
@@ -437,6 +438,15 @@ def load_data(
         missing = sorted(set(labels) - set(parts["train"].labels))
         if missing:
             raise DataError(f"--subset {subset} leaves no training rows for {', '.join(missing)}.")
+    per_class = parts["train"].label_counts()
+    if uneven(per_class):
+        rare, common = min(per_class, key=per_class.__getitem__), max(per_class, key=per_class.__getitem__)
+        notes.append(
+            f"{where['train']}: the classes are uneven ({rare!r} has {per_class[rare]:,} training "
+            f"texts, {common!r} {per_class[common]:,}): a model can score well by favouring the "
+            "common classes; compare judges such data by balanced accuracy, and --class-weight "
+            "balanced weighs the rare classes up in training."
+        )
     notes.extend(overlap_notes(parts, where))
     return DataSplits(
         train=parts["train"],

@@ -39,9 +39,9 @@ the noise favoured:
 
 Test figures are reported elsewhere and never enter.
 
-When validation's classes are uneven — the rarest has fewer than :data:`IMBALANCE` (half) as many
-texts as the most common — the rule reads **balanced accuracy** instead of accuracy: the mean over
-classes of the share of each class's texts classified right (scikit-learn's
+When validation's classes are uneven — the rarest has fewer than half as many texts as the most
+common (:data:`loralab.config.UNEVEN_CLASSES`) — the rule reads **balanced accuracy** instead of
+accuracy: the mean over classes of the share of each class's texts classified right (scikit-learn's
 ``balanced_accuracy_score``; Brodersen et al. 2010, *The balanced accuracy and its posterior
 distribution*). Accuracy there rewards a method for favouring the common classes — on 95/5 data
 always answering the common class scores 0.95 — while in balanced accuracy a rare class counts as
@@ -68,6 +68,8 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
+from loralab.config import uneven
+
 # Said under a table whose validation column shows cross-fitted figures, marked with it.
 CROSSFIT_MARK = "†"
 CROSSFIT_NOTE = (
@@ -83,9 +85,6 @@ TOLERANCE = 0.01
 # Training texts per class (in the largest class) up to which the data are few-shot: the range
 # SetFit was evaluated on.
 FEW_SHOT_PER_CLASS = 64
-# Validation's classes are uneven, and balanced accuracy judges, when the rarest class has fewer
-# than this share of the texts of the most common one (e.g. 43 against 108: 0.40).
-IMBALANCE = 0.5
 # One standard error from which the plain sentence says the verdict is uncertain (3 points: a
 # validation split of about 180 texts at 0.8 accuracy).
 NOISY = 0.03
@@ -100,10 +99,7 @@ def judged_by(class_texts: dict[str, int] | None) -> str:
     >>> judged_by({"a": 50, "b": 50}), judged_by({"a": 90, "b": 10})
     ('accuracy', 'balanced accuracy')
     """
-    counts = [n for n in (class_texts or {}).values() if n > 0]
-    if len(counts) < 2 or min(counts) >= IMBALANCE * max(counts):
-        return ACCURACY
-    return BALANCED_ACCURACY
+    return BALANCED_ACCURACY if uneven(class_texts) else ACCURACY
 
 
 def balanced_texts(class_texts: dict[str, int]) -> int:
