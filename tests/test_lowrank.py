@@ -180,3 +180,16 @@ def test_options_that_do_not_fit_the_runs_are_refused(tiny_bert, synthetic_dir, 
     message = " ".join(result.output.split())
     assert f"--head-run {lora.folder}: is a 'lora' run; the reference line is a head-tuned run" in message
     assert not (lora.folder / "lowrank.json").exists()
+
+
+def test_a_study_on_the_runs_own_file_scores_the_split_training_carved(tiny_bert, tmp_path):
+    # Scoring the whole file would mix the texts the model learned from into the study's figures.
+    from tests.conftest import synthetic_frame
+
+    data = tmp_path / "all.csv"
+    synthetic_frame(200, 5).to_csv(data, index=False)
+    config = TrainConfig(method="full", model=str(tiny_bert), epochs=1, batch_size=16)
+    run = train_run(str(data), config, tmp_path / "full", progress=False)
+    study = lowrank_study(run.folder, str(data))
+    assert any("is the file this run was trained on" in note for note in study["notes"])
+    assert "carved from train" in study["data"]

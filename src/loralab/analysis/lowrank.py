@@ -21,7 +21,6 @@ import torch
 from torch import nn
 
 from loralab.analysis.delta import update_diagnostics
-from loralab.data import load_labelled_file
 from loralab.data.dataset import stratified_subset
 from loralab.errors import LoralabError, RunError
 from loralab.evaluation.evaluate import evaluate_classifier
@@ -30,7 +29,7 @@ from loralab.methods.merge import merge_adapters
 from loralab.methods.neural import TransformerClassifier
 from loralab.models.loading import load_classifier
 from loralab.models.surgery import extract, replace
-from loralab.runs.evaluate import check_labels
+from loralab.runs.evaluate import check_labels, split_for_run
 from loralab.runs.train import load_run
 
 
@@ -147,7 +146,7 @@ def lowrank_study(
     if against is not None:
         check_same_base(run_dir, against)
     classifier, tuned_layers, base_layers, updates = _updates(run_dir, targets)
-    part, where, _ = load_labelled_file(data, split, text_col, label_col)
+    part, where, notes = split_for_run(run_dir, data, split, text_col, label_col)
     check_labels(part, classifier.labels, where)
     if subset is not None:
         part = stratified_subset(part, subset, seed=42)
@@ -157,7 +156,7 @@ def lowrank_study(
 
     rank = classifier.config.lora_rank
     reference = None
-    study: dict = {"run": str(run_dir), "method": classifier.method, "data": where}
+    study: dict = {"run": str(run_dir), "method": classifier.method, "data": where, "notes": notes}
     if against is not None:
         other, _, _, reference = _updates(against, list(tuned_layers), targets_from_user=False)
         study["against"] = {"run": str(against), "method": other.method, "accuracy": accuracy(other)}

@@ -74,6 +74,8 @@ def register(app: typer.Typer) -> None:
                 head_run, data, split=split, text_col=text_col, label_col=label_col, subset=subset
             )["trained"]["accuracy"]
             study["lowest_rank_beating_head"] = lowest_rank_above(study, study["head_accuracy"])
+        for note in study.get("notes") or []:
+            console.print(f"[yellow]note:[/] {note}")
         for line in summary_lines(study):
             console.print(line)
         write_json(run / "lowrank.json", study)

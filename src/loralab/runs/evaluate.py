@@ -45,6 +45,21 @@ def check_labels(part: LabelledTexts, known: list[str], where: str) -> None:
         )
 
 
+def split_for_run(
+    run: str | Path,
+    data: str,
+    split: str,
+    text_col: str,
+    label_col: str,
+    label_map: dict[str, str] | None = None,
+) -> tuple[LabelledTexts, str, list[str]]:
+    """The rows of ``split`` of DATA to score ``run`` on, where they come from, and notes: as
+    training carved them when DATA is the run's own training file (:func:`split_as_trained`),
+    else the split as :func:`load_labelled_file` reads it."""
+    carved = split_as_trained(run, data, split, text_col, label_col, label_map)
+    return carved if carved is not None else load_labelled_file(data, split, text_col, label_col)
+
+
 def split_as_trained(
     run: str | Path,
     data: str,
@@ -125,11 +140,7 @@ def evaluate_run(
     say(f"Loading {run} …")
     begin = time.perf_counter()
     classifier = load_run(run)
-    carved = split_as_trained(run, data, split, text_col, label_col, label_map)
-    if carved is not None:
-        part, where, notes = carved
-    else:
-        part, where, notes = load_labelled_file(data, split, text_col, label_col)
+    part, where, notes = split_for_run(run, data, split, text_col, label_col, label_map)
     part = relabel(part, label_map or {}, where)
     check_labels(part, classifier.labels, where)
     if subset is not None and len(part) > subset:  # the CLI has checked subset ≥ 1
