@@ -106,3 +106,20 @@ def test_uneven_training_classes_are_noted_with_what_to_do(tmp_path, synthetic_d
     assert "('positive' has 10 training texts, 'negative' 100)" in note
     assert "--class-weight balanced" in note and "balanced accuracy" in note
     assert not any("uneven" in n for n in load_data(synthetic_dir).notes)
+
+
+def test_metrics_tables_show_balanced_accuracy_only_on_uneven_classes():
+    from rich.console import Console
+
+    from loralab.cli.common import metrics_table
+    from loralab.evaluation.metrics import classification_metrics
+
+    def shown(true, predicted):
+        metrics = classification_metrics(true, predicted, ["a", "b"]).to_dict()
+        console = Console(width=200, record=True)
+        console.print(metrics_table({"test": metrics}))
+        return console.export_text()
+
+    skewed = shown(["a"] * 9 + ["b"], ["a"] * 10)  # always the common class: 0.9, balanced 0.5
+    assert "balanced accuracy" in skewed and "0.5000" in skewed and "0.9000" in skewed
+    assert "balanced accuracy" not in shown(["a", "b"] * 5, ["a"] * 10)

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from loralab.config import uneven
 from loralab.errors import (
     LoralabError,
     Terminated,
@@ -29,6 +30,7 @@ from loralab.errors import (
     log_internal_error,
 )
 from loralab.reports.page import fmt  # the console and the report print numbers alike
+from loralab.runs.recommend import balanced_accuracy
 
 # Outside a terminal Rich assumes 80 columns, too narrow for the comparison table; logs and
 # pipes take long lines, so tables there get the width they need (up to 200 columns).
@@ -179,6 +181,11 @@ def metrics_table(metrics_by_name: dict[str, dict], title: str | None = None) ->
     ]
     if first.get("positive_label"):  # otherwise the F1 row above is already the macro average
         rows.insert(4, ["macro-F1"] + [m["macro_f1"] for m in metrics_by_name.values()])
+    # On uneven classes accuracy flatters leaning to the common ones: show what compare judges by.
+    measured = metrics_by_name.values()
+    if any(uneven({k: c["support"] for k, c in (m.get("per_class") or {}).items()}) for m in measured):
+        balanced = [balanced_accuracy(m) for m in metrics_by_name.values()]
+        rows.insert(1, ["balanced accuracy"] + ["–" if b is None else b for b in balanced])
     return table(title, ["metric", *names], rows)
 
 
