@@ -307,3 +307,86 @@ def test_train_refuses_a_score_column_before_writing_a_run(tmp_path):
     assert "column 'score' looks like a continuous score (97 distinct values among 100 texts" in message
     assert "(the other columns are label)" in message
     assert not (tmp_path / "r").exists()
+
+
+@pytest.fixture(scope="module")
+def tweet_run(tmp_path_factory):
+    """A TF-IDF run trained on the columns tweet and sentiment (fast: no transformer)."""
+    root = tmp_path_factory.mktemp("tweets")
+    frame = synthetic_frame(120, 4).rename(columns={"text": "tweet", "label": "sentiment"})
+    frame.to_csv(root / "tweets.csv", index=False)
+    out = root / "run"
+    columns = ("--text-col", "tweet", "--label-col", "sentiment")
+    result = invoke("train", root / "tweets.csv", "--method", "tfidf-logreg", *columns, "--output-dir", out)
+    assert result.exit_code == 0, result.output
+    return out, frame
+
+
+@pytest.fixture
+def no_loading(monkeypatch):
+    """Fail any test that loads a model; the calls are recorded."""
+    import loralab.runs.evaluate
+    import loralab.runs.predict
+
+    calls = []
+
+    def refuse(*args, **kwargs):
+        calls.append(args)
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(loralab.runs.predict, "load_for_prediction", refuse)
+    monkeypatch.setattr(loralab.runs.evaluate, "load_run", refuse)
+    return calls
+
+
+@pytest.mark.parametrize("output", [True, False], ids=["to a file", "to stdout"])
+def test_predict_refuses_a_missing_column_before_loading_the_model(tweet_run, tmp_path, no_loading, output):
+    out, frame = tweet_run
+    source = tmp_path / "in.csv"
+    frame.rename(columns={"tweet": "body"}).to_csv(source, index=False)
+    target = tmp_path / "scored.csv"
+    result = invoke("predict", out, "--input", source, *(["--output", target] if output else []))
+    expected = f"{source}: no text column 'text'; the columns are body, sentiment (choose one with"
+    assert expected in _error(result)
+    assert "Loading" not in result.output and no_loading == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+    misspelt = _error(invoke("predict", out, "--input", source, "--text-col", "bdoy", "--output", target))
+    assert "no text column 'bdoy'; the columns are body, sentiment" in misspelt and no_loading == []
+
+
+def test_predict_refuses_an_output_it_cannot_write_before_loading_the_model(tweet_run, tmp_path, no_loading):
+    out, frame = tweet_run
+    source = tmp_path / "in.csv"
+    frame.to_csv(source, index=False)
+    taken = tmp_path / "taken.csv"
+    taken.write_text("keep me\n")
+    assert f"{taken}: already exists; choose another --output or pass --overwrite." in _error(
+        invoke("predict", out, "--input", source, "--output", taken)
+    )
+    assert taken.read_text() == "keep me\n"
+    under_a_file = taken / "scores" / "out.csv"
+    assert f"{under_a_file}: a part of the path is a file, not a folder." in _error(
+        invoke("predict", out, "--input", source, "--output", under_a_file)
+    )
+    assert "unsupported file type" in _error(
+        invoke("predict", out, "--input", source, "--output", tmp_path / "o.xlsx")
+    )
+    assert no_loading == []
+
+
+def test_evaluate_checks_its_data_and_output_before_loading_the_model(tweet_run, tmp_path, no_loading):
+    out, frame = tweet_run
+    source = tmp_path / "other.csv"
+    frame.to_csv(source, index=False)
+    assert f"{source}: no label column 'stars'; the columns are tweet, sentiment" in _error(
+        invoke("evaluate", out, source, "--text-col", "tweet", "--label-col", "stars")
+    )
+    frame.assign(sentiment=frame["sentiment"].str.upper()).to_csv(source, index=False)
+    columns = ("--text-col", "tweet", "--label-col", "sentiment")
+    assert "were never seen by this model" in _error(invoke("evaluate", out, source, *columns))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert f"{blocker / 'm.json'}: a part of the path is a file, not a folder." in _error(
+        invoke("evaluate", out, source, "--output", blocker / "m.json")
+    )
+    assert no_loading == []

@@ -167,11 +167,16 @@ def register(app: typer.Typer) -> None:
         # deferred: loralab.runs.evaluate imports torch, transformers and the training loop (~3.5 s)
         from loralab.data.label_map import parse_label_map
         from loralab.runs.evaluate import evaluate_run
+        from loralab.runs.files import check_writable
 
         if output is not None and output.suffix.lower() != ".json":
             raise LoralabError(f"--output {output}: the metrics are written as JSON; name the file *.json.")
+        if output is not None and output.is_dir():
+            raise LoralabError(f"{output}: is a folder; name the file to write the metrics to.")
         if output is not None and output.exists() and not overwrite:
             raise LoralabError(f"{output}: already exists; choose another --output or pass --overwrite.")
+        if output is not None:
+            check_writable(output)
         use_threads(threads)
         job = JobConfig(**data_settings)
         results = evaluate_run(
@@ -248,8 +253,8 @@ def register(app: typer.Typer) -> None:
         import time
 
         # deferred: loralab.runs.predict imports pandas and scikit-learn (~1 s)
-        from loralab.data.readers import check_texts, is_blank
-        from loralab.runs.predict import load_for_prediction, predict_file
+        from loralab.data.readers import check_texts, is_blank, table_columns
+        from loralab.runs.predict import check_output, load_for_prediction, no_text_column, predict_file
 
         if output_file and not input_file:
             raise LoralabError("--output goes with --input FILE.")
@@ -283,6 +288,14 @@ def register(app: typer.Typer) -> None:
                 )
         elif texts:
             check_texts(texts, "the command line")
+        if input_file:
+            # Before the model loads (seconds): a misspelt column or an output that cannot be
+            # written is told at once.
+            if output_file:
+                check_output(input_file, output_file, chunk_size, overwrite)
+            columns = table_columns(input_file, chunk_size)
+            if text_col not in columns:
+                raise no_text_column(input_file, text_col, columns)
         # Loading imports torch and reads the model: seconds of silence without this line.
         # It goes to stderr, so that stdout holds only results.
         err_console.print(f"Loading {run} …", markup=False, highlight=False)

@@ -9,7 +9,7 @@ import io
 import lzma
 import re
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -205,6 +205,21 @@ def written_header(path: str | Path) -> list[str] | None:
     return _header_names(path, sep) if sep is not None else None
 
 
+def table_columns(path: str | Path, chunk_size: int = 1000) -> list[str]:
+    """The column names of a table as reading it in chunks of ``chunk_size`` rows finds them in
+    its first chunk (a CSV/TSV file's as written), with the errors reading it would raise; only
+    that chunk is read, except from a plain JSON array."""
+    chunks = iter_table_chunks(path, chunk_size)
+    try:
+        first = next(chunks)
+    finally:
+        chunks.close()
+    header = written_header(path)
+    if header is not None and len(header) == len(first.columns):
+        return header
+    return [str(name) for name in first.columns]
+
+
 def _separator(path: Path, fmt: str) -> str | None:
     """The field separator of a CSV/TSV file (``None`` for other formats)."""
     return _csv_separator(path) if fmt == "csv" else "\t" if fmt == "tsv" else None
@@ -347,7 +362,7 @@ def not_utf8(path: Path) -> DataError:
     return DataError(f"{path}: not valid UTF-8; re-save the file as UTF-8 (in Excel: Save As → 'CSV UTF-8').")
 
 
-def iter_table_chunks(path: str | Path, chunk_size: int) -> Iterator[pd.DataFrame]:
+def iter_table_chunks(path: str | Path, chunk_size: int) -> Generator[pd.DataFrame, None, None]:
     """Yield a table in chunks of ``chunk_size`` rows, with constant memory for CSV/TSV/JSONL.
 
     Every line of a CSV/TSV file is a row, a blank or whitespace-only one included, so the

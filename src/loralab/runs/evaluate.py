@@ -17,6 +17,7 @@ from loralab.evaluation.evaluate import evaluate_classifier
 from loralab.methods import Classifier, untrained_method
 from loralab.methods.neural import TransformerClassifier
 from loralab.runs.folder import RunFolder
+from loralab.runs.load import completed_run
 from loralab.runs.train import load_run
 
 
@@ -133,15 +134,20 @@ def evaluate_run(
     that many texts), and of the untrained model too with ``before``.
 
     ``label_map`` renames the data's labels first; ``log`` receives a line per stage, so a
-    caller can show progress also when the output is not a terminal."""
+    caller can show progress also when the output is not a terminal. The data is read and
+    checked before the model is loaded."""
     say = log or (lambda line: None)
     if split not in SPLIT_NAMES:
         raise DataError(f"Unknown split '{split}'; use one of {', '.join(SPLIT_NAMES)}.")
-    say(f"Loading {run} …")
     begin = time.perf_counter()
-    classifier = load_run(run)
+    manifest = completed_run(run).read_manifest()
     part, where, notes = split_for_run(run, data, split, text_col, label_col, label_map)
     part = relabel(part, label_map or {}, where)
+    recorded_labels = (manifest.get("data") or {}).get("labels")
+    if isinstance(recorded_labels, list) and recorded_labels:
+        check_labels(part, [str(label) for label in recorded_labels], where)
+    say(f"Loading {run} …")
+    classifier = load_run(run)
     check_labels(part, classifier.labels, where)
     if subset is not None and len(part) > subset:  # the CLI has checked subset ≥ 1
         part = stratified_subset(part, subset, seed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import hashlib
 import json
 import os
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from loralab.errors import RunError
+from loralab.errors import LoralabError, RunError, known_failure
 
 
 def _umask() -> int:
@@ -57,6 +58,24 @@ def atomic_write(path: Path, mode: str = "w", **open_kwargs: Any) -> Iterator[IO
             # write() on a full disk names no file; the sentence the user sees should.
             raise OSError(err.errno, err.strerror, str(path)) from err
         raise
+
+
+def check_writable(path: Path) -> None:
+    """Refuse a file to be written at ``path`` (its missing folders made first) where the nearest
+    existing folder above it is a file, is read-only or cannot be written, in the sentence the
+    failed writing would give."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    code = None
+    if not folder.is_dir():
+        code, folder = errno.ENOTDIR, path
+    elif hasattr(os, "statvfs") and os.statvfs(folder).f_flag & os.ST_RDONLY:  # not on Windows
+        code = errno.EROFS
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        code = errno.EACCES
+    if code is not None:
+        raise LoralabError(known_failure(OSError(code, os.strerror(code), str(folder))))
 
 
 def write_json(path: Path, data: Any) -> None:

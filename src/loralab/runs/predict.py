@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from loralab.data.readers import blank_cells, csv_style, iter_table_chunks, tabl
 from loralab.errors import DataError, LoralabError
 from loralab.evaluation.evaluate import predictions_frame
 from loralab.methods import Classifier
-from loralab.runs.files import atomic_write, model_fingerprint, read_json_file, write_json
+from loralab.runs.files import atomic_write, check_writable, model_fingerprint, read_json_file, write_json
 from loralab.runs.load import load_run
 from loralab.runs.locks import ExclusiveLock
 
@@ -142,6 +143,35 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def check_output(input_path: Path, output_path: Path, chunk_size: int = 4096, overwrite: bool = False) -> str:
+    """Refuse a scoring job whose output cannot be written, before any model is loaded; return
+    the output's format."""
+    out_fmt = table_format(output_path, writing=True)
+    if out_fmt == "json":
+        raise DataError(
+            f"{output_path}: write .jsonl rather than a single JSON array, so files of any size stream."
+        )
+    if chunk_size < 1:
+        raise DataError(f"--chunk-size must be ≥ 1, got {chunk_size}.")
+    if not input_path.exists():
+        raise DataError(f"{input_path}: no such file.")
+    if _same_file(input_path, output_path):
+        raise DataError(f"{output_path}: is the input file; write the scores to another file.")
+    if output_path.is_dir():
+        raise DataError(f"{output_path}: is a folder; name the file to write the scores to.")
+    if output_path.exists() and not overwrite:
+        raise DataError(f"{output_path}: already exists; choose another --output or pass --overwrite.")
+    check_writable(output_path)
+    return out_fmt
+
+
+def no_text_column(input_path: str | Path, text_col: str, columns: Iterable[object]) -> DataError:
+    return DataError(
+        f"{input_path}: no text column '{text_col}'; the columns are "
+        f"{', '.join(map(str, columns))} (choose one with --text-col)."
+    )
+
+
 def predict_file(
     classifier: Classifier,
     input_path: Path,
@@ -157,19 +187,7 @@ def predict_file(
     ``input_path``. ``resume`` continues an interrupted job (of the same ``run``, when given);
     an existing output is replaced only with ``overwrite``, and never when it is the input."""
     input_path, output_path = Path(input_path), Path(output_path)
-    out_fmt = table_format(output_path, writing=True)
-    if out_fmt == "json":
-        raise DataError(
-            f"{output_path}: write .jsonl rather than a single JSON array, so files of any size stream."
-        )
-    if chunk_size < 1:
-        raise DataError(f"--chunk-size must be ≥ 1, got {chunk_size}.")
-    if not input_path.exists():
-        raise DataError(f"{input_path}: no such file.")
-    if _same_file(input_path, output_path):
-        raise DataError(f"{output_path}: is the input file; write the scores to another file.")
-    if output_path.exists() and not overwrite:
-        raise DataError(f"{output_path}: already exists; choose another --output or pass --overwrite.")
+    out_fmt = check_output(input_path, output_path, chunk_size, overwrite)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     lock = ExclusiveLock(output_path)
     if not lock.acquire():
@@ -243,10 +261,7 @@ def _score_chunks(classifier, input_path, parts_dir, suffix, out_fmt, text_col, 
         part = parts_dir / f"{index:06d}{suffix}"
         parts.append(part)
         if text_col not in chunk.columns:
-            raise DataError(
-                f"{input_path}: no text column '{text_col}'; the columns are "
-                f"{', '.join(map(str, chunk.columns))} (choose one with --text-col)."
-            )
+            raise no_text_column(input_path, text_col, chunk.columns)
         chunk = chunk.reset_index(drop=True)
         column = chunk[text_col]
         has_text = ~blank_cells(column)

@@ -12,9 +12,9 @@ from typing import TextIO
 import pandas as pd
 
 from loralab.data.readers import iter_table_chunks
-from loralab.errors import DataError
 from loralab.evaluation.evaluate import predictions_frame
 from loralab.methods import Classifier
+from loralab.runs.predict import no_text_column
 
 
 def score_to_stream(
@@ -30,10 +30,7 @@ def score_to_stream(
     rows = 0
     for index, chunk in enumerate(iter_table_chunks(input_path, chunk_size)):
         if text_col not in chunk.columns:
-            raise DataError(
-                f"{input_path}: no text column '{text_col}'; the columns are "
-                f"{', '.join(map(str, chunk.columns))} (choose one with --text-col)."
-            )
+            raise no_text_column(input_path, text_col, chunk.columns)
         texts = chunk[text_col].fillna("").astype(str).tolist()
         probs = classifier.predict_proba(texts, batch_size)
         scored = predictions_frame(texts, probs, classifier.labels).drop(columns=["text"])
