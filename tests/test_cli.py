@@ -390,3 +390,40 @@ def test_evaluate_checks_its_data_and_output_before_loading_the_model(tweet_run,
         invoke("evaluate", out, source, "--output", blocker / "m.json")
     )
     assert no_loading == []
+
+
+def test_a_run_trained_on_other_columns_reads_them_by_default(tweet_run, tmp_path):
+    from loralab.runs.train import load_run
+
+    out, frame = tweet_run
+    source = tmp_path / "in.csv"
+    frame[["tweet"]].assign(id=range(len(frame))).to_csv(source, index=False)
+    target = tmp_path / "scored.csv"
+    result = invoke("predict", out, "--input", source, "--output", target)
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "Texts read from column 'tweet', the run's text column (--text-col chooses another)." in said
+    scored = pd.read_csv(target)
+    assert scored["predicted"].tolist() == load_run(out).predict(frame["tweet"].tolist())
+    streamed = invoke("predict", out, "--input", source)
+    assert streamed.exit_code == 0 and "the run's text column" in streamed.output
+    # A file without the run's column is read from the usual one, without a note.
+    frame.rename(columns={"tweet": "text"}).to_csv(source, index=False)
+    result = invoke("predict", out, "--input", source, "--output", target, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert "the run's text column" not in result.output
+    evaluated = invoke("evaluate", out, source, "--label-col", "sentiment")
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "Texts read from" not in evaluated.output
+
+
+def test_evaluate_reads_the_runs_columns_by_default(tweet_run, tmp_path):
+    out, frame = tweet_run
+    source = tmp_path / "other.csv"
+    frame.to_csv(source, index=False)
+    result = invoke("evaluate", out, source, "--output", tmp_path / "m.json")
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "Texts read from column 'tweet', the run's text column" in said
+    assert "Labels read from column 'sentiment', the run's label column" in said
+    assert json.loads((tmp_path / "m.json").read_text())["trained"]["n"] == len(frame)

@@ -105,9 +105,20 @@ def setting_option(name: str) -> Any:
     return option(TrainConfig, name, layered=False).default
 
 
-def data_option(name: str) -> Any:
-    """One data option, as the default of a parameter a command declares itself."""
-    return option(JobConfig, name, layered=False, panel=DATA_PANEL).default
+def run_data_option(name: str) -> Any:
+    """A column option (``text_col``, ``label_col``) of a command that reads data for a trained
+    run: not given, the run's own column is read where the data has it, else the field's default."""
+    item = _field(JobConfig, name)
+    role = name.removesuffix("_col")
+    default = f"the run's {role} column where the data has it, else {item.default}"
+    flag = "--" + name.replace("_", "-")
+    return typer.Option(
+        None,
+        flag,
+        help=f"{item.metadata['help']} (default: {default})",
+        show_default=False,
+        rich_help_panel=DATA_PANEL,
+    )
 
 
 DATA_OPTIONS = ("text_col", "label_col", "subset")

@@ -26,9 +26,9 @@ from loralab.cli.common import (
 from loralab.cli.options import (
     CONFIG_OPTIONS,
     DATA_OPTIONS,
-    data_option,
     data_options,
     layered_job,
+    run_data_option,
     training_options,
     with_options,
 )
@@ -161,6 +161,8 @@ def register(app: typer.Typer) -> None:
         label_map: str | None = typer.Option(
             None, "--label-map", help="Rename the data's labels first: OLD=NEW,… (e.g. positive=fresh)."
         ),
+        text_col: str | None = run_data_option("text_col"),
+        label_col: str | None = run_data_option("label_col"),
         **data_settings: Any,
     ) -> None:
         """Evaluate a trained run on any data with the same label set."""
@@ -183,8 +185,8 @@ def register(app: typer.Typer) -> None:
             run,
             data,
             split=split,
-            text_col=job.text_col,
-            label_col=job.label_col,
+            text_col=text_col,
+            label_col=label_col,
             subset=job.subset,
             before=before,
             label_map=parse_label_map(label_map),
@@ -245,7 +247,7 @@ def register(app: typer.Typer) -> None:
             help="fp32 (the run's own numbers), bf16 or fp16 autocast, or auto (bf16 where measured faster).",
         ),
         threads: int | None = typer.Option(None, "--threads", help=THREADS_HELP),
-        text_col: str = data_option("text_col"),
+        text_col: str | None = run_data_option("text_col"),
     ) -> None:
         """Classify texts given on the command line, or a whole file in chunks."""
         # could be at module level: the standard library's sys and time cost nothing
@@ -254,6 +256,7 @@ def register(app: typer.Typer) -> None:
 
         # deferred: loralab.runs.predict imports pandas and scikit-learn (~1 s)
         from loralab.data.readers import check_texts, is_blank, table_columns
+        from loralab.runs.load import run_column
         from loralab.runs.predict import check_output, load_for_prediction, no_text_column, predict_file
 
         if output_file and not input_file:
@@ -288,14 +291,18 @@ def register(app: typer.Typer) -> None:
                 )
         elif texts:
             check_texts(texts, "the command line")
+        column = text_col or "text"
         if input_file:
             # Before the model loads (seconds): a misspelt column or an output that cannot be
             # written is told at once.
             if output_file:
                 check_output(input_file, output_file, chunk_size, overwrite)
             columns = table_columns(input_file, chunk_size)
-            if text_col not in columns:
-                raise no_text_column(input_file, text_col, columns)
+            column, note = run_column(run, "text", text_col, columns)
+            if column not in columns:
+                raise no_text_column(input_file, column, columns)
+            if note:
+                err_console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
         # Loading imports torch and reads the model: seconds of silence without this line.
         # It goes to stderr, so that stdout holds only results.
         err_console.print(f"Loading {run} …", markup=False, highlight=False)
@@ -308,7 +315,7 @@ def register(app: typer.Typer) -> None:
             # could join the imports above: loralab.runs.predict has loaded it
             from loralab.runs.score_stream import score_to_stream
 
-            streamed = score_to_stream(classifier, input_file, sys.stdout, text_col, chunk_size, batch_size)
+            streamed = score_to_stream(classifier, input_file, sys.stdout, column, chunk_size, batch_size)
             err_console.print(f"Scored {streamed:,} rows.", highlight=False)
             return
         if input_file:
@@ -317,7 +324,7 @@ def register(app: typer.Typer) -> None:
                 classifier,
                 input_file,
                 output_file,
-                text_col,
+                column,
                 chunk_size,
                 batch_size,
                 resume=resume,
@@ -330,7 +337,7 @@ def register(app: typer.Typer) -> None:
                 more = ", …" if scored.without_text > len(scored.without_text_rows) else ""
                 console.print(
                     f"[yellow]note:[/] {scored.without_text:,} row(s) have no text in column "
-                    f"'{text_col}' (rows {listed}{more}); their prediction columns are empty."
+                    f"'{column}' (rows {listed}{more}); their prediction columns are empty."
                 )
             return
         texts = texts or []

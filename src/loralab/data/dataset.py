@@ -20,7 +20,7 @@ from sklearn.model_selection import train_test_split
 
 from loralab.config import uneven
 from loralab.data.demo import DEMO_DESCRIPTION, read_demo
-from loralab.data.readers import FORMATS, blank_cells, read_table
+from loralab.data.readers import FORMATS, blank_cells, read_table, table_columns
 from loralab.errors import DataError
 
 SPLIT_NAMES = ("train", "validation", "test")
@@ -168,6 +168,21 @@ def read_frames(data: str | Path) -> tuple[dict[str, pd.DataFrame], dict[str, st
         files = _find_split_files(path)
         return {k: read_table(p) for k, p in files.items()}, {k: str(p) for k, p in files.items()}, str(path)
     return {"train": read_table(path)}, {"train": str(path)}, str(path)
+
+
+def data_columns(data: str | Path) -> list[str] | None:
+    """The columns every file of DATA has, read from their first rows (not whole); ``None`` for
+    ``hf:`` and ``demo``, and where a file cannot be read (reading DATA then says why)."""
+    spec = str(data)
+    path = Path(spec).expanduser()
+    if spec == "demo" or spec.startswith("hf:") or not path.exists():
+        return None
+    try:
+        files = list(_find_split_files(path).values()) if path.is_dir() else [path]
+        names = [table_columns(file) for file in files]
+    except DataError:
+        return None
+    return [name for name in names[0] if all(name in other for other in names[1:])]
 
 
 def _to_labelled(

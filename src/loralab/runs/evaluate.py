@@ -10,14 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from loralab.data import DataSplits, LabelledTexts, load_data, load_labelled_file
-from loralab.data.dataset import SPLIT_NAMES, stratified_subset
+from loralab.data.dataset import SPLIT_NAMES, data_columns, stratified_subset
 from loralab.data.label_map import relabel
 from loralab.errors import DataError
 from loralab.evaluation.evaluate import evaluate_classifier
 from loralab.methods import Classifier, untrained_method
 from loralab.methods.neural import TransformerClassifier
 from loralab.runs.folder import RunFolder
-from loralab.runs.load import completed_run
+from loralab.runs.load import completed_run, run_column
 from loralab.runs.train import load_run
 
 
@@ -122,8 +122,8 @@ def evaluate_run(
     data: str,
     *,
     split: str = "test",
-    text_col: str = "text",
-    label_col: str = "label",
+    text_col: str | None = None,
+    label_col: str | None = None,
     subset: int | None = None,
     seed: int = 42,
     before: bool = False,
@@ -133,15 +133,20 @@ def evaluate_run(
     """Metrics of the run on one split of DATA (``subset``: a stratified sample of at most
     that many texts), and of the untrained model too with ``before``.
 
-    ``label_map`` renames the data's labels first; ``log`` receives a line per stage, so a
-    caller can show progress also when the output is not a terminal. The data is read and
-    checked before the model is loaded."""
+    ``text_col`` and ``label_col`` default to the columns the run was trained on where DATA
+    has them, else to ``text`` and ``label``. ``label_map`` renames the data's labels first;
+    ``log`` receives a line per stage, so a caller can show progress also when the output is
+    not a terminal. The data is read and checked before the model is loaded."""
     say = log or (lambda line: None)
     if split not in SPLIT_NAMES:
         raise DataError(f"Unknown split '{split}'; use one of {', '.join(SPLIT_NAMES)}.")
     begin = time.perf_counter()
     manifest = completed_run(run).read_manifest()
+    columns = data_columns(data) if text_col is None or label_col is None else None
+    text_col, text_note = run_column(run, "text", text_col, columns)
+    label_col, label_note = run_column(run, "label", label_col, columns)
     part, where, notes = split_for_run(run, data, split, text_col, label_col, label_map)
+    notes = [note for note in (text_note, label_note) if note] + notes
     part = relabel(part, label_map or {}, where)
     recorded_labels = (manifest.get("data") or {}).get("labels")
     if isinstance(recorded_labels, list) and recorded_labels:

@@ -6,12 +6,48 @@ Accelerate: predicting with a TF-IDF run needs only scikit-learn.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Collection
 from functools import partial
 from pathlib import Path
 
+from loralab.config_files import JobConfig
 from loralab.errors import RunError
 from loralab.methods import Classifier, load_saved_classifier
-from loralab.runs.folder import RunFolder
+from loralab.runs.folder import MANIFEST, RunFolder
+
+
+def recorded_columns(run_dir: str | Path) -> dict[str, str]:
+    """The columns the run read its texts and labels from (``{"text": …, "label": …}``), as its
+    manifest records them; empty for a folder without a readable manifest (an ONNX export)."""
+    if not (Path(run_dir) / MANIFEST).is_file():
+        return {}
+    try:
+        columns = RunFolder(run_dir).read_manifest().get("columns")
+    except RunError:  # a damaged manifest: loading the run says so
+        return {}
+    if not isinstance(columns, dict):
+        return {}
+    return {k: v for k, v in columns.items() if k in ("text", "label") and isinstance(v, str)}
+
+
+def run_column(
+    run_dir: str | Path, role: str, given: str | None, columns: Collection[str] | None
+) -> tuple[str, str | None]:
+    """The ``role`` ("text" or "label") column to read data with: ``given``; else the one the
+    run was trained on, where the data has it (``columns``; ``None`` when they are not known);
+    else the usual default. With a note when the column is the run's rather than the default."""
+    default = {f.name: f.default for f in dataclasses.fields(JobConfig)}[f"{role}_col"]
+    if given is not None:
+        return given, None
+    recorded = recorded_columns(run_dir).get(role)
+    if recorded is None or recorded == default or columns is None or recorded not in columns:
+        return str(default), None
+    what = "Texts" if role == "text" else "Labels"
+    return (
+        recorded,
+        f"{what} read from column '{recorded}', the run's {role} column (--{role}-col chooses another).",
+    )
 
 
 def completed_run(run_dir: str | Path) -> RunFolder:
