@@ -164,3 +164,15 @@ def test_a_warning_every_trial_raises_is_said_once(tiny_bert, synthetic_dir, tmp
     assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())
     assert said.count("--max-length 128 is more than model") == 1, result.output
+
+
+def test_a_trial_records_the_columns_the_search_read(tmp_path):
+    from tests.conftest import synthetic_frame
+
+    data = tmp_path / "tweets.csv"
+    synthetic_frame(80, 5).rename(columns={"text": "tweet", "label": "sentiment"}).to_csv(data, index=False)
+    folder = tmp_path / "search"
+    run_search(str(data), parse_space(["tfidf_ngram_max=1,2"]), {"method": "tfidf-logreg"}, folder,
+               trials=1, subset=60, text_col="tweet", label_col="sentiment")  # fmt: skip
+    manifest = json.loads((folder / "trial-0000" / "manifest.json").read_text())
+    assert manifest["columns"] == {"text": "tweet", "label": "sentiment"} and manifest["subset"] == 60

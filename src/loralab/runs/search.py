@@ -158,7 +158,15 @@ def run_search(
 
         try:
             result = execute(
-                config, splits, run_dir, progress=False, on_epoch_hook=report, evaluate_splits=("validation",)
+                config,
+                splits,
+                run_dir,
+                text_col=text_col,  # recorded in the trial's manifest: predict reads the columns,
+                label_col=label_col,  # and its config.json reruns it with them and the subset
+                subset=subset,
+                progress=False,
+                on_epoch_hook=report,
+                evaluate_splits=("validation",),
             )
         except optuna.TrialPruned:
             manifest = json.loads((run_dir / "manifest.json").read_text())
